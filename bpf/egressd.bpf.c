@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * egressd.bpf.c: the hook entry points. Each is thin: it reads its context
+ * into an egd_target, calls egd_decide() and turns the verdict into the
+ * hook's return value.
+ *
+ * connect4/connect6 (TCP and connected UDP) and sendmsg4/sendmsg6
+ * (unconnected UDP): return 0 makes connect()/sendto() fail with EPERM.
+ * sock_create: only TCP and UDP inet sockets may be created.
+ * Reads egd_active, egd_config, the allow and deny tries; writes egd_stats and
+ * egd_events.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "decide.bpf.h"
+
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_RAW 3
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline __u8 egd_proto_bit(__u32 protocol)
+{
+	if (protocol == IPPROTO_TCP)
+		return EGD_PROTO_TCP;
+	if (protocol == IPPROTO_UDP)
+		return EGD_PROTO_UDP;
+	return 0;
+}
+
+static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, int v6)
+{
+	struct egd_target t = {};
+	struct egd_decision d = {};
+	__u32 given[4] = {};
+	__u32 gen = 0;
+
+	t.port = bpf_ntohs((__u16)ctx->user_port);
+	t.proto_bit = egd_proto_bit(ctx->protocol);
+	if (v6) {
+		given[0] = ctx->user_ip6[0];
+		given[1] = ctx->user_ip6[1];
+		given[2] = ctx->user_ip6[2];
+		given[3] = ctx->user_ip6[3];
+		t.is_v4 = egd_embedded_v4(given, &t.v4);
+		if (!t.is_v4) {
+			t.v6[0] = given[0];
+			t.v6[1] = given[1];
+			t.v6[2] = given[2];
+			t.v6[3] = given[3];
+		}
+	} else {
+		given[0] = ctx->user_ip4;
+		t.v4 = given[0];
+		t.is_v4 = 1;
+	}
+
+	const struct egd_config *cfg = egd_current_config(&gen);
+	if (!cfg) {
+		d.verdict = EGD_VERDICT_DENY;
+		d.reason = EGD_REASON_INTERNAL;
+	} else {
+		egd_decide(cfg, gen, &t, &d);
+	}
+	egd_count(d.verdict, d.reason);
+
+	if (d.verdict == EGD_VERDICT_DENY || (cfg && cfg->events_all)) {
+		struct egd_event *e = egd_event_reserve();
+		if (e) {
+			e->hook = hook;
+			e->family = v6 ? AF_INET6 : AF_INET;
+			e->protocol = ctx->protocol;
+			e->sock_type = ctx->type;
+			e->dport = t.port;
+			e->verdict = d.verdict;
+			e->reason = d.reason;
+			e->rule_id = d.rule_id;
+			e->category = d.category;
+			e->sock_cookie = bpf_get_socket_cookie(ctx);
+			__builtin_memcpy(e->daddr, given, v6 ? 16 : 4);
+			if (v6 && t.is_v4)
+				e->judged_addr4 = t.v4;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	return d.verdict == EGD_VERDICT_ALLOW ? 1 : 0;
+}
+
+SEC("cgroup/connect4")
+int egd_connect4(struct bpf_sock_addr *ctx)
+{
+	return egd_sock_addr(ctx, EGD_HOOK_CONNECT4, 0);
+}
+
+SEC("cgroup/connect6")
+int egd_connect6(struct bpf_sock_addr *ctx)
+{
+	return egd_sock_addr(ctx, EGD_HOOK_CONNECT6, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int egd_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return egd_sock_addr(ctx, EGD_HOOK_SENDMSG4, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int egd_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return egd_sock_addr(ctx, EGD_HOOK_SENDMSG6, 1);
+}
+
+/* Only inet sockets reach this hook (inet_create/inet6_create). Raw, ICMP
+ * ("ping"), MPTCP, UDP-Lite and SCTP sockets are refused: everything the
+ * connect/sendmsg verdicts do not understand. */
+SEC("cgroup/sock_create")
+int egd_sock_create(struct bpf_sock *sk)
+{
+	__u32 type = sk->type, protocol = sk->protocol;
+
+	if ((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
+	    (type == SOCK_DGRAM && protocol == IPPROTO_UDP))
+		return 1;
+
+	__u32 reason = type == SOCK_RAW ? EGD_REASON_RAW_SOCKET : EGD_REASON_PROTO;
+	egd_count(EGD_VERDICT_DENY, reason);
+	struct egd_event *e = egd_event_reserve();
+	if (e) {
+		e->hook = EGD_HOOK_SOCK_CREATE;
+		e->family = sk->family;
+		e->protocol = protocol;
+		e->sock_type = type;
+		e->verdict = EGD_VERDICT_DENY;
+		e->reason = reason;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}

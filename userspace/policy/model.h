@@ -1,0 +1,80 @@
+// model.h: the policy as an immutable value. toml_loader builds it, compiler
+// turns it into map entries; nothing else mutates it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace egressd::policy {
+
+enum class Action : uint8_t { Deny = 0, Allow = 1 };  // values match egd_action
+enum class EventsMode : uint8_t { Deny, All };
+
+// Where a value came from, for error messages and `explain`.
+struct SourcePos {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
+struct Cidr {
+  int family = 0;                    // AF_INET or AF_INET6
+  std::array<uint8_t, 16> addr{};    // network order; first 4 bytes for AF_INET
+  uint8_t prefix = 0;                // 0..32 or 0..128
+  std::string text;                  // as written
+};
+
+struct PortRange {
+  uint16_t lo = 0;
+  uint16_t hi = 0;
+};
+
+inline constexpr uint8_t kProtoTcp = 0x1;  // == EGD_PROTO_TCP
+inline constexpr uint8_t kProtoUdp = 0x2;  // == EGD_PROTO_UDP
+
+struct AllowCidr {
+  uint32_t id = 0;                   // 1-based position among [[allow_cidr]]
+  Cidr cidr;
+  std::vector<PortRange> ports;      // empty: all ports
+  uint8_t proto_mask = kProtoTcp | kProtoUdp;
+  SourcePos pos;
+};
+
+struct DenyCidr {
+  uint32_t id = 0;                   // 1-based position among [[deny_cidr]]
+  Cidr cidr;
+  SourcePos pos;
+};
+
+struct HostRule {
+  uint32_t id = 0;                   // 1-based position among [[allow]]
+  std::string host;                  // lower-case; "*.example.com" allowed
+  std::vector<PortRange> ports;      // empty: 80 and 443
+  std::vector<std::string> methods;  // plain HTTP only; empty: any
+  std::vector<std::string> paths;    // plain HTTP only; empty: any
+  SourcePos pos;
+};
+
+struct Network {
+  Action loopback = Action::Allow;
+  Action private_ = Action::Deny;    // RFC1918, CGNAT, ULA, site-local
+  Action link_local = Action::Deny;
+  Action multicast = Action::Deny;
+  Action broadcast = Action::Deny;
+  Action reserved = Action::Deny;
+};
+
+struct Policy {
+  uint32_t version = 1;
+  std::string source;                // file path (or a name for in-memory text)
+  uint64_t hash = 0;                 // FNV-1a 64 of the source bytes
+  EventsMode events = EventsMode::Deny;
+  Network network;
+  std::vector<AllowCidr> allow_cidrs;
+  std::vector<DenyCidr> deny_cidrs;
+  std::vector<HostRule> hosts;
+};
+
+}  // namespace egressd::policy
