@@ -159,7 +159,7 @@ struct egd_meta {
 /* ---- counters ------------------------------------------------------------ */
 /* egd_stats is a per-CPU array: slot verdict * EGD_REASON__COUNT + reason,
  * then the ring-drop counter. */
-#define EGD_STAT_RING_DROPS (EGD_VERDICT__COUNT * EGD_REASON__COUNT)
+#define EGD_STAT_RING_DROPS ((int)EGD_VERDICT__COUNT * (int)EGD_REASON__COUNT)
 #define EGD_STAT__COUNT (EGD_STAT_RING_DROPS + 1)
 
 /* ---- events ---------------------------------------------------------------- */

@@ -1,0 +1,36 @@
+// loader.h: load the enforcer, attach it to a cgroup through pinned
+// bpf_links, or adopt an existing attachment and swap in new programs and a
+// new policy without a moment of no enforcement.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "bpf/pins.h"
+#include "bpf/policy_maps.h"
+#include "common/result.h"
+#include "policy/model.h"
+
+namespace egressd {
+
+struct Attached {
+  PinLayout pins;
+  MapFds maps;
+  bool adopted = false;  // pins existed: programs and policy were swapped in place
+  InstallInfo install;
+  double load_ms = 0;    // open + verify + load of the programs
+};
+
+// cgroup_path must exist. Everything ends up pinned; the returned map fds let
+// the caller consume events.
+Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_id,
+                               const policy::Policy& policy);
+
+// Detaches every link (even ones other processes hold) and removes the pins.
+Status detach_cgroup(uint64_t cgroup_id);
+
+// Loads the programs without attaching them: a feature probe with a clear
+// error when the kernel lacks cgroup BPF.
+Status probe_kernel_support();
+
+}  // namespace egressd

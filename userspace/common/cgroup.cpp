@@ -1,0 +1,148 @@
+#include "common/cgroup.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace egressd {
+namespace {
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t end = s.find(sep, start);
+    if (end == std::string_view::npos) end = s.size();
+    out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape_mountinfo(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      int v = (s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0');
+      out.push_back(static_cast<char>(v));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::string read_file(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Result<std::string> cgroup2_mount_from(std::string_view mountinfo) {
+  for (std::string_view line : split(mountinfo, '\n')) {
+    // "36 25 0:30 / /sys/fs/cgroup rw,... shared:9 - cgroup2 cgroup2 rw"
+    size_t dash = line.find(" - ");
+    if (dash == std::string_view::npos) continue;
+    auto post = split(line.substr(dash + 3), ' ');
+    if (post.empty() || post[0] != "cgroup2") continue;
+    auto pre = split(line.substr(0, dash), ' ');
+    if (pre.size() < 5 || pre[3] != "/") continue;  // a bind mount of a subtree is not the root
+    return unescape_mountinfo(pre[4]);
+  }
+  return logic_error("cgroup2 is not mounted (no cgroup2 entry in /proc/self/mountinfo); "
+                     "egressd needs the unified cgroup hierarchy");
+}
+
+Result<std::string> cgroup2_mount() {
+  std::string info = read_file("/proc/self/mountinfo");
+  if (info.empty()) return sys_error("read /proc/self/mountinfo");
+  return cgroup2_mount_from(info);
+}
+
+Result<std::string> slice_path(std::string_view unit) {
+  constexpr std::string_view kSuffix = ".slice";
+  if (unit.size() <= kSuffix.size() || unit.substr(unit.size() - kSuffix.size()) != kSuffix)
+    return logic_error("not a slice name: " + std::string(unit));
+  std::string_view stem = unit.substr(0, unit.size() - kSuffix.size());
+  if (stem == "-") return std::string();
+  if (stem.front() == '-' || stem.back() == '-' || stem.find("--") != std::string_view::npos ||
+      stem.find('/') != std::string_view::npos)
+    return logic_error("invalid slice name: " + std::string(unit));
+  std::string path;
+  std::string prefix;
+  for (std::string_view part : split(stem, '-')) {
+    prefix += (prefix.empty() ? "" : "-") + std::string(part);
+    path += (path.empty() ? "" : "/") + prefix + std::string(kSuffix);
+  }
+  return path;
+}
+
+bool path_within(std::string_view inner, std::string_view outer) {
+  while (outer.size() > 1 && outer.back() == '/') outer.remove_suffix(1);
+  if (inner.substr(0, outer.size()) != outer) return false;
+  return inner.size() == outer.size() || inner[outer.size()] == '/' || outer == "/";
+}
+
+Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& root) {
+  if (arg.empty()) return logic_error("empty cgroup name");
+  std::string rel;
+  if (path_within(arg, root)) {
+    rel = std::string(arg.substr(root.size()));
+  } else if (arg.find('/') == std::string_view::npos && arg.size() > 6 &&
+             arg.substr(arg.size() - 6) == ".slice") {
+    auto p = slice_path(arg);
+    if (!p) return p.error();
+    rel = *p;
+  } else {
+    rel = std::string(arg);
+  }
+  std::string clean;
+  for (std::string_view part : split(rel, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return logic_error("cgroup path must not contain '..': " + std::string(arg));
+    clean += "/" + std::string(part);
+  }
+  if (clean.empty())
+    return logic_error("refusing to fence the root cgroup (it holds egressd itself and the whole system): " +
+                       std::string(arg));
+  return root + clean;
+}
+
+Status ensure_cgroup_dir(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return logic_error(path + ": not a directory");
+    return {};
+  }
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) EGD_TRY(ensure_cgroup_dir(path.substr(0, slash)));
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("create cgroup " + path);
+  return {};
+}
+
+Result<uint64_t> cgroup_id(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return sys_error("stat cgroup " + path);
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+Result<std::string> self_cgroup(const std::string& root) {
+  std::string text = read_file("/proc/self/cgroup");
+  for (std::string_view line : split(text, '\n')) {
+    if (line.substr(0, 3) == "0::") {
+      std::string_view p = line.substr(3);
+      return p == "/" ? root : root + std::string(p);
+    }
+  }
+  return logic_error("no cgroup2 entry in /proc/self/cgroup");
+}
+
+}  // namespace egressd

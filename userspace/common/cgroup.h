@@ -1,0 +1,41 @@
+// cgroup.h: finding cgroup2, naming cgroups the way users do, and their ids.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace egressd {
+
+// Mount point of the cgroup2 hierarchy, from the given mountinfo text
+// (the pure part) or from /proc/self/mountinfo.
+Result<std::string> cgroup2_mount_from(std::string_view mountinfo);
+Result<std::string> cgroup2_mount();
+
+// systemd slice name to its path below the cgroup2 root, by systemd's naming
+// rule: "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice", "-.slice" -> "".
+// Returns an error for names that are not valid slice names.
+Result<std::string> slice_path(std::string_view unit);
+
+// Resolves a user's --cgroup argument against the cgroup2 mount `root`:
+// an absolute path under root; a systemd slice name; or a path relative to
+// root (a leading '/' is allowed). Rejects "..", the root itself and paths
+// outside root. Pure.
+Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& root);
+
+// Creates the cgroup (and parents) if missing.
+Status ensure_cgroup_dir(const std::string& path);
+
+// The cgroup id the kernel reports (bpf_get_current_cgroup_id): the inode of
+// the cgroup2 directory.
+Result<uint64_t> cgroup_id(const std::string& path);
+
+// This process's cgroup2 path, absolute (root + /proc/self/cgroup "0::").
+Result<std::string> self_cgroup(const std::string& root);
+
+// True if `inner` is `outer` or below it.
+bool path_within(std::string_view inner, std::string_view outer);
+
+}  // namespace egressd

@@ -1,0 +1,44 @@
+// event.h: one enforcement decision, decoded from the ring buffer record
+// (egd_event) into a value the log, `tail` and JSON share.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "egressd_abi.h"
+
+namespace egressd {
+
+struct Event {
+  uint64_t unix_ns = 0;
+  uint64_t cgroup_id = 0;
+  uint64_t sock_cookie = 0;
+  uint32_t pid = 0;
+  uint32_t tgid = 0;
+  uint32_t uid = 0;
+  uint32_t rule_id = 0;
+  std::string comm;
+  int family = 0;
+  uint8_t protocol = 0;
+  uint8_t sock_type = 0;
+  uint8_t hook = 0;
+  uint8_t verdict = 0;
+  uint16_t reason = 0;
+  uint16_t dport = 0;
+  std::string daddr;                  // empty for sock_create
+  std::optional<std::string> judged;  // the IPv4 a v6 form was judged as
+};
+
+// Offset to add to CLOCK_BOOTTIME ns to get Unix time ns.
+int64_t boottime_to_unix_offset_ns();
+
+Event decode_event(const egd_event& raw, int64_t boot_to_unix_ns);
+
+std::string_view reason_name(unsigned reason);
+std::string_view hook_name(unsigned hook);
+std::string_view verdict_name(unsigned verdict);
+std::string proto_name(uint8_t protocol);
+
+}  // namespace egressd
