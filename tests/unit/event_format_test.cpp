@@ -1,0 +1,71 @@
+// Test the event renderings: decoding from the ring record, JSON escaping
+// of arbitrary comm bytes, and the human line.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "events/event.h"
+#include "events/format.h"
+
+namespace egressd {
+namespace {
+
+egd_event mapped_private_connect() {
+  egd_event raw{};
+  raw.boot_ns = 1'000'000'000;
+  raw.pid = 42;
+  raw.tgid = 41;
+  raw.uid = 1000;
+  std::strcpy(raw.comm, "cu\"rl\n");
+  raw.family = AF_INET6;
+  raw.hook = EGD_HOOK_CONNECT6;
+  raw.protocol = IPPROTO_TCP;
+  raw.dport = 80;
+  raw.verdict = EGD_VERDICT_DENY;
+  raw.reason = EGD_REASON_PRIVATE;
+  inet_pton(AF_INET6, "::ffff:10.0.0.5", raw.daddr);
+  inet_pton(AF_INET, "10.0.0.5", &raw.judged_addr4);
+  return raw;
+}
+
+TEST(EventFormat, JsonCarriesEveryFieldEscaped) {
+  Event e = decode_event(mapped_private_connect(), 1'700'000'000'000'000'000 - 1'000'000'000);
+  std::string j = to_json(e);
+  EXPECT_NE(j.find("\"time\":\"2023-11-14T22:13:20.000000Z\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"comm\":\"cu\\\"rl\\n\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"daddr\":\"::ffff:10.0.0.5\",\"dport\":80"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"judged\":\"10.0.0.5\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"verdict\":\"deny\",\"reason\":\"private\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"hook\":\"connect6\""), std::string::npos) << j;
+  EXPECT_EQ(j.find("\"rule\""), std::string::npos) << "no rule decided this";
+}
+
+TEST(EventFormat, TextLineNamesWhoWhatWhy) {
+  Event e = decode_event(mapped_private_connect(), 0);
+  std::string t = to_text(e);
+  EXPECT_NE(t.find("[41] deny tcp [::ffff:10.0.0.5]:80 (as 10.0.0.5) private via connect6 uid 1000"),
+            std::string::npos)
+      << t;
+}
+
+TEST(EventFormat, SockCreateHasNoDestination) {
+  egd_event raw{};
+  raw.hook = EGD_HOOK_SOCK_CREATE;
+  raw.family = AF_INET;
+  raw.protocol = IPPROTO_ICMP;
+  raw.reason = EGD_REASON_RAW_SOCKET;
+  raw.verdict = EGD_VERDICT_DENY;
+  std::string j = to_json(decode_event(raw, 0));
+  EXPECT_EQ(j.find("daddr"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"proto\":\"icmp\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"reason\":\"raw-socket\""), std::string::npos) << j;
+}
+
+TEST(EventFormat, EveryReasonHasAName) {
+  for (unsigned r = 0; r < EGD_REASON__COUNT; ++r) EXPECT_NE(reason_name(r), "unknown") << r;
+  EXPECT_EQ(reason_name(EGD_REASON__COUNT), "unknown");
+}
+
+}  // namespace
+}  // namespace egressd
