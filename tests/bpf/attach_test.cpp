@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -126,7 +127,9 @@ TEST_F(BpfAttach, VerdictsReachSockets) {
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET6, "64:ff9b::a00:5", 443); }), EPERM);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 22); }), EPERM);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 443); }), ENETUNREACH);
-  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET6, "2001:db8::10", 80); }), ENETUNREACH);
+  // v6 with no address configured: the kernel has no source address.
+  int v6 = in_fence(cg_.path(), [] { return connect_to(AF_INET6, "2001:db8::10", 80); });
+  EXPECT_TRUE(v6 == ENETUNREACH || v6 == EADDRNOTAVAIL) << strerror(v6);
   EXPECT_EQ(in_fence(cg_.path(), [] {
               int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
               return fd < 0 ? errno : 0;

@@ -1,0 +1,74 @@
+"""Allowed destinations connect and exchange bytes; real clients see the fence."""
+import unittest
+
+from e2e_case import ALLOW_PG_POLICY, DEFAULT_POLICY_ALL_EVENTS, FenceCase
+
+
+class WebAndDns(FenceCase):
+    POLICY = DEFAULT_POLICY_ALL_EVENTS
+
+    def test_https_v4_with_curl(self):
+        r = self.w.curl("--cacert", self.w.ca, "https://203.0.113.10/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("s_server", r.stdout)  # openssl -www status page
+        self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["daddr"] == "203.0.113.10"
+                               and e["dport"] == 443 and e["reason"] == "web-port", what="allow web-port event")
+
+    def test_https_v6_with_curl(self):
+        r = self.w.curl("-6", "--cacert", self.w.ca, "https://[2001:db8::10]/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("s_server", r.stdout)
+        self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["hook"] == "connect6"
+                               and e["dport"] == 443, what="allow connect6 event")
+
+    def test_http_v4_with_curl(self):
+        r = self.w.curl("http://203.0.113.10/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "hello from 203.0.113.10 80\n")
+
+    def test_dns_udp_sendto_echo(self):
+        r = self.assertProbeOk("sendto", "203.0.113.10", 53, "--send", "query-1")
+        self.assertEqual(r["received"], "query-1", r)
+        self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["tgid"] == r["pid"]
+                               and e["reason"] == "dns-port" and e["hook"] == "sendmsg4", what="dns-port event")
+
+    def test_dns_udp_v6_connected_echo(self):
+        r = self.assertProbeOk("connect", "udp", "2001:db8::10", 53, "--send", "query-2")
+        self.assertEqual(r["received"], "query-2", r)
+
+    def test_curl_private_fails_with_eperm(self):
+        r = self.w.curl("http://10.0.0.5/")
+        self.assertEqual(r.returncode, 7, f"curl should fail to connect: rc={r.returncode} {r.stdout}{r.stderr}")
+        self.assertNotIn("hello from", r.stdout)
+        self.tail.expect_event(lambda e: e["verdict"] == "deny" and e["comm"] == "curl"
+                               and e["reason"] == "private", what="deny event from curl")
+
+    def test_curl_metadata_fails(self):
+        r = self.w.curl("http://169.254.169.254/latest/meta-data/")
+        self.assertEqual(r.returncode, 7, f"rc={r.returncode} {r.stdout}{r.stderr}")
+
+
+class AllowCidr(FenceCase):
+    POLICY = ALLOW_PG_POLICY
+
+    def test_allow_cidr_port_connects(self):
+        r = self.assertProbeOk("connect", "tcp", "10.0.0.5", 5432, "--send", "SELECT 1", expect="SELECT 1")
+        self.assertTrue(r["received"].startswith("banner 10.0.0.5 5432\n"), r)
+        self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["tgid"] == r["pid"]
+                               and e["reason"] == "allow-cidr" and e["rule"] == 1, what="allow-cidr event")
+
+    def test_other_port_of_allowed_host_stays_private(self):
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, reason="private", dport=80)
+
+    def test_allow_cidr_is_tcp_only(self):
+        self.assertProbeDenied("sendto", "10.0.0.5", 5432, reason="private", proto="udp")
+
+    def test_neighbour_address_stays_private(self):
+        self.assertProbeDenied("connect", "tcp", "172.16.0.5", 5432, reason="private")
+
+    def test_v4_mapped_form_of_allowed_cidr(self):
+        self.assertProbeOk("connect", "tcp", "::ffff:10.0.0.5", 5432, expect="banner 10.0.0.5 5432")
+
+
+if __name__ == "__main__":
+    unittest.main()
