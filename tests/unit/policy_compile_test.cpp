@@ -122,6 +122,16 @@ ports = [5432]
   EXPECT_EQ(count_bits(c.config.udp_ports), 1u);
 }
 
+TEST(CompileConfig, WideHostPortRangesFillTheBitmapExactly) {
+  CompiledPolicy c = compile(parse("version = 1\n[[allow]]\nhost = \"example.com\"\nports = [\"60-130\"]\n"), 1);
+  for (uint32_t p = 0; p < 200; ++p) EXPECT_EQ(tcp_port(c.config, p), (p >= 60 && p <= 130)) << p;
+  EXPECT_EQ(count_bits(c.config.tcp_ports), 71u + 1);  // + 443
+  CompiledPolicy all = compile(parse("version = 1\n[[allow]]\nhost = \"example.com\"\nports = [\"1-65535\"]\n"), 1);
+  EXPECT_EQ(count_bits(all.config.tcp_ports), 65535u);
+  EXPECT_FALSE(tcp_port(all.config, 0));
+  EXPECT_TRUE(tcp_port(all.config, 65535));
+}
+
 // ---- key layout -----------------------------------------------------------------
 
 TEST(CompileKeys, Ipv4Layout) {

@@ -4,8 +4,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <array>
+#include <cstdio>
 #include <cstring>
 #include <tuple>
 #include <unordered_map>
@@ -195,7 +195,7 @@ class AllowFolder {
       v.ranges[i].lo = ranges[i].lo;
       v.ranges[i].hi = ranges[i].hi;
       v.ranges[i].proto_mask = ranges[i].mask;
-      v.proto_mask |= ranges[i].mask;  // informational; nranges > 0 rules
+      v.proto_mask |= ranges[i].mask;  // read only when nranges == 0; the union, for tools
     }
     return v;
   }
@@ -207,7 +207,16 @@ class AllowFolder {
 
 // ---- config -----------------------------------------------------------------
 
-void set_port(__u64* bitmap, uint16_t port) { bitmap[port >> 6] |= 1ull << (port & 63); }
+// Sets bits lo..hi (inclusive) of a port bitmap, a word at a time, so that
+// wide ranges cost 1024 steps at most.
+void set_ports(__u64* bitmap, uint32_t lo, uint32_t hi) {
+  while (lo <= hi) {
+    uint32_t word = lo >> 6, first = lo & 63, last = std::min<uint32_t>(63, hi - (lo - first));
+    __u64 bits = ~0ull >> (63 - last);  // bits 0..last
+    bitmap[word] |= bits & (~0ull << first);
+    lo = (word + 1) << 6;
+  }
+}
 
 void fill_config(const Policy& p, uint32_t gen, egd_config& c) {
   std::memset(&c, 0, sizeof(c));
@@ -222,11 +231,10 @@ void fill_config(const Policy& p, uint32_t gen, egd_config& c) {
   c.events_all = p.events == EventsMode::All ? 1 : 0;
 
   // Host rules are enforced by the proxy; at L4 their ports must be open.
-  for (uint16_t port : kWebPorts) set_port(c.tcp_ports, port);
+  for (uint16_t port : kWebPorts) set_ports(c.tcp_ports, port, port);
   for (const auto& h : p.hosts)
-    for (const auto& r : h.ports)
-      for (uint32_t port = r.lo; port <= r.hi; ++port) set_port(c.tcp_ports, static_cast<uint16_t>(port));
-  set_port(c.udp_ports, kDnsPort);
+    for (const auto& r : h.ports) set_ports(c.tcp_ports, r.lo, r.hi);
+  set_ports(c.udp_ports, kDnsPort, kDnsPort);
 }
 
 void compile_deny(const Policy& p, uint32_t gen, CompiledPolicy& out) {
@@ -300,7 +308,8 @@ std::string summarize(const Policy& p) {
   s += "  version:    " + std::to_string(p.version) + " (hash " + hash + ")\n";
   s += "  allow_cidr: " + family_counts(p.allow_cidrs) + "\n";
   s += "  deny_cidr:  " + family_counts(p.deny_cidrs) + "\n";
-  s += "  host rules: " + std::to_string(p.hosts.size()) + " (enforced by the proxy; their ports open at L4)\n";
+  s += "  host rules: " + std::to_string(p.hosts.size()) +
+       (p.hosts.empty() ? "" : " (their ports open at L4; names are not enforced yet)") + "\n";
   s += std::string("  network:    loopback ") + action_name(n.loopback) + ", private " + action_name(n.private_) +
        ", link_local " + action_name(n.link_local) + ", multicast " + action_name(n.multicast) + ", broadcast " +
        action_name(n.broadcast) + ", reserved " + action_name(n.reserved) + "\n";
