@@ -31,8 +31,8 @@
 set -euo pipefail
 
 ROUNDS=3
-ITERATIONS=30000
-WARMUP=3000
+ITERATIONS=50000
+WARMUP=5000
 DENIED_ITERATIONS=5000
 STATS_ITERATIONS=5000
 MAX_SECONDS=60
@@ -69,7 +69,7 @@ EGRESSD=$REPO/$BUILD/egressd
 BENCH=${CONNECT_BENCH:-$REPO/$BUILD/tests/bench/connect_bench}
 PY=$(command -v python3 || true)
 [[ -n $PY ]] || die "python3 is needed"
-for tool in ip nsenter bpftool timeout sysctl; do
+for tool in ip nsenter bpftool timeout sysctl jq; do
   command -v "$tool" >/dev/null || die "$tool is needed"
 done
 
@@ -263,7 +263,7 @@ def report(results, meta_json):
       f"“median” is the median over rounds of each round's median; “added” is the median over rounds "
       f"of the paired per-round difference to the baseline of the same round.")
     w("")
-    w("| destination | family | case | median ns/connect | rounds' medians | p99 ns | added ns vs none | ratio vs none |")
+    w("| destination | family | case | median ns/connect | rounds' medians | p99 ns (median of rounds) | added ns vs none | ratio vs none |")
     w("|---|---|---|---:|---|---:|---:|---:|")
     summary = {}
     for mode, mlabel in modes:
@@ -306,7 +306,7 @@ def report(results, meta_json):
         w("In-kernel time per program call (kernel.bpf_stats_enabled=1, separate passes of "
           f"{meta['stats_iterations']:,} connects; includes the ~100 ns the stats themselves cost):")
         w("")
-        w(f"| program | destination | 10 CIDRs ns/call | {meta['ncidrs']:,} CIDRs ns/call | calls measured |")
+        w(f"| program | destination | 10 CIDRs ns/call | {meta['ncidrs']:,} CIDRs ns/call | calls measured (both) |")
         w("|---|---|---:|---:|---:|")
         agg = {}
         for h in hooks:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import unittest
 from datetime import datetime
@@ -126,7 +127,9 @@ class Loop:
             if line is None:
                 break
             if line and '"attempts"' in line:
-                return json.loads(line)
+                res = json.loads(line)
+                sys.stderr.write(f"  (probe loop: {line.strip()})\n")
+                return res
         _kill_proc(self.p, 1)
         raise AssertionError("probe loop gave no summary")
 
@@ -155,10 +158,11 @@ class FenceCase(unittest.TestCase):
 
     # -- assertions ---------------------------------------------------------
 
-    def assertProbeDenied(self, *args, reason, hook=None, daddr=None, dport=None, proto=None, family=None,
+    def assertProbeDenied(self, *args, reason=None, hook=None, daddr=None, dport=None, proto=None, family=None,
                           judged=None, step=None, cgroup="", user=None, rule=None, cgroup_id=None, uid=None):
-        """Runs probe.py ARGS; expects EPERM and a deny event with `reason`
-        from that process. Returns (probe result, event)."""
+        """Runs probe.py ARGS; expects EPERM and a deny event from that
+        process whose fields equal the given ones (None: not checked).
+        Returns (probe result, event)."""
         r = self.w.probe(*args, cgroup=cgroup, user=user)
         self.assertFalse(r["ok"], f"probe {args} was not refused: {r}")
         self.assertEqual(r["errno"], "EPERM", f"probe {args}: {r}")

@@ -28,6 +28,14 @@ Subcommands:
       {"attempts": N, "connected": N, "errnos": {"EPERM": N, ...}, ...}.
       First prints {"looping": true, "pid": N} once the first attempt is done.
       Used to look for a window without a fence while a policy is swapped.
+  tfo ADDR PORT [--send TEXT]
+      TCP Fast Open: sendto(MSG_FASTOPEN) on a fresh blocking socket, which
+      connects inside sendto (an alarm bounds it to --timeout).
+  udp-switch CONN_ADDR CONN_PORT TO_ADDR TO_PORT
+      UDP connect() to CONN (allowed), then sendto() TO on that same socket:
+      an explicit address on a connected socket must be judged again.
+  thread SUBCOMMAND...
+      runs SUBCOMMAND on a second thread; adds "tid" (its kernel thread id).
   fork [--wait-stdin] SUBCOMMAND...
       fork(); the child runs SUBCOMMAND and its JSON line is printed. With
       --wait-stdin the process first prints {"waiting": true, "pid": N} and
@@ -70,7 +78,10 @@ def family_for(addr):
 
 
 def sockaddr(addr, port):
-    return (addr, port, 0, 0) if ":" in addr else (addr, port)
+    if ":" not in addr:
+        return (addr, port)
+    host, _, scope = addr.partition("%")  # fe80::1%eth0
+    return (host, port, 0, socket.if_nametoindex(scope) if scope else 0)
 
 
 def read_some(s, want, timeout):
@@ -165,6 +176,75 @@ def do_socket(a):
     return result(True)
 
 
+def do_tfo(a):
+    import signal
+
+    def alarm(signum, frame):
+        raise socket.timeout("tfo timed out")
+
+    signal.signal(signal.SIGALRM, alarm)
+    try:
+        s = socket.socket(family_for(a.addr), socket.SOCK_STREAM)
+    except OSError as e:
+        return result(False, e, "socket")
+    with s:
+        signal.setitimer(signal.ITIMER_REAL, a.timeout)
+        try:
+            s.sendto((a.send or "tfo").encode(), socket.MSG_FASTOPEN, sockaddr(a.addr, a.port))
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        except OSError as e:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return result(False, e, "send")
+        try:
+            got = read_some(s, b"\n", a.timeout)
+        except OSError as e:
+            return result(False, e, "recv")
+        return result(True, received=got)
+
+
+def do_udp_switch(a):
+    try:
+        s = socket.socket(family_for(a.conn_addr), socket.SOCK_DGRAM)
+    except OSError as e:
+        return result(False, e, "socket")
+    with s:
+        s.settimeout(a.timeout)
+        try:
+            s.connect(sockaddr(a.conn_addr, a.conn_port))
+        except OSError as e:
+            return result(False, e, "connect")
+        try:
+            s.sendto(b"switch", sockaddr(a.to_addr, a.to_port))
+        except OSError as e:
+            return result(False, e, "send")
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            return result(True, received=b"", timeout=True)
+        except OSError as e:
+            return result(False, e, "recv")
+        return result(True, received=data)
+
+
+def do_thread(rest):
+    import threading
+    box = {}
+
+    def body():
+        box["tid"] = threading.get_native_id()
+        try:
+            box["out"] = run(rest)
+        except BaseException as e:
+            box["out"] = result(False, e, "thread")
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join(60)
+    out = box.get("out") or result(False, step="thread", error="thread did not finish")
+    out["tid"] = box.get("tid")
+    return out
+
+
 def do_loop(a):
     import select
     fam = family_for(a.addr)
@@ -225,6 +305,19 @@ def parser():
     lp.add_argument("port", type=int)
     lp.add_argument("--max", type=int, default=200000)
     lp.add_argument("--seconds", type=float, default=30.0)
+    tf = sub.add_parser("tfo")
+    tf.add_argument("addr")
+    tf.add_argument("port", type=int)
+    tf.add_argument("--send")
+    tf.add_argument("--timeout", type=float, default=2.0)
+    us = sub.add_parser("udp-switch")
+    us.add_argument("conn_addr")
+    us.add_argument("conn_port", type=int)
+    us.add_argument("to_addr")
+    us.add_argument("to_port", type=int)
+    us.add_argument("--timeout", type=float, default=2.0)
+    th = sub.add_parser("thread")
+    th.add_argument("rest", nargs=argparse.REMAINDER)
     f = sub.add_parser("fork")
     f.add_argument("--wait-stdin", action="store_true")
     f.add_argument("rest", nargs=argparse.REMAINDER)
@@ -241,6 +334,12 @@ def run(argv):
         return do_socket(a)
     if a.cmd == "loop":
         return do_loop(a)
+    if a.cmd == "tfo":
+        return do_tfo(a)
+    if a.cmd == "udp-switch":
+        return do_udp_switch(a)
+    if a.cmd == "thread":
+        return do_thread(a.rest[1:] if a.rest[:1] == ["--"] else a.rest)
     raise SystemExit("fork cannot nest")
 
 

@@ -94,12 +94,19 @@ async def handle_http(reader, writer):
             pass
 
 
+def bind_addr(host, port):
+    if ":" not in host:
+        return (host, port)
+    host, _, scope = host.partition("%")  # fe80::1%eth0
+    return (host, port, 0, socket.if_nametoindex(scope) if scope else 0)
+
+
 def make_tcp_socket(host, port):
     s = socket.socket(family_of(host), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family_of(host) == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((host, port))
+    s.bind(bind_addr(host, port))
     s.listen(128)
     s.setblocking(False)
     return s
@@ -110,7 +117,7 @@ def make_udp_socket(host, port):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family_of(host) == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((host, port))
+    s.bind(bind_addr(host, port))
     s.setblocking(False)
     return s
 

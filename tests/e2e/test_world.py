@@ -56,6 +56,14 @@ class WorldWithoutFence(unittest.TestCase):
         self.assertEqual(r["errno"], "EPERM", r)
         self.ok("socket", "packet", "raw", "all")  # root can
 
+    def test_probe_variants_reach_servers(self):
+        self.ok("tfo", "203.0.113.10", 22, expect="banner 203.0.113.10 22")
+        self.ok("udp-switch", "203.0.113.10", 53, "10.0.0.5", 53)
+        r = self.ok("thread", "connect", "tcp", "10.0.0.5", 22, expect="banner")
+        self.assertNotEqual(r["tid"], r["pid"], r)
+        self.ok("connect", "tcp", "0.0.0.0", 8080, expect="banner 127.0.0.1 8080")
+        self.ok("connect", "tcp", "fe80::1%" + self.w.veth_agent, 22, expect="banner")
+
     def test_loopback_servers_in_agent_netns(self):
         self.ok("connect", "tcp", "127.0.0.1", 8080, expect="banner 127.0.0.1 8080")
         self.ok("connect", "tcp", "::1", 8080, expect="banner ::1 8080")

@@ -58,6 +58,7 @@ PUBLIC4 = ["203.0.113.10", "203.0.113.7", "198.51.100.20"]
 PUBLIC6 = ["2001:db8::10"]
 PRIVATE4 = ["10.0.0.5", "172.16.0.5", "192.168.1.5", "100.64.0.5", "169.254.169.254"]
 PRIVATE6 = ["fd00::10"]
+LINK_LOCAL6 = "fe80::1"  # on the world end of the veth: reach it as fe80::1%<id>-a
 TLS_HOSTS = ["203.0.113.10", "2001:db8::10"]  # openssl s_server -www on :443
 TCP_PORTS = [80, 443, 22, 5432, 8080]  # 80 speaks HTTP/1.0, the others banner+echo
 UDP_PORTS = [53, 443, 123, 5353]
@@ -557,6 +558,7 @@ class World:
         self._ip(a, "addr", "add", f"{LINK6_AGENT}/64", "dev", self.veth_agent, "nodad")
         self._ip(w, "addr", "add", f"{LINK4_WORLD}/24", "dev", self.veth_world)
         self._ip(w, "addr", "add", f"{LINK6_WORLD}/64", "dev", self.veth_world, "nodad")
+        self._ip(w, "addr", "add", f"{LINK_LOCAL6}/64", "dev", self.veth_world, "nodad")
         self._ip(a, "link", "set", self.veth_agent, "up")
         self._ip(w, "link", "set", self.veth_world, "up")
         self._ip(a, "route", "add", "default", "via", LINK4_WORLD, "dev", self.veth_agent)
@@ -588,7 +590,7 @@ class World:
 
     def _start_servers(self):
         tcp, http, udp = [], [], []
-        for h in PUBLIC4 + PUBLIC6 + PRIVATE4 + PRIVATE6:
+        for h in PUBLIC4 + PUBLIC6 + PRIVATE4 + PRIVATE6 + [f"{LINK_LOCAL6}%{self.veth_world}"]:
             for port in TCP_PORTS:
                 if port == 443 and h in TLS_HOSTS and self.tls:
                     continue

@@ -7,7 +7,10 @@ namespace egressd {
 
 std::string Error::message() const {
   if (err == 0) return context;
-  return context + ": " + std::strerror(err);
+  std::string s = context;  // appended, not operator+: GCC 12 -Wrestrict false positive
+  s += ": ";
+  s += std::strerror(err);
+  return s;
 }
 
 Error sys_error(std::string context, int err) {
