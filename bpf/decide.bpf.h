@@ -160,4 +160,10 @@ static __always_inline struct egd_event *egd_event_reserve(void)
 	return e;
 }
 
+static __always_inline void egd_event_submit(struct egd_event *e)
+{
+	__u64 unread = bpf_ringbuf_query(&egd_events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, unread >= EGD_RING_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 #endif

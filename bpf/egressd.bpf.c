@@ -83,7 +83,7 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 			__builtin_memcpy(e->daddr, given, v6 ? 16 : 4);
 			if (v6 && t.is_v4)
 				e->judged_addr4 = t.v4;
-			bpf_ringbuf_submit(e, 0);
+			egd_event_submit(e);
 		}
 	}
 	return d.verdict == EGD_VERDICT_ALLOW ? 1 : 0;
@@ -135,7 +135,7 @@ int egd_sock_create(struct bpf_sock *sk)
 		e->sock_type = type;
 		e->verdict = EGD_VERDICT_DENY;
 		e->reason = reason;
-		bpf_ringbuf_submit(e, 0);
+		egd_event_submit(e);
 	}
 	return 0;
 }

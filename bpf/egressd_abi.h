@@ -188,6 +188,11 @@ struct egd_event {
 };
 
 #define EGD_RINGBUF_BYTES (1u << 20)
+/* Producers do not wake the consumer per event (a wakeup costs the denied
+ * caller microseconds, and an agent may retry in a tight loop): they wake it
+ * once this much is unread, and the consumer polls every EGD_EVENT_POLL_MS. */
+#define EGD_RING_WAKEUP_BYTES (64u * 1024)
+#define EGD_EVENT_POLL_MS 50
 #define EGD_LPM_MAX_ENTRIES (1u << 20)
 
 #endif /* EGRESSD_ABI_H */

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -121,6 +122,7 @@ int cmd_reload(const std::vector<std::string>& argv) {
   if (!t) return fail("reload", t.error().message());
   auto lock = lock_target(*t);
   if (!lock) return fail("reload", lock.error().message());
+  auto started = std::chrono::steady_clock::now();
   auto maps = open_pinned_maps(t->pins);
   if (!maps) return fail("reload", "no egressd attachment on " + t->path + " (" + maps.error().message() + ")");
   std::string path = args.get("policy");
@@ -133,8 +135,10 @@ int cmd_reload(const std::vector<std::string>& argv) {
   if (!p) return fail("reload", p.error().message() + "\nthe previous policy stays in force");
   auto installed = install_policy(*maps, *p);
   if (!installed) return fail("reload", installed.error().message() + "\nthe previous policy stays in force");
-  std::printf("%s: policy %s in force (generation %u, %zu map entries, %.1f ms)\n", t->path.c_str(), path.c_str(),
-              installed->gen, installed->entries, installed->write_ms);
+  double total_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  std::printf("%s: policy %s in force (generation %u, %zu map entries; %.0f ms in all, %.0f ms writing maps)\n",
+              t->path.c_str(), path.c_str(), installed->gen, installed->entries, total_ms, installed->write_ms);
   return 0;
 }
 

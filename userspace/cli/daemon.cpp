@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 
@@ -158,9 +159,12 @@ int cmd_attach(const std::vector<std::string>& argv) {
 
   int exit_code = 0;
   uint64_t last_drops = 0;
+  auto next_housekeeping = std::chrono::steady_clock::now();
   for (bool running = true; running;) {
     epoll_event evs[32];
-    int n = epoll_wait(ep.get(), evs, 32, 10000);
+    // Producers wake us only when the ring fills up (EGD_RING_WAKEUP_BYTES);
+    // otherwise events are collected on this tick.
+    int n = epoll_wait(ep.get(), evs, 32, EGD_EVENT_POLL_MS);
     if (n < 0 && errno != EINTR) {
       exit_code = fail("attach", sys_error("epoll_wait").message());
       break;
@@ -168,7 +172,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
     for (int i = 0; i < n; ++i) {
       int fd = evs[i].data.fd;
       if (fd == ring_buffer__epoll_fd(rb)) {
-        ring_buffer__consume(rb);
+        continue;  // consumed below, on every wakeup
       } else if (fd == hub->listen_fd()) {
         for (int c; (c = hub->accept_one()) >= 0;) watch(c);
       } else if (fd == sfd.get()) {
@@ -189,7 +193,9 @@ int cmd_attach(const std::vector<std::string>& argv) {
         hub->on_readable(fd);
       }
     }
-    if (n == 0) {
+    ring_buffer__consume(rb);
+    if (std::chrono::steady_clock::now() >= next_housekeeping) {
+      next_housekeeping = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       // Housekeeping: report ring overflow, and leave if detached.
       if (!path_exists(target->pins.dir)) {
         spdlog::info("attachment removed (egressd detach); exiting");
