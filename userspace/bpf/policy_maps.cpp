@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "bpf/pins.h"
@@ -142,6 +143,11 @@ Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& pol
     EGD_TRY(write_meta(maps, *meta));
   }
 
+  // A hook that read the old generation just before the flip may still be
+  // looking it up. Hooks are non-sleepable and run for well under a
+  // microsecond inside an RCU read section; this outlasts any of them, so no
+  // decision ever sees its generation half-deleted.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto t1 = Clock::now();
   EGD_TRY(delete_other_generations<egd_lpm4_key>(maps.allow4.get(), info.gen));
   EGD_TRY(delete_other_generations<egd_lpm6_key>(maps.allow6.get(), info.gen));

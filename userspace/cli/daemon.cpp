@@ -61,7 +61,12 @@ int on_ring_record(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-void reload_policy(const MapFds& maps) {
+void reload_policy(const Target& target, const MapFds& maps) {
+  auto lock = lock_target(target);  // serialised with `egressd reload`
+  if (!lock) {
+    spdlog::error("reload: {}", lock.error().message());
+    return;
+  }
   auto meta = read_meta(maps);
   if (!meta) {
     spdlog::error("reload: {}", meta.error().message());
@@ -179,7 +184,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
         signalfd_siginfo si{};
         while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
           if (si.ssi_signo == SIGHUP) {
-            reload_policy(maps);
+            reload_policy(*target, maps);
           } else {
             if (path_exists(target->pins.dir))
               spdlog::info("exiting on signal {}; {} stays fenced (egressd detach removes the fence)",
