@@ -178,12 +178,11 @@ struct egd_event {
 	__u16 dport;          /* host order */
 	__u16 family;         /* AF_INET / AF_INET6 as the socket call gave it */
 	__u16 reason;         /* egd_reason */
+	__u16 protocol;       /* IPPROTO_*; 16 bits: IPPROTO_MPTCP is 262 */
 	__u8 verdict;         /* egd_verdict */
 	__u8 hook;            /* egd_hook */
-	__u8 protocol;        /* IPPROTO_* */
-	__u8 sock_type;       /* SOCK_* (sock_create only) */
+	__u8 sock_type;       /* SOCK_* */
 	__u8 category;        /* egd_category of the judged address */
-	__u8 _pad[1];
 	__u32 judged_addr4;   /* the IPv4 a v4-embedding v6 address was judged as; network order; 0 if none */
 };
 

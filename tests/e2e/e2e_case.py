@@ -102,9 +102,9 @@ EVENT_KEYS = {"time", "pid", "tgid", "uid", "comm", "cgroup_id", "hook", "family
 class Loop:
     """probe.py loop: connects in a tight loop until told to stop."""
 
-    def __init__(self, world, addr, port, cgroup=""):
+    def __init__(self, world, addr, port, cgroup="", max_attempts=200000):
         self.p = world.agent([world.python, str(world.tmp / "probe.py"), "loop", "tcp", addr, str(port),
-                              "--seconds", "60"], cgroup=cgroup, stdin=subprocess.PIPE)
+                              "--seconds", "60", "--max", str(max_attempts)], cgroup=cgroup, stdin=subprocess.PIPE)
         self.out = _LineReader(self.p.stdout, "loop")
         end = time.monotonic() + 10
         while time.monotonic() < end:
@@ -114,6 +114,17 @@ class Loop:
             if line and '"looping"' in line:
                 return
         raise AssertionError("probe loop did not start")
+
+    def wait_done(self, deadline):
+        """Waits for the loop to end by itself (--max); returns its summary."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            line = self.out.get(0.2)
+            if line is None:
+                break
+            if line and '"attempts"' in line:
+                return json.loads(line)
+        return self.stop()
 
     def stop(self):
         try:

@@ -34,6 +34,10 @@ Subcommands:
   udp-switch CONN_ADDR CONN_PORT TO_ADDR TO_PORT
       UDP connect() to CONN (allowed), then sendto() TO on that same socket:
       an explicit address on a connected socket must be judged again.
+  presock tcp|udp ADDR PORT
+      creates the socket first, prints {"waiting": true, "pid": N}, reads a
+      line from stdin, and only then connects (a socket that predates the
+      fence, connecting after it went up).
   thread SUBCOMMAND...
       runs SUBCOMMAND on a second thread; adds "tid" (its kernel thread id).
   fork [--wait-stdin] SUBCOMMAND...
@@ -226,6 +230,24 @@ def do_udp_switch(a):
         return result(True, received=data)
 
 
+def do_presock(a):
+    stype = socket.SOCK_STREAM if a.proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        s = socket.socket(family_for(a.addr), stype)
+    except OSError as e:
+        return result(False, e, "socket")
+    with s:
+        print(json.dumps({"waiting": True, "pid": os.getpid()}), flush=True)
+        if not sys.stdin.readline():
+            return result(False, step="stdin", error="stdin closed")
+        s.settimeout(a.timeout)
+        try:
+            s.connect(sockaddr(a.addr, a.port))
+        except OSError as e:
+            return result(False, e, "connect")
+        return result(True)
+
+
 def do_thread(rest):
     import threading
     box = {}
@@ -316,6 +338,11 @@ def parser():
     us.add_argument("to_addr")
     us.add_argument("to_port", type=int)
     us.add_argument("--timeout", type=float, default=2.0)
+    ps = sub.add_parser("presock")
+    ps.add_argument("proto", choices=["tcp", "udp"])
+    ps.add_argument("addr")
+    ps.add_argument("port", type=int)
+    ps.add_argument("--timeout", type=float, default=2.0)
     th = sub.add_parser("thread")
     th.add_argument("rest", nargs=argparse.REMAINDER)
     f = sub.add_parser("fork")
@@ -334,6 +361,8 @@ def run(argv):
         return do_socket(a)
     if a.cmd == "loop":
         return do_loop(a)
+    if a.cmd == "presock":
+        return do_presock(a)
     if a.cmd == "tfo":
         return do_tfo(a)
     if a.cmd == "udp-switch":

@@ -107,7 +107,7 @@ def make_tcp_socket(host, port):
     if family_of(host) == socket.AF_INET6:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(bind_addr(host, port))
-    s.listen(128)
+    s.listen(1024)
     s.setblocking(False)
     return s
 

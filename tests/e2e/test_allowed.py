@@ -70,5 +70,31 @@ class AllowCidr(FenceCase):
         self.assertProbeOk("connect", "tcp", "::ffff:10.0.0.5", 5432, expect="banner 10.0.0.5 5432")
 
 
+ALLOW_V6_POLICY = """\
+version = 1
+
+[[allow_cidr]]
+cidr = "fd00::10/128"
+ports = [22]
+proto = "tcp"
+
+[[allow_cidr]]
+cidr = "2001:db8::/64"
+ports = [5432]
+"""
+
+
+class AllowCidrV6(FenceCase):
+    POLICY = ALLOW_V6_POLICY
+
+    def test_private_v6_port_allowed(self):
+        self.assertProbeOk("connect", "tcp", "fd00::10", 22, expect="banner fd00::10 22")
+        self.assertProbeDenied("connect", "tcp", "fd00::10", 80, reason="private")
+
+    def test_public_v6_extra_port(self):
+        self.assertProbeOk("connect", "tcp", "2001:db8::10", 5432, expect="banner 2001:db8::10 5432")
+        self.assertProbeDenied("connect", "tcp", "2001:db8::10", 22, reason="port")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -2,7 +2,6 @@
 import json
 import os
 import subprocess
-import time
 import unittest
 
 from e2e_case import DEFAULT_POLICY, FenceCase
@@ -60,6 +59,21 @@ class Forks(FenceCase):
         out = _LineReader(p.stdout, "fork")
         first = out.get(10)
         self.assertTrue(first and '"waiting"' in first, f"probe fork did not start: {first!r}")
+        self.attach(DEFAULT_POLICY)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        line = out.get(20)
+        self.assertTrue(line, "no result")
+        self.assertEqual(json.loads(line)["errno"], "EPERM", line)
+        p.wait(timeout=10)
+
+    def test_socket_created_before_attach(self):
+        # The socket exists before the fence; its connect() comes after.
+        p = self.w.agent([self.w.python, str(self.w.tmp / "probe.py"), "presock", "tcp", "10.0.0.5", "80"],
+                         stdin=subprocess.PIPE)
+        out = _LineReader(p.stdout, "presock")
+        first = out.get(10)
+        self.assertTrue(first and '"waiting"' in first, f"probe presock did not start: {first!r}")
         self.attach(DEFAULT_POLICY)
         p.stdin.write("go\n")
         p.stdin.flush()

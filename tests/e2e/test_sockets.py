@@ -35,6 +35,15 @@ class SocketCreation(FenceCase):
     def test_mptcp_v6(self):
         self.assertProbeDenied("socket", "inet6", "stream", "mptcp", reason="proto", hook="sock_create")
 
+    def test_mptcp_event_names_the_protocol(self):
+        # IPPROTO_MPTCP is 262: an event that says "tcp" hides what was refused.
+        r, ev = self.assertProbeDenied("socket", "inet", "stream", "mptcp", reason="proto")
+        self.assertIn(ev["proto"], ("mptcp", "262"), f"MPTCP socket reported as {ev['proto']!r}: {ev}")
+
+    def test_udplite_event_names_the_protocol(self):
+        r, ev = self.assertProbeDenied("socket", "inet", "dgram", "udplite", reason="proto")
+        self.assertIn(ev["proto"], ("udplite", "136"), ev)
+
     def test_udplite(self):
         self.assertProbeDenied("socket", "inet", "dgram", "udplite", reason="proto", hook="sock_create")
 

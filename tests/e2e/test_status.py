@@ -1,6 +1,5 @@
 """egressd status --json reflects the attachment and its counters."""
 import os
-import time
 import unittest
 
 from e2e_case import FenceCase

@@ -139,22 +139,32 @@ def _kill_proc(p, grace=3.0):
 
 
 class Daemon:
-    """A running `egressd attach`."""
+    """A running `egressd attach` (its stdout and stderr go to two files)."""
 
     def __init__(self, proc, log_path, cgroup):
         self.proc = proc
-        self.log_path = log_path
+        self.log_path = log_path  # stderr; stdout is log_path + ".out"
         self.cgroup = cgroup
 
     @property
     def pid(self):
         return self.proc.pid
 
-    def log(self):
+    def stderr(self):
         try:
             return Path(self.log_path).read_text(errors="replace")
         except OSError:
             return ""
+
+    def stdout(self):
+        try:
+            return Path(self.log_path + ".out").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log(self):
+        out = self.stdout()
+        return self.stderr() + (f"[stdout]\n{out}" if out else "")
 
     def wait_exit(self, timeout):
         try:
@@ -647,17 +657,17 @@ class World:
         """Popen of cmd in the agent netns. cgroup: None (stay where the test
         runner is), "" (the world's cgroup) or a sub-path of it ("child").
         The process joins the cgroup before exec, so every socket it creates
-        is judged by the fence. user: None (root) or "nobody"."""
-        procs = None
+        is judged by the fence. user: None (root) or "nobody" (no
+        capabilities: setpriv drops them with the uid)."""
+        full = []
         if cgroup is not None:
+            # The wrapper shell moves itself (echo is a builtin) into the
+            # cgroup, then execs: same effect as a preexec_fn writing
+            # cgroup.procs, without running Python code between fork and exec
+            # in a process that has reader threads.
             procs = os.path.join(self.cgroup_path(cgroup), "cgroup.procs")
-
-        def enter_cgroup():
-            if procs:
-                with open(procs, "w") as f:
-                    f.write("0")
-
-        full = ["nsenter", f"--net=/run/netns/{self.agent_ns}", "--"]
+            full += ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', procs]
+        full += ["nsenter", f"--net=/run/netns/{self.agent_ns}", "--"]
         if user == "nobody":
             full += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         elif user is not None:
@@ -667,7 +677,7 @@ class World:
         kw.setdefault("stderr", subprocess.PIPE)
         kw.setdefault("text", True)
         kw.setdefault("cwd", self.tmp)
-        p = subprocess.Popen(full, preexec_fn=enter_cgroup, **kw)
+        p = subprocess.Popen(full, **kw)
         self._procs.append(p)
         return p
 
@@ -708,17 +718,19 @@ class World:
         path.write_text(text)
         return str(path)
 
-    def egressd_attach(self, policy_path=None, deadline=READY_DEADLINE):
-        """Starts `egressd attach` and returns once it sent READY=1."""
+    def egressd_attach(self, policy_path=None, deadline=READY_DEADLINE, cgroup=None):
+        """Starts `egressd attach` and returns once it sent READY=1.
+        cgroup: how to name the cgroup on the command line (default: the
+        world's cgroup, absolute)."""
         self._n += 1
         sock_path = str(self.tmp / f"notify-{self._n}")
         log_path = str(self.tmp / f"egressd-{self._n}.log")
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         ns.bind(sock_path)
         env = dict(os.environ, NOTIFY_SOCKET=sock_path)
-        args = ["attach", "--cgroup", self.cgroup] + (["--policy", policy_path] if policy_path else [])
-        with open(log_path, "w") as log:
-            p = subprocess.Popen(self._egressd_cmd(*args), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        args = ["attach", "--cgroup", cgroup or self.cgroup] + (["--policy", policy_path] if policy_path else [])
+        with open(log_path, "w") as err, open(log_path + ".out", "w") as out:
+            p = subprocess.Popen(self._egressd_cmd(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                  env=env, cwd=self.tmp)
         d = Daemon(p, log_path, self.cgroup)
         self._daemons.append(d)

@@ -49,8 +49,8 @@ TEST_F(AbiLayout, Event) {
                 {M(egd_event, boot_ns), M(egd_event, cgroup_id), M(egd_event, sock_cookie), M(egd_event, pid),
                  M(egd_event, tgid), M(egd_event, uid), M(egd_event, rule_id), M(egd_event, comm),
                  M(egd_event, daddr), M(egd_event, dport), M(egd_event, family), M(egd_event, reason),
-                 M(egd_event, verdict), M(egd_event, hook), M(egd_event, protocol), M(egd_event, sock_type),
-                 M(egd_event, category), M(egd_event, _pad), M(egd_event, judged_addr4)});
+                 M(egd_event, protocol), M(egd_event, verdict), M(egd_event, hook), M(egd_event, sock_type),
+                 M(egd_event, category), M(egd_event, judged_addr4)});
 }
 
 TEST_F(AbiLayout, LpmKeys) {

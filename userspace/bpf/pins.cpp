@@ -29,7 +29,6 @@ std::string run_dir() { return env_or("EGRESSD_RUN_DIR", "/run/egressd"); }
 
 std::string PinLayout::socket() const { return run_dir() + "/" + std::to_string(cgroup_id) + ".sock"; }
 std::string PinLayout::pidfile() const { return run_dir() + "/" + std::to_string(cgroup_id) + ".pid"; }
-std::string PinLayout::lockfile() const { return run_dir() + "/" + std::to_string(cgroup_id) + ".lock"; }
 
 PinLayout pins_for(uint64_t cgroup_id) {
   return PinLayout{cgroup_id, bpffs_base() + "/" + std::to_string(cgroup_id)};

@@ -6,7 +6,7 @@
 //                              after the daemon exits (fail closed)
 // <run dir>/<cgroup id>.sock   event subscribers (egressd tail)
 // <run dir>/<cgroup id>.pid    the daemon consuming this attachment's ring
-// <run dir>/<cgroup id>.lock   serialises attach / reload / detach
+// attach / reload / detach serialise on flock() of the cgroup directory.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,6 @@ struct PinLayout {
   std::string link(std::string_view prog) const { return dir + "/link_" + std::string(prog); }
   std::string socket() const;
   std::string pidfile() const;
-  std::string lockfile() const;
 };
 
 PinLayout pins_for(uint64_t cgroup_id);

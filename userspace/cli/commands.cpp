@@ -153,6 +153,7 @@ int cmd_detach(const std::vector<std::string>& argv) {
   if (auto s = detach_cgroup(t->id); !s) return fail("detach", s.error().message());
   stop_daemon(*t, 5000);
   unlink(t->pins.socket().c_str());
+  unlink(t->pins.pidfile().c_str());
   std::printf("%s: fence removed\n", t->path.c_str());
   return 0;
 }

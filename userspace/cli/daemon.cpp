@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "bpf/loader.h"
@@ -107,6 +108,8 @@ int cmd_attach(const std::vector<std::string>& argv) {
   Args args(argv, {"cgroup", "policy"}, {});
   std::string cg_arg = args.require("cgroup");
   std::string policy_path = args.get("policy");
+  // Logs go to stderr (journald under systemd); stdout stays free.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("egressd"));
   spdlog::set_pattern("egressd: %l: %v");
 
   if (auto s = check_bpf_privileges(); !s) return fail("attach", s.error().message());
@@ -131,10 +134,12 @@ int cmd_attach(const std::vector<std::string>& argv) {
     // One consumer per ring: the daemon of a previous attach hands over.
     if (!stop_daemon(*target, 5000)) spdlog::warn("previous daemon did not exit");
   }
+  if (auto s = ensure_run_dir(); !s) return fail("attach", s.error().message());
   PidFile pidfile(target->pins.pidfile());
   MapFds& maps = attached->maps;
 
-  auto hub = Hub::listen(target->pins.socket(), target->path);
+  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+  auto hub = Hub::listen(target->pins.socket(), target->path, ep.get());
   if (!hub) return fail("attach", hub.error().message());
 
   RingContext rctx{&hub.value(), boottime_to_unix_offset_ns()};
@@ -146,7 +151,6 @@ int cmd_attach(const std::vector<std::string>& argv) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
   auto watch = [&](int fd) {
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -154,7 +158,6 @@ int cmd_attach(const std::vector<std::string>& argv) {
     epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
   };
   watch(ring_buffer__epoll_fd(rb));
-  watch(hub->listen_fd());
   watch(sfd.get());
 
   spdlog::info("enforcing on {} (cgroup id {}, policy {}, generation {}, {} map entries{}; load {:.1f} ms, policy {:.1f} ms)",
@@ -163,7 +166,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
   sd_notify("READY=1\nSTATUS=enforcing on " + target->path + "\nMAINPID=" + std::to_string(getpid()));
 
   int exit_code = 0;
-  uint64_t last_drops = 0;
+  uint64_t last_drops = 0, last_hub_drops = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
   for (bool running = true; running;) {
     epoll_event evs[32];
@@ -178,8 +181,6 @@ int cmd_attach(const std::vector<std::string>& argv) {
       int fd = evs[i].data.fd;
       if (fd == ring_buffer__epoll_fd(rb)) {
         continue;  // consumed below, on every wakeup
-      } else if (fd == hub->listen_fd()) {
-        for (int c; (c = hub->accept_one()) >= 0;) watch(c);
       } else if (fd == sfd.get()) {
         signalfd_siginfo si{};
         while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
@@ -195,7 +196,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
           }
         }
       } else {
-        hub->on_readable(fd);
+        hub->handle(fd, evs[i].events);
       }
     }
     ring_buffer__consume(rb);
@@ -205,6 +206,10 @@ int cmd_attach(const std::vector<std::string>& argv) {
       if (!path_exists(target->pins.dir)) {
         spdlog::info("attachment removed (egressd detach); exiting");
         break;
+      }
+      if (hub->dropped_lines() != last_hub_drops) {
+        last_hub_drops = hub->dropped_lines();
+        spdlog::warn("{} event lines dropped for subscribers too slow to read them", last_hub_drops);
       }
       if (auto c = read_counters(maps); c && (*c)[EGD_STAT_RING_DROPS] != last_drops) {
         spdlog::warn("event ring overflowed: {} events dropped so far", (*c)[EGD_STAT_RING_DROPS]);

@@ -31,10 +31,10 @@ Result<Target> resolve_target(const std::string& arg, bool create) {
 }
 
 Result<UniqueFd> lock_target(const Target& t) {
-  EGD_TRY(ensure_run_dir());
-  UniqueFd fd(open(t.pins.lockfile().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!fd.valid()) return sys_error("open " + t.pins.lockfile());
-  if (flock(fd.get(), LOCK_EX) != 0) return sys_error("lock " + t.pins.lockfile());
+  // The cgroup directory itself is the lock: nothing to create or clean up.
+  UniqueFd fd(open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return sys_error("open " + t.path);
+  if (flock(fd.get(), LOCK_EX) != 0) return sys_error("lock " + t.path);
   return fd;
 }
 

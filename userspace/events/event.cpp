@@ -48,7 +48,7 @@ std::string_view hook_name(unsigned hook) { return hook < EGD_HOOK__COUNT ? kHoo
 
 std::string_view verdict_name(unsigned verdict) { return verdict == EGD_VERDICT_ALLOW ? "allow" : "deny"; }
 
-std::string proto_name(uint8_t protocol) {
+std::string proto_name(uint16_t protocol) {
   switch (protocol) {
     case IPPROTO_TCP: return "tcp";
     case IPPROTO_UDP: return "udp";
@@ -57,6 +57,7 @@ std::string proto_name(uint8_t protocol) {
     case IPPROTO_RAW: return "raw";
     case IPPROTO_UDPLITE: return "udplite";
     case IPPROTO_SCTP: return "sctp";
+    case 262: return "mptcp";  // IPPROTO_MPTCP, newer than some libc headers
     default: return std::to_string(protocol);
   }
 }

@@ -21,7 +21,7 @@ struct Event {
   uint32_t rule_id = 0;
   std::string comm;
   int family = 0;
-  uint8_t protocol = 0;
+  uint16_t protocol = 0;
   uint8_t sock_type = 0;
   uint8_t hook = 0;
   uint8_t verdict = 0;
@@ -39,6 +39,6 @@ Event decode_event(const egd_event& raw, int64_t boot_to_unix_ns);
 std::string_view reason_name(unsigned reason);
 std::string_view hook_name(unsigned hook);
 std::string_view verdict_name(unsigned verdict);
-std::string proto_name(uint8_t protocol);
+std::string proto_name(uint16_t protocol);
 
 }  // namespace egressd

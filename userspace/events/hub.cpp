@@ -1,5 +1,6 @@
 #include "events/hub.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,10 +13,11 @@
 
 namespace egressd {
 
-Result<Hub> Hub::listen(const std::string& socket_path, std::string cgroup_path) {
+Result<Hub> Hub::listen(const std::string& socket_path, std::string cgroup_path, int epoll_fd) {
   Hub h;
   h.path_ = socket_path;
   h.cgroup_path_ = std::move(cgroup_path);
+  h.epoll_fd_ = epoll_fd;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof(sa.sun_path)) return logic_error("socket path too long: " + socket_path);
@@ -31,6 +33,7 @@ Result<Hub> Hub::listen(const std::string& socket_path, std::string cgroup_path)
   if (::listen(h.listen_.get(), 64) != 0) return sys_error("listen " + socket_path);
   struct stat st {};
   if (stat(socket_path.c_str(), &st) == 0) h.path_ino_ = st.st_ino;
+  h.watch(h.listen_.get(), EPOLLIN, EPOLL_CTL_ADD);
   return h;
 }
 
@@ -42,60 +45,103 @@ Hub::~Hub() {
     unlink(path_.c_str());
 }
 
-int Hub::accept_one() {
-  int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) return -1;
-  subs_[fd].fd.reset(fd);
-  return fd;
+void Hub::watch(int fd, uint32_t events, int op) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.fd = fd;
+  epoll_ctl(epoll_fd_, op, fd, &ev);
 }
 
-bool Hub::on_readable(int fd) {
+void Hub::close_sub(int fd) { subs_.erase(fd); }  // closing the fd removes it from epoll
+
+bool Hub::handle(int fd, uint32_t events) {
+  if (fd == listen_.get()) {
+    accept_all();
+    return true;
+  }
   auto it = subs_.find(fd);
   if (it == subs_.end()) return false;
   Sub& s = it->second;
-  char buf[256];
-  ssize_t n = recv(fd, buf, sizeof(buf), 0);
-  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-    subs_.erase(it);
-    return false;
+  bool alive = !(events & (EPOLLHUP | EPOLLERR));
+  if (alive && (events & EPOLLIN)) alive = on_input(s);
+  if (alive && (events & EPOLLOUT)) alive = flush(s);
+  if (!alive) close_sub(fd);
+  return true;
+}
+
+void Hub::accept_all() {
+  for (int i = 0; i < 64; ++i) {
+    int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    subs_[fd].fd.reset(fd);
+    watch(fd, EPOLLIN, EPOLL_CTL_ADD);
   }
+}
+
+bool Hub::on_input(Sub& s) {
+  char buf[256];
+  ssize_t n = recv(s.fd.get(), buf, sizeof(buf), 0);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
   if (n < 0 || s.mode != Mode::Pending) return true;  // only the hello is read
   s.inbuf.append(buf, static_cast<size_t>(n));
   size_t nl = s.inbuf.find('\n');
-  if (nl == std::string::npos) {
-    if (s.inbuf.size() > 64) {
-      subs_.erase(it);
-      return false;
-    }
-    return true;
-  }
+  if (nl == std::string::npos) return s.inbuf.size() <= 64;
   std::string hello = s.inbuf.substr(0, nl);
   if (hello == "json") {
     s.mode = Mode::Json;
   } else if (hello == "text") {
     s.mode = Mode::Text;
   } else {
-    send_line(s, "error unknown mode");
-    subs_.erase(it);
+    enqueue(s, "error unknown mode");
+    flush(s);
     return false;
   }
-  if (!send_line(s, "ok " + cgroup_path_)) {
-    subs_.erase(it);
-    return false;
-  }
-  return true;
+  enqueue(s, "ok " + cgroup_path_);
+  return flush(s);
 }
 
-bool Hub::send_line(Sub& s, const std::string& line) {
-  std::string msg = line + "\n";
-  ssize_t n = send(s.fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (n == static_cast<ssize_t>(msg.size())) return true;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-    ++dropped_;
-    return true;
+void Hub::enqueue(Sub& s, const std::string& line) {
+  if (s.out.size() - s.out_off + line.size() + 1 > kMaxQueuedBytes) {
+    ++s.dropped;
+    ++dropped_total_;
+    return;
   }
-  if (n >= 0) return false;  // a torn line would corrupt the stream: drop the subscriber
-  return false;
+  if (s.dropped) {
+    // Say what was lost, in the subscriber's format, before the next line.
+    std::string notice = s.mode == Mode::Json
+                             ? "{\"type\":\"dropped\",\"lines\":" + std::to_string(s.dropped) + "}"
+                             : "-- " + std::to_string(s.dropped) + " events dropped: this subscriber is too slow";
+    s.out += notice + "\n";
+    s.dropped = 0;
+  }
+  s.out += line;
+  s.out += '\n';
+}
+
+bool Hub::flush(Sub& s) {
+  while (s.out_off < s.out.size()) {
+    ssize_t n = send(s.fd.get(), s.out.data() + s.out_off, s.out.size() - s.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+      break;
+    }
+    s.out_off += static_cast<size_t>(n);
+  }
+  // Compact rarely: erasing the front on every send would be quadratic.
+  if (s.out_off == s.out.size()) {
+    s.out.clear();
+    s.out_off = 0;
+  } else if (s.out_off > (1u << 20)) {
+    s.out.erase(0, s.out_off);
+    s.out_off = 0;
+  }
+  bool want = !s.out.empty();
+  if (want != s.want_write) {
+    watch(s.fd.get(), want ? (EPOLLIN | EPOLLOUT) : EPOLLIN, EPOLL_CTL_MOD);
+    s.want_write = want;
+  }
+  return true;
 }
 
 void Hub::publish(const Event& e) {
@@ -103,15 +149,16 @@ void Hub::publish(const Event& e) {
   std::string json, text;
   for (auto it = subs_.begin(); it != subs_.end();) {
     Sub& s = it->second;
-    bool keep = true;
     if (s.mode == Mode::Json) {
       if (json.empty()) json = to_json(e);
-      keep = send_line(s, json);
+      enqueue(s, json);
     } else if (s.mode == Mode::Text) {
       if (text.empty()) text = to_text(e);
-      keep = send_line(s, text);
+      enqueue(s, text);
     }
-    it = keep ? std::next(it) : subs_.erase(it);
+    // Subscribers already waiting for EPOLLOUT are flushed when it comes.
+    bool alive = s.mode == Mode::Pending || s.want_write || flush(s);
+    it = alive ? std::next(it) : subs_.erase(it);
   }
 }
 

@@ -1,8 +1,9 @@
 // hub.h: fans decoded events out to live subscribers (egressd tail) over a
 // Unix stream socket. A subscriber sends one line, "json" or "text", and
 // gets "ok <cgroup path>" back once it is registered, then one event per
-// line. A subscriber that cannot keep up loses lines (counted), never stalls
-// the daemon.
+// line. Each subscriber has a bounded output queue flushed as its socket
+// drains; a subscriber too slow for even that loses lines, and is told how
+// many, but never stalls the daemon.
 #pragma once
 
 #include <cstdint>
@@ -17,18 +18,18 @@ namespace egressd {
 
 class Hub {
  public:
-  static Result<Hub> listen(const std::string& socket_path, std::string cgroup_path);
+  static constexpr size_t kMaxQueuedBytes = 16u << 20;
+
+  // Registers its fds (listener, subscribers) in `epoll_fd` itself.
+  static Result<Hub> listen(const std::string& socket_path, std::string cgroup_path, int epoll_fd);
   Hub(Hub&&) = default;
   Hub& operator=(Hub&&) = default;
   ~Hub();
 
-  int listen_fd() const { return listen_.get(); }
-  // Accepts one pending connection; returns its fd (to watch) or -1.
-  int accept_one();
-  // Input or hang-up on a subscriber fd. Returns false once it is closed.
-  bool on_readable(int fd);
+  // True if `fd` is the listener or a subscriber; handles its epoll events.
+  bool handle(int fd, uint32_t events);
   void publish(const Event& e);
-  uint64_t dropped_lines() const { return dropped_; }
+  uint64_t dropped_lines() const { return dropped_total_; }
   size_t subscribers() const { return subs_.size(); }
 
  private:
@@ -37,16 +38,26 @@ class Hub {
     UniqueFd fd;
     Mode mode = Mode::Pending;
     std::string inbuf;
+    std::string out;        // queued; bytes before out_off are already sent
+    size_t out_off = 0;
+    uint64_t dropped = 0;   // lines lost since the last notice
+    bool want_write = false;
   };
   Hub() = default;
-  bool send_line(Sub& s, const std::string& line);
+  void accept_all();
+  bool on_input(Sub& s);
+  void enqueue(Sub& s, const std::string& line);
+  bool flush(Sub& s);  // false: the subscriber is gone
+  void watch(int fd, uint32_t events, int op);
+  void close_sub(int fd);
 
   UniqueFd listen_;
+  int epoll_fd_ = -1;
   std::string path_;
   uint64_t path_ino_ = 0;
   std::string cgroup_path_;
   std::map<int, Sub> subs_;
-  uint64_t dropped_ = 0;
+  uint64_t dropped_total_ = 0;
 };
 
 }  // namespace egressd

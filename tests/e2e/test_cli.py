@@ -1,0 +1,183 @@
+"""CLI behaviour around the fence: cgroup spellings, refusing to fence itself,
+reload from the recorded file and on SIGHUP, re-attach after kill -9, host-rule
+ports, the text tail, and the shipped policies."""
+import os
+import signal
+import time
+import unittest
+from pathlib import Path
+
+from e2e_case import DEFAULT_POLICY, DENY_TLS_HOST_POLICY, FenceCase, Loop
+from world import EGRESSD, REPO, cgroup2_root
+
+HOST_RULE_POLICY = DEFAULT_POLICY + """
+[[allow]]
+host = "db.example.com"
+ports = [8080]
+"""
+
+
+class AttachVariants(FenceCase):
+    ATTACH = False
+
+    def test_relative_cgroup_path(self):
+        rel = os.path.relpath(self.w.cgroup, cgroup2_root())
+        self.daemon = self.w.egressd_attach(self.w.write_policy(DEFAULT_POLICY), cgroup=rel)
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80)
+        st = self.status_for_cgroup()
+        self.assertIsNotNone(st)
+        self.assertEqual(st["cgroup"], self.w.cgroup, st)
+        r = self.w.egressd("detach", "--cgroup", rel)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertProbeOk("connect", "tcp", "10.0.0.5", 80, "--http", expect="hello from")
+
+    def test_attach_creates_missing_cgroup(self):
+        sub = os.path.join(self.w.cgroup, "made-by-egressd")
+        self.assertFalse(os.path.exists(sub))
+        self.daemon = self.w.egressd_attach(self.w.write_policy(DEFAULT_POLICY), cgroup=sub)
+        try:
+            self.assertTrue(os.path.isdir(sub))
+            self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="made-by-egressd")
+        finally:
+            self.w.egressd("detach", "--cgroup", sub)
+
+    def test_enforcing_logged_on_stderr(self):
+        # The contract: READY=1 to $NOTIFY_SOCKET and a line containing
+        # "enforcing" on stderr (journald/systemd users read stderr).
+        self.daemon = self.w.egressd_attach(self.w.write_policy(DEFAULT_POLICY))
+        self.assertIn("enforcing", self.daemon.stderr(),
+                      f"no 'enforcing' line on stderr; stdout has:\n{self.daemon.stdout()}")
+
+    def test_refuses_a_cgroup_that_contains_itself(self):
+        policy = self.w.write_policy(DEFAULT_POLICY)
+        self.w._attached = True  # in case it wrongly succeeds: detach at cleanup
+        r = self.w.agent_run([EGRESSD, "attach", "--cgroup", self.w.cgroup, "--policy", policy], timeout=20)
+        self.assertNotEqual(r.returncode, 0, f"attached to its own cgroup:\n{r.stderr}")
+        self.assertFalse(Path("/sys/fs/bpf/egressd", str(os.stat(self.w.cgroup).st_ino)).exists(),
+                         "refused attach left pins")
+
+    def test_bad_policy_refused_at_attach(self):
+        bad = self.w.write_policy('version = 1\n[network]\nprivate = "nope"\n', "bad.toml")
+        self.w._attached = True
+        r = self.w.egressd("attach", "--cgroup", self.w.cgroup, "--policy", bad, timeout=20)
+        self.assertPolicyError(r, bad, 3)
+        self.assertProbeOk("connect", "tcp", "10.0.0.5", 80, "--http", expect="hello from")
+
+
+class ReloadSources(FenceCase):
+    TAIL = False
+
+    def _wait_log(self, needle, deadline=10.0):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if needle in self.daemon.log():
+                return
+            time.sleep(0.05)  # polling a log file with a deadline
+        self.fail(f"daemon log lacks {needle!r}:\n{self.daemon.log()}")
+
+    def test_reload_without_policy_rereads_the_file(self):
+        Path(self.policy_path).write_text(DENY_TLS_HOST_POLICY)
+        r = self.w.reload()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 443, reason=None)
+
+    def test_sighup_reloads(self):
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 443, "--noread")
+        Path(self.policy_path).write_text(DENY_TLS_HOST_POLICY)
+        os.kill(self.daemon.pid, signal.SIGHUP)
+        self._wait_log("(generation 2)")
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 443)
+        self.assertIsNone(self.daemon.proc.poll(), "daemon exited on SIGHUP")
+
+    def test_sighup_with_broken_file_keeps_policy_and_daemon(self):
+        Path(self.policy_path).write_text('version = 1\n[network]\nprivate = "allow"\nbogus = 1\n')
+        os.kill(self.daemon.pid, signal.SIGHUP)
+        self._wait_log(f"{self.policy_path}:")
+        self.assertIsNone(self.daemon.proc.poll(), f"daemon exited on a broken SIGHUP reload:\n{self.daemon.log()}")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80)
+
+    def test_reattach_after_kill_9_has_no_window(self):
+        loop = Loop(self.w, "10.0.0.5", 80)
+        self.daemon.proc.kill()
+        self.daemon.wait_exit(10)
+        self.attach(DENY_TLS_HOST_POLICY)
+        res = loop.stop()
+        self.assertEqual(res["connected"], 0, res)
+        self.assertEqual(set(res["errnos"]), {"EPERM"}, res)
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 443)
+        st = self.status_for_cgroup()
+        self.assertEqual(st["daemon_pid"], self.daemon.pid, st)
+
+    def test_status_after_kill_9_names_no_daemon(self):
+        self.daemon.proc.kill()
+        self.daemon.wait_exit(10)
+        st = self.status_for_cgroup()
+        self.assertIsNotNone(st)
+        self.assertTrue(st["fenced"], st)
+        self.assertEqual(st["daemon_pid"], 0, st)
+
+
+class HostRulePorts(FenceCase):
+    POLICY = HOST_RULE_POLICY
+
+    def test_host_rule_port_open_at_l4(self):
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 8080, expect="banner 203.0.113.10 8080")
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 5432, reason="port")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 8080, reason="private")
+
+
+class TextTail(FenceCase):
+    TAIL = False
+
+    def test_text_tail_line(self):
+        t = self.w.tail(json=False)
+        r = self.w.probe("connect", "tcp", "169.254.169.254", 80)
+        self.assertEqual(r["errno"], "EPERM", r)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            line = t.out.get(0.2)
+            if line and f"[{r['pid']}]" in line:
+                self.assertRegex(line, rf"python3\[{r['pid']}\] deny tcp 169\.254\.169\.254:80 link-local "
+                                       r"via connect4 uid 0")
+                return
+            if line is None:
+                break
+        self.fail(f"no text line for pid {r['pid']}: {t.out.lines} {t.err.lines}")
+
+
+class ShippedPolicies(FenceCase):
+    ATTACH = False
+
+    def _attach_shipped(self, name):
+        path = REPO / "policies" / name
+        if not path.exists():
+            self.fail(f"{path} is missing")
+        self.policy_path = str(path)
+        self.daemon = self.w.egressd_attach(str(path))
+        self.tail = self.w.tail()
+
+    def test_default_toml(self):
+        self._attach_shipped("default.toml")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, reason="private")
+        self.assertProbeDenied("connect", "tcp", "169.254.169.254", 80, reason="link-local")
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 22, reason="port")
+        self.assertProbeOk("connect", "tcp", "127.0.0.1", 8080, expect="banner")
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from")
+
+    def test_strict_toml(self):
+        self._attach_shipped("strict.toml")
+        self.assertProbeDenied("connect", "tcp", "127.0.0.1", 8080, reason="loopback")
+        r = self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from")
+        self.tail.expect_event(lambda e: e["tgid"] == r["pid"] and e["verdict"] == "allow",
+                               what="allow event (strict logs every decision)")
+
+    def test_claude_code_toml(self):
+        self._attach_shipped("claude-code.toml")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 443, reason="private")
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 22, reason="port")
+        r = self.w.curl("--cacert", self.w.ca, "https://203.0.113.10/")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
