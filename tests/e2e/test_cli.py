@@ -179,5 +179,39 @@ class ShippedPolicies(FenceCase):
         self.assertEqual(r.returncode, 0, r.stderr)
 
 
+class Privileges(unittest.TestCase):
+    """Clear errors and a non-zero exit when egressd cannot do its job."""
+
+    def run_as_nobody(self, *args):
+        import subprocess
+        return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", EGRESSD, *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_unprivileged_attach_names_the_capability(self):
+        r = self.run_as_nobody("attach", "--cgroup", "egd-e2e-never-created", "--policy",
+                               str(REPO / "policies" / "default.toml"))
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("CAP_BPF", r.stderr)
+        self.assertFalse((Path(cgroup2_root()) / "egd-e2e-never-created").exists())
+
+    def test_unprivileged_status_and_reload_fail(self):
+        for verb in (["status"], ["reload", "--cgroup", "x"], ["detach", "--cgroup", "x"]):
+            r = self.run_as_nobody(*verb)
+            self.assertEqual(r.returncode, 1, (verb, r))
+            self.assertIn("CAP_NET_ADMIN", r.stderr)
+
+    def test_usage_errors_exit_2(self):
+        import subprocess
+        for args in (["attach"], ["frobnicate"], ["attach", "--cgroup", "x", "--bogus"]):
+            r = subprocess.run([EGRESSD, *args], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, (args, r))
+
+    def test_root_cgroup_is_refused(self):
+        import subprocess
+        r = subprocess.run([EGRESSD, "attach", "--cgroup", "/"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("root cgroup", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

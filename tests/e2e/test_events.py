@@ -61,6 +61,20 @@ class Restart(FenceCase):
             time.sleep(0.05)  # polling the daemon's log with a deadline
         self.fail(f"the decision made while no daemon ran never reached the new one:\n{d2.log()}")
 
+    def test_ring_overflow_is_counted(self):
+        # With no daemon reading, the 1 MiB ring fills (~12k events): later
+        # denials are still enforced, and every lost event is counted.
+        self.daemon.proc.kill()
+        self.daemon.wait_exit(10)
+        loop = Loop(self.w, "10.0.0.5", 80, max_attempts=20000)
+        res = loop.wait_done(60)
+        self.assertEqual(res["connected"], 0, res)
+        st = self.status_for_cgroup()
+        self.assertEqual(st["daemon_pid"], 0, st)
+        self.assertGreaterEqual(st["denied"].get("private", 0), res["attempts"], st)
+        self.assertGreater(st["ring_drops"], 0, st)
+        self.assertGreaterEqual(st["ring_drops"], res["attempts"] - 12000, st)
+
 
 if __name__ == "__main__":
     unittest.main()
