@@ -513,7 +513,7 @@ reload_policy() {  # NAME FILE
   out=$(timeout 120 "$EGRESSD" reload --cgroup "$CG" --policy "$2" 2>&1) || die "egressd reload: $out"
   t1=$(now)
   ms=$(ms_between "$t0" "$t1")
-  write_ms=$(grep -o 'entries, [0-9.]* ms' <<<"$out" | awk '{print $2}')
+  write_ms=$(grep -o '[0-9.]* ms writing maps' <<<"$out" | awk '{print $1}' || true)
   jq -nc --arg p "$1" --argjson ms "$ms" --arg w "${write_ms:-}" \
     '{kind: "reload", policy: $p, ms: $ms, write_ms: ($w | tonumber? // null)}' >>"$RESULTS"
   log "  reload -> $1: $ms ms (egressd: ${write_ms:-?} ms map write)"
