@@ -41,50 +41,58 @@ EGD_INLINE __u32 egd_classify4(__u32 addr_be)
 	    (a >> 16) == 0xc0a8 ||           /* 192.168/16 */
 	    (a >> 22) == (0x6440 >> 6))      /* 100.64/10 CGNAT */
 		return EGD_CAT_PRIVATE;
-	if ((a >> 16) == 0xa9fe)             /* 169.254/16 */
+	if ((a >> 16) == 0xa9fe ||           /* 169.254/16 */
+	    a == 0xa83f8110u)                /* 168.63.129.16: Azure's host endpoint (WireServer, metadata) */
 		return EGD_CAT_LINK_LOCAL;
 	if (a == 0xffffffffu)
 		return EGD_CAT_BROADCAST;
 	if ((a >> 28) == 0xe)                /* 224/4 */
 		return EGD_CAT_MULTICAST;
-	if ((a >> 28) == 0xf)                /* 240/4 */
+	if ((a >> 28) == 0xf ||              /* 240/4 */
+	    (a >> 8) == 0xc00000 ||          /* 192.0.0/24: IETF protocol assignments (DS-Lite, NAT64 discovery) */
+	    (a >> 17) == (0xc612 >> 1))      /* 198.18/15: benchmarking, often host-internal */
 		return EGD_CAT_RESERVED;
 	return EGD_CAT_PUBLIC;
 }
 
 /*
  * If an IPv6 address (network order) reaches an IPv4 host, store that IPv4
- * (network order) in *v4 and return 1. Forms: v4-mapped ::ffff:a.b.c.d,
- * v4-translated ::ffff:0:a.b.c.d, v4-compatible ::a.b.c.d, NAT64
- * 64:ff9b::/96, 6to4 2002:AABB:CCDD::/48.
+ * (network order) in *v4 and say how:
+ *  EGD_EMBED_MAPPED      ::ffff:a.b.c.d: the kernel sends IPv4; judged as IPv4 only.
+ *  EGD_EMBED_TRANSLATED  v4-translated ::ffff:0:a.b.c.d, v4-compatible ::a.b.c.d,
+ *                        NAT64 64:ff9b::/96, 6to4 2002:AABB:CCDD::/48: IPv6 on the
+ *                        wire that a translator or relay turns into IPv4. Judged
+ *                        both as that IPv4 and as the IPv6 it is, stricter wins.
  * :: and ::1 are not v4-compatible: they are the v6 unspecified and loopback
  * addresses and egd_classify6 handles them.
  */
+enum egd_embed { EGD_EMBED_NONE = 0, EGD_EMBED_MAPPED = 1, EGD_EMBED_TRANSLATED = 2 };
+
 EGD_INLINE int egd_embedded_v4(const __u32 a_be[4], __u32 *v4)
 {
 	__u32 w0 = egd_ntohl(a_be[0]), w1 = egd_ntohl(a_be[1]);
 	__u32 w2 = egd_ntohl(a_be[2]), w3 = egd_ntohl(a_be[3]);
 
 	if (w0 == 0 && w1 == 0) {
-		if (w2 == 0xffff || w2 == 0xffff0000u) { /* mapped, translated */
+		if (w2 == 0xffff) {                       /* v4-mapped */
 			*v4 = a_be[3];
-			return 1;
+			return EGD_EMBED_MAPPED;
 		}
-		if (w2 == 0 && w3 > 1) {                  /* v4-compatible */
+		if (w2 == 0xffff0000u || (w2 == 0 && w3 > 1)) { /* translated, compatible */
 			*v4 = a_be[3];
-			return 1;
+			return EGD_EMBED_TRANSLATED;
 		}
-		return 0;
+		return EGD_EMBED_NONE;
 	}
 	if (w0 == 0x0064ff9b && w1 == 0 && w2 == 0) {     /* NAT64 well-known prefix */
 		*v4 = a_be[3];
-		return 1;
+		return EGD_EMBED_TRANSLATED;
 	}
 	if ((w0 >> 16) == 0x2002) {                       /* 6to4 */
 		*v4 = egd_htonl((w0 << 16) | (w1 >> 16));
-		return 1;
+		return EGD_EMBED_TRANSLATED;
 	}
-	return 0;
+	return EGD_EMBED_NONE;
 }
 
 /* Category of an IPv6 address that embeds no IPv4 (see egd_embedded_v4). */
@@ -109,6 +117,10 @@ EGD_INLINE __u32 egd_classify6(const __u32 a_be[4])
 	 * reserved keeps them from being an IPv4 side door. */
 	if (w0 == 0x0064ff9b && (w1 >> 16) == 0x0001)
 		return EGD_CAT_RESERVED;
+	/* The NAT64 prefix itself routes to a translator like any public
+	 * address; what it embeds is judged as IPv4 (EGD_EMBED_TRANSLATED). */
+	if (w0 == 0x0064ff9b && w1 == 0 && w2 == 0)
+		return EGD_CAT_PUBLIC;
 	if ((w0 >> 24) == 0)
 		return EGD_CAT_RESERVED;
 	return EGD_CAT_PUBLIC;

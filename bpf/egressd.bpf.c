@@ -40,18 +40,18 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 
 	t.port = bpf_ntohs((__u16)ctx->user_port);
 	t.proto_bit = egd_proto_bit(ctx->protocol);
+	int embed = EGD_EMBED_NONE;
 	if (v6) {
 		given[0] = ctx->user_ip6[0];
 		given[1] = ctx->user_ip6[1];
 		given[2] = ctx->user_ip6[2];
 		given[3] = ctx->user_ip6[3];
-		t.is_v4 = egd_embedded_v4(given, &t.v4);
-		if (!t.is_v4) {
-			t.v6[0] = given[0];
-			t.v6[1] = given[1];
-			t.v6[2] = given[2];
-			t.v6[3] = given[3];
-		}
+		embed = egd_embedded_v4(given, &t.v4);
+		t.is_v4 = embed != EGD_EMBED_NONE;
+		t.v6[0] = given[0];
+		t.v6[1] = given[1];
+		t.v6[2] = given[2];
+		t.v6[3] = given[3];
 	} else {
 		given[0] = ctx->user_ip4;
 		t.v4 = given[0];
@@ -64,6 +64,16 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 		d.reason = EGD_REASON_INTERNAL;
 	} else {
 		egd_decide(cfg, gen, &t, &d);
+		if (embed == EGD_EMBED_TRANSLATED && d.verdict == EGD_VERDICT_ALLOW) {
+			/* IPv6 on the wire that a translator turns into IPv4:
+			 * allowed only if allowed as both. The IPv4 verdict
+			 * above comes first as it names the real target. */
+			struct egd_decision d6 = {};
+			t.is_v4 = 0;
+			egd_decide(cfg, gen, &t, &d6);
+			if (d6.verdict == EGD_VERDICT_DENY)
+				d = d6;
+		}
 	}
 	egd_count(d.verdict, d.reason);
 
@@ -81,7 +91,7 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 			e->category = d.category;
 			e->sock_cookie = bpf_get_socket_cookie(ctx);
 			__builtin_memcpy(e->daddr, given, v6 ? 16 : 4);
-			if (v6 && t.is_v4)
+			if (embed != EGD_EMBED_NONE)
 				e->judged_addr4 = t.v4;
 			egd_event_submit(e);
 		}
@@ -137,6 +147,70 @@ int egd_sock_create(struct bpf_sock *sk)
 		e->reason = reason;
 		egd_event_submit(e);
 	}
+	return 0;
+}
+
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_RTHDR 57
+
+static __always_inline void egd_emit_simple(__u8 hook, __u16 family, __u16 protocol, __u32 reason)
+{
+	struct egd_event *e = egd_event_reserve();
+	if (e) {
+		e->hook = hook;
+		e->family = family;
+		e->protocol = protocol;
+		e->verdict = EGD_VERDICT_DENY;
+		e->reason = reason;
+		egd_event_submit(e);
+	}
+}
+
+/* Source routing sends a packet to a hop the connect/sendmsg verdict never
+ * judged: IPv4 LSRR/SSRR (IP_OPTIONS) and the IPv6 routing header
+ * (IPV6_RTHDR, the one extension header unprivileged sockets may set). */
+SEC("cgroup/setsockopt")
+int egd_setsockopt(struct bpf_sockopt *ctx)
+{
+	int level = ctx->level, name = ctx->optname;
+
+	if (ctx->optlen <= 0)
+		return 1; /* clearing options is fine */
+	if ((level == SOL_IP && name == IP_OPTIONS) ||
+	    (level == SOL_IPV6 && (name == IPV6_RTHDR || name == IPV6_2292RTHDR))) {
+		struct bpf_sock *sk = ctx->sk;
+		egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
+		egd_emit_simple(EGD_HOOK_SETSOCKOPT, sk ? sk->family : 0, sk ? sk->protocol : 0,
+				EGD_REASON_SOURCE_ROUTE);
+		return 0; /* setsockopt() fails with EPERM */
+	}
+	return 1;
+}
+
+/* Backstop for the per-message forms of the same options (IP_RETOPTS and
+ * IPV6_RTHDR control messages), which no sockopt hook sees: drop IPv4
+ * packets carrying options and IPv6 packets whose first extension header is
+ * a routing header. A drop here fails the send with EPERM (UDP) or stalls
+ * the connection (TCP). Process fields of its events are best effort. */
+SEC("cgroup_skb/egress")
+int egd_skb_egress(struct __sk_buff *skb)
+{
+	__u8 b = 0;
+
+	if (skb->protocol == bpf_htons(0x0800)) { /* ETH_P_IP */
+		if (bpf_skb_load_bytes(skb, 0, &b, 1) || (b & 0x0f) <= 5)
+			return 1;
+	} else if (skb->protocol == bpf_htons(0x86dd)) { /* ETH_P_IPV6 */
+		if (bpf_skb_load_bytes(skb, 6, &b, 1) || b != 43 /* IPPROTO_ROUTING */)
+			return 1;
+	} else {
+		return 1;
+	}
+	egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
+	egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE);
 	return 0;
 }
 

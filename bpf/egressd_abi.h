@@ -40,6 +40,7 @@ enum egd_verdict {
 	X(DNS_PORT, "dns-port")               \
 	X(PROTO, "proto")                     \
 	X(RAW_SOCKET, "raw-socket")           \
+	X(SOURCE_ROUTE, "source-route")       \
 	X(INTERNAL, "internal")
 
 enum egd_reason {
@@ -56,10 +57,10 @@ enum egd_category {
 	EGD_CAT_PUBLIC = 0,
 	EGD_CAT_LOOPBACK = 1,   /* 127/8, 0.0.0.0, ::1, :: */
 	EGD_CAT_PRIVATE = 2,    /* RFC1918, CGNAT 100.64/10, ULA fc00::/7, site-local fec0::/10 */
-	EGD_CAT_LINK_LOCAL = 3, /* 169.254/16, fe80::/10 */
+	EGD_CAT_LINK_LOCAL = 3, /* 169.254/16, fe80::/10, 168.63.129.16 (Azure host endpoint) */
 	EGD_CAT_MULTICAST = 4,  /* 224/4, ff00::/8 */
 	EGD_CAT_BROADCAST = 5,  /* 255.255.255.255 */
-	EGD_CAT_RESERVED = 6,   /* 0/8 (but 0.0.0.0), 240/4, unroutable v6 forms */
+	EGD_CAT_RESERVED = 6,   /* 0/8 (but 0.0.0.0), 240/4, 192.0.0/24, 198.18/15, unroutable v6 forms */
 	EGD_CAT__COUNT = 7,
 };
 
@@ -74,7 +75,9 @@ enum egd_action {
 	X(CONNECT6, "connect6")        \
 	X(SENDMSG4, "sendmsg4")        \
 	X(SENDMSG6, "sendmsg6")        \
-	X(SOCK_CREATE, "sock_create")
+	X(SOCK_CREATE, "sock_create")  \
+	X(SETSOCKOPT, "setsockopt")    \
+	X(SKB_EGRESS, "skb_egress")
 
 enum egd_hook {
 #define EGD_HOOK_ENUM(id, name) EGD_HOOK_##id,

@@ -137,7 +137,7 @@ import json, os, random, socket, subprocess, sys, time, ipaddress
 
 def gen_policies(outdir, n):
     """10-CIDR policy and an n-CIDR policy that contains the same 10."""
-    fixed_allow4 = ["203.0.113.77/32", "198.51.100.0/24", "192.0.2.0/24",
+    fixed_allow4 = ["203.0.113.77/32", "198.51.100.0/24", "198.51.100.128/25",
                     "93.184.216.0/24", "140.82.112.0/20", "151.101.0.0/16"]
     fixed_allow6 = ["2001:db8:77::/64", "2001:db8:1::/48"]
     fixed_deny = ["10.1.2.0/24", "2001:db8:dead::/48"]

@@ -45,5 +45,27 @@ class V6Forms(FenceCase):
         self.assertProbeDenied("connect", "tcp", "::ffff:203.0.113.10", 22, reason="port", judged="203.0.113.10")
 
 
+class TranslatedForms(FenceCase):
+    """NAT64, 6to4 and v4-compatible addresses leave as IPv6 packets that a
+    translator or relay turns into IPv4: they must pass as both. The IPv4
+    allowances (loopback, allow_cidr) do not open the IPv6 side, and IPv6
+    deny rules still apply."""
+    POLICY = """version = 1
+[[deny_cidr]]
+cidr = "2002::/16"
+"""
+
+    def test_embedded_loopback_is_not_a_loopback_pass(self):
+        # 127.0.0.1 is allowed on any port, but [64:ff9b::7f00:1]:22 is an
+        # IPv6 packet to a NAT64 gateway, port 22: denied by the port rule.
+        self.assertProbeDenied("connect", "tcp", "64:ff9b::7f00:1", 22, reason="port", judged="127.0.0.1")
+
+    def test_ipv6_deny_rule_covers_6to4(self):
+        # 2002:cb00:710a:: embeds 203.0.113.10 (public, 443 allowed as IPv4),
+        # but the policy denies 2002::/16 as IPv6.
+        self.assertProbeDenied("connect", "tcp", "2002:cb00:710a::1", 443, reason="deny-cidr",
+                               judged="203.0.113.10")
+
+
 if __name__ == "__main__":
     unittest.main()

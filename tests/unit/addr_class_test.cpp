@@ -214,3 +214,37 @@ TEST(RuleAdmits, RangesAndTheAllPortsForm) {
 }
 
 }  // namespace
+
+namespace {
+
+// Test that only v4-mapped addresses count as IPv4 on the wire; every other
+// embedding is IPv6 that a translator turns into IPv4, judged as both.
+TEST(EmbeddedV4, KindSaysWhatLeavesTheHost) {
+  __u32 out = 0;
+  EXPECT_EQ(egd_embedded_v4(v6("::ffff:10.0.0.1").w, &out), EGD_EMBED_MAPPED);
+  for (const char* t : {"::ffff:0:10.0.0.1", "::10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1"}) {
+    EXPECT_EQ(egd_embedded_v4(v6(t).w, &out), EGD_EMBED_TRANSLATED) << t;
+  }
+  EXPECT_EQ(egd_embedded_v4(v6("2001:db8::10").w, &out), EGD_EMBED_NONE);
+}
+
+// Test that the NAT64 prefix itself is routable (public) as IPv6, while the
+// local-use NAT64 prefix stays reserved.
+TEST(Classify6, Nat64PrefixIsPublicAsIpv6) {
+  EXPECT_EQ(classify6("64:ff9b::a00:1"), EGD_CAT_PUBLIC);
+  EXPECT_EQ(classify6("64:ff9b:1::a00:1"), EGD_CAT_RESERVED);
+}
+
+// Test the host-internal IPv4 addresses that look public.
+TEST(Classify4, HostInternalRanges) {
+  expect4({{"168.63.129.16", EGD_CAT_LINK_LOCAL},  // Azure host endpoint
+           {"168.63.129.17", EGD_CAT_PUBLIC},
+           {"192.0.0.8", EGD_CAT_RESERVED},
+           {"192.0.1.1", EGD_CAT_PUBLIC},
+           {"198.18.0.1", EGD_CAT_RESERVED},
+           {"198.19.255.255", EGD_CAT_RESERVED},
+           {"198.17.255.255", EGD_CAT_PUBLIC},
+           {"198.20.0.0", EGD_CAT_PUBLIC}});
+}
+
+}  // namespace

@@ -110,7 +110,7 @@ ports = [8443, "9000-9002", 65535]
 host = "example.org"
 ports = [1]
 [[allow_cidr]]
-cidr = "192.0.2.1"
+cidr = "203.0.113.1"
 ports = [5432]
 )"),
                              1);
@@ -136,7 +136,7 @@ TEST(CompileConfig, WideHostPortRangesFillTheBitmapExactly) {
 
 TEST(CompileKeys, Ipv4Layout) {
   CompiledPolicy c = compile(parse("version = 1\n" + allow_rule("10.1.0.0/16") +
-                                   "[[deny_cidr]]\ncidr = \"192.0.2.128/25\"\n"),
+                                   "[[deny_cidr]]\ncidr = \"203.0.113.128/25\"\n"),
                              0x01020304);
   ASSERT_EQ(c.allow4.size(), 1u);
   egd_lpm4_key want;
@@ -151,7 +151,7 @@ TEST(CompileKeys, Ipv4Layout) {
 
   ASSERT_EQ(c.deny4.size(), 1u);
   EXPECT_EQ(c.deny4[0].first.prefixlen, 32u + 25);
-  const uint8_t deny_addr[4] = {192, 0, 2, 128};
+  const uint8_t deny_addr[4] = {203, 0, 113, 128};
   EXPECT_EQ(std::memcmp(&c.deny4[0].first.addr, deny_addr, 4), 0);
   EXPECT_EQ(c.deny4[0].second, 1u);
 }
@@ -211,10 +211,10 @@ TEST(CompileKeys, HandBuiltNonsenseIsACompileError) {
 // ---- allow values ---------------------------------------------------------------
 
 TEST(CompileAllow, RuleWithoutPortsAdmitsEveryPortOfItsProtocols) {
-  CompiledPolicy c = compile(parse("version = 1\n" + allow_rule("192.0.2.0/24") +
+  CompiledPolicy c = compile(parse("version = 1\n" + allow_rule("203.0.113.0/24") +
                                    allow_rule("198.51.100.0/24", "proto = \"udp\"\n")),
                              1);
-  const egd_cidr_rule* any = find4(c, "192.0.2.0/24");
+  const egd_cidr_rule* any = find4(c, "203.0.113.0/24");
   ASSERT_NE(any, nullptr);
   EXPECT_EQ(any->rule_id, 1u);
   ASSERT_EQ(any->nranges, 1);  // explicit, never the nranges == 0 form
@@ -233,10 +233,10 @@ TEST(CompileAllow, RuleWithoutPortsAdmitsEveryPortOfItsProtocols) {
 
 TEST(CompileAllow, RangesAreMergedAndSorted) {
   CompiledPolicy c = compile(parse("version = 1\n" +
-                                   allow_rule("192.0.2.1", "ports = [100, 82, \"83-90\", 80, 81, \"85-86\"]\n"
+                                   allow_rule("203.0.113.1", "ports = [100, 82, \"83-90\", 80, 81, \"85-86\"]\n"
                                                            "proto = \"tcp\"\n")),
                              1);
-  const egd_cidr_rule* r = find4(c, "192.0.2.1/32");
+  const egd_cidr_rule* r = find4(c, "203.0.113.1/32");
   ASSERT_NE(r, nullptr);
   ASSERT_EQ(r->nranges, 2);
   EXPECT_EQ(r->ranges[0].lo, 80);
@@ -361,22 +361,22 @@ std::string ports_list(int n, int first, int step) {
 }
 
 TEST(CompileLimits, SixteenRangesFit) {
-  CompiledPolicy c = compile(parse("version = 1\n" + allow_rule("192.0.2.1", ports_list(16, 1000, 2))), 1);
+  CompiledPolicy c = compile(parse("version = 1\n" + allow_rule("203.0.113.1", ports_list(16, 1000, 2))), 1);
   EXPECT_EQ(c.allow4.at(0).second.nranges, EGD_MAX_PORT_RANGES);
   // Adjacent ports merge, so many ports can still be one range.
-  CompiledPolicy d = compile(parse("version = 1\n" + allow_rule("192.0.2.1", ports_list(500, 1000, 1))), 1);
+  CompiledPolicy d = compile(parse("version = 1\n" + allow_rule("203.0.113.1", ports_list(500, 1000, 1))), 1);
   EXPECT_EQ(d.allow4.at(0).second.nranges, 1);
 }
 
 TEST(CompileLimits, TooManyRangesNameTheRule) {
   try {
-    compile(parse("version = 1\n" + allow_rule("192.0.2.1", ports_list(17, 1000, 2))), 1);
+    compile(parse("version = 1\n" + allow_rule("203.0.113.1", ports_list(17, 1000, 2))), 1);
     FAIL() << "compiled 17 ranges";
   } catch (const CompileError& e) {
     std::string what = e.what();
     EXPECT_NE(what.find("c.toml:2:"), std::string::npos) << what;
     EXPECT_NE(what.find("allow_cidr[1]"), std::string::npos) << what;
-    EXPECT_NE(what.find("192.0.2.1/32"), std::string::npos) << what;
+    EXPECT_NE(what.find("203.0.113.1/32"), std::string::npos) << what;
     EXPECT_NE(what.find("17"), std::string::npos) << what;
   }
 }
@@ -480,7 +480,7 @@ events = "all"
 loopback = "deny"
 private = "allow"
 [[allow_cidr]]
-cidr = "192.0.2.0/24"
+cidr = "203.0.113.0/24"
 [[allow_cidr]]
 cidr = "2001:db8::/32"
 [[allow_cidr]]

@@ -33,8 +33,10 @@ struct ProgLink {
 
 // Attach order: socket creation first, so that once connect is fenced no
 // raw socket can be opened either.
-std::array<ProgLink, 5> programs(egressd_bpf* s) {
+std::array<ProgLink, kProgramCount> programs(egressd_bpf* s) {
   return {{{"egd_sock_create", s->progs.egd_sock_create, &s->links.egd_sock_create},
+           {"egd_setsockopt", s->progs.egd_setsockopt, &s->links.egd_setsockopt},
+           {"egd_skb_egress", s->progs.egd_skb_egress, &s->links.egd_skb_egress},
            {"egd_sendmsg4", s->progs.egd_sendmsg4, &s->links.egd_sendmsg4},
            {"egd_sendmsg6", s->progs.egd_sendmsg6, &s->links.egd_sendmsg6},
            {"egd_connect4", s->progs.egd_connect4, &s->links.egd_connect4},

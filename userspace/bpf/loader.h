@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <string>
 
 #include "bpf/pins.h"
@@ -12,6 +13,13 @@
 #include "policy/model.h"
 
 namespace egressd {
+
+// Every program attached to a fenced cgroup, in attach order; each has a pin
+// link_<name>. `status` counts live links against this list.
+inline constexpr const char* kProgramNames[] = {"egd_sock_create", "egd_setsockopt", "egd_skb_egress",
+                                                "egd_sendmsg4",    "egd_sendmsg6",   "egd_connect4",
+                                                "egd_connect6"};
+inline constexpr int kProgramCount = static_cast<int>(std::size(kProgramNames));
 
 struct Attached {
   PinLayout pins;

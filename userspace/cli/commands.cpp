@@ -33,7 +33,7 @@ std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, m
 // (a removed cgroup leaves "defunct" links with cgroup id 0).
 int live_links(const PinLayout& pins, uint64_t cgroup_id) {
   int live = 0;
-  for (const char* prog : {"egd_connect4", "egd_connect6", "egd_sendmsg4", "egd_sendmsg6", "egd_sock_create"}) {
+  for (const char* prog : kProgramNames) {
     int fd = bpf_obj_get(pins.link(prog).c_str());
     if (fd < 0) continue;
     bpf_link_info info{};
@@ -188,14 +188,14 @@ int cmd_status(const std::vector<std::string>& argv) {
                   "\"daemon_pid\":%d,\"allowed\":%s,\"denied\":%s,\"ring_drops\":%llu}",
                   i ? "," : "", json_escape(cg).c_str(), static_cast<unsigned long long>(s.id),
                   json_escape(pol).c_str(), s.meta.gen, iso8601(s.meta.attached_at_unix_ns).c_str(),
-                  iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == 5 ? "true" : "false", s.daemon,
+                  iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == kProgramCount ? "true" : "false", s.daemon,
                   counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
                   counters_json(s.counters, EGD_VERDICT_DENY).c_str(), static_cast<unsigned long long>(drops));
       continue;
     }
     std::printf("%s (cgroup id %llu)\n", cg.c_str(), static_cast<unsigned long long>(s.id));
-    std::printf("  fence:    %s (%d/5 links)\n",
-                s.links == 5 ? "enforcing" : s.links == 0 ? "NOT ENFORCING (cgroup gone?)" : "PARTIAL", s.links);
+    std::printf("  fence:    %s (%d/%d links)\n",
+                s.links == kProgramCount ? "enforcing" : s.links == 0 ? "NOT ENFORCING (cgroup gone?)" : "PARTIAL", s.links, kProgramCount);
     std::printf("  policy:   %s (generation %u, loaded %s; %u allow_cidr, %u deny_cidr, %u host rules)\n",
                 pol.c_str(), s.meta.gen, iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.meta.n_allow_cidrs,
                 s.meta.n_deny_cidrs, s.meta.n_host_rules);

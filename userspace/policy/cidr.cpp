@@ -9,8 +9,11 @@
 namespace egressd::policy {
 namespace {
 
-// IPv6 spaces whose addresses the kernel judges as an embedded IPv4 (see
+// IPv6 spaces whose addresses the kernel judges only as an embedded IPv4 (see
 // egd_embedded_v4 in bpf/addr_class.h). `v4_bit` is where the IPv4 starts.
+// Only v4-mapped addresses are IPv4 on the wire; the translated forms
+// (NAT64, 6to4, v4-compatible, v4-translated) are judged as IPv4 *and* as
+// IPv6, so IPv6 rules over them do apply.
 struct EmbeddingSpace {
   std::array<uint8_t, 16> prefix;
   int len;
@@ -20,10 +23,6 @@ struct EmbeddingSpace {
 
 constexpr EmbeddingSpace kEmbeddingSpaces[] = {
     {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, 96, "::ffff:0:0/96 (IPv4-mapped)"},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, 96, "::ffff:0:0:0/96 (IPv4-translated)"},
-    {{0, 0x64, 0xff, 0x9b}, 96, 96, "64:ff9b::/96 (NAT64)"},
-    {{0x20, 0x02}, 16, 16, "2002::/16 (6to4)"},
-    {{}, 96, 96, "::/96 (IPv4-compatible)"},
 };
 
 bool has_host_bits(const std::array<uint8_t, 16>& addr, int prefix) {
