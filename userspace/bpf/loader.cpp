@@ -142,8 +142,9 @@ Status probe_kernel_support() {
   return load_skeleton(skel->get());
 }
 
-Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_id,
-                               const policy::Policy& policy) {
+namespace {
+
+Result<Attached> attach_or_adopt(const std::string& cgroup_path, uint64_t cgroup_id, const policy::Policy& policy) {
   EGD_TRY(ensure_bpffs());
   Attached out;
   out.pins = pins_for(cgroup_id);
@@ -161,6 +162,15 @@ Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_i
   out.load_ms = ms_since(t0);
 
   if (!out.adopted) {
+    // Meta first: pins are never visible without their ABI version.
+    egd_meta meta{};
+    meta.abi_version = EGD_ABI_VERSION;
+    meta.cgroup_id = cgroup_id;
+    meta.attached_at_unix_ns = unix_now_ns();
+    std::strncpy(meta.cgroup_path, cgroup_path.c_str(), sizeof(meta.cgroup_path) - 1);
+    uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(s->maps.egd_meta), &zero, &meta, BPF_ANY) != 0)
+      return sys_error("write egd_meta");
     if (mkdir(out.pins.dir.c_str(), 0700) != 0 && errno != EEXIST)
       return sys_error("create pin directory " + out.pins.dir);
     EGD_TRY(pin_maps(s, out.pins));
@@ -168,15 +178,6 @@ Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_i
   auto maps = open_pinned_maps(out.pins);
   if (!maps) return maps.error();
   out.maps = std::move(maps.value());
-
-  if (!out.adopted) {
-    egd_meta meta{};
-    meta.abi_version = EGD_ABI_VERSION;
-    meta.cgroup_id = cgroup_id;
-    meta.attached_at_unix_ns = unix_now_ns();
-    std::strncpy(meta.cgroup_path, cgroup_path.c_str(), sizeof(meta.cgroup_path) - 1);
-    EGD_TRY(write_meta(out.maps, meta));
-  }
   // Policy before links: a fresh attachment is never live without one.
   auto installed = install_policy(out.maps, policy);
   if (!installed) return installed.error();
@@ -185,6 +186,23 @@ Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_i
   EGD_TRY(attach_links(s, out.pins, cg.get()));
   // Destroying the skeleton closes our fds; the pins keep links and maps.
   return out;
+}
+
+}  // namespace
+
+Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_id,
+                               const policy::Policy& policy) {
+  bool fresh = !path_exists(pins_for(cgroup_id).map("egd_meta"));
+  auto r = attach_or_adopt(cgroup_path, cgroup_id, policy);
+  if (!r && fresh && path_exists(pins_for(cgroup_id).dir)) {
+    // A fresh attach that failed half way must not leave a partial fence
+    // that looks like a whole one: back to the state before (unfenced).
+    if (auto d = detach_cgroup(cgroup_id); !d)
+      return logic_error(r.error().message() + "; and removing the partial attachment failed: " +
+                         d.error().message() + " (run egressd detach)");
+    return logic_error(r.error().message() + " (nothing was left attached)");
+  }
+  return r;
 }
 
 Status detach_cgroup(uint64_t cgroup_id) {

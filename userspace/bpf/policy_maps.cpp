@@ -66,6 +66,16 @@ Status delete_other_generations(int fd, uint32_t keep) {
   return {};
 }
 
+Status check_value_size(int fd, size_t want, const std::string& path) {
+  bpf_map_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return sys_error("inspect " + path);
+  if (info.value_size != want)
+    return logic_error(path + " has " + std::to_string(info.value_size) + "-byte values, this egressd writes " +
+                       std::to_string(want) + ": pins from another egressd version; detach first");
+  return {};
+}
+
 Result<uint32_t> active_gen(const MapFds& maps) {
   uint32_t zero = 0, gen = 0;
   if (bpf_map_lookup_elem(maps.active.get(), &zero, &gen) != 0) return sys_error("read egd_active");
@@ -91,6 +101,16 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   }
   EGD_MAP_NAMES(EGD_OPEN_MAP)
 #undef EGD_OPEN_MAP
+  EGD_TRY(check_value_size(m.meta.get(), sizeof(egd_meta), pins.map("egd_meta")));
+  auto meta = read_meta(m);
+  if (!meta) return meta.error();
+  if (meta->abi_version != EGD_ABI_VERSION)
+    return logic_error("pins in " + pins.dir + " are from ABI version " + std::to_string(meta->abi_version) +
+                       ", this egressd speaks " + std::to_string(EGD_ABI_VERSION) +
+                       ": attach again (adopting needs the same ABI) or detach first");
+  EGD_TRY(check_value_size(m.config.get(), sizeof(egd_config), pins.map("egd_config")));
+  EGD_TRY(check_value_size(m.allow4.get(), sizeof(egd_cidr_rule), pins.map("egd_allow4")));
+  EGD_TRY(check_value_size(m.allow6.get(), sizeof(egd_cidr_rule), pins.map("egd_allow6")));
   return m;
 }
 
@@ -130,6 +150,8 @@ Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& pol
   if (bpf_map_update_elem(maps.active.get(), &zero, &info.gen, BPF_ANY) != 0)
     return sys_error("activate policy generation");
 
+  // After the flip the new policy is in force: what follows is bookkeeping,
+  // and a failure there must not be reported as "the old policy stays".
   auto meta = read_meta(maps);
   if (meta) {
     meta->gen = info.gen;
@@ -140,7 +162,9 @@ Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& pol
     meta->n_host_rules = static_cast<uint32_t>(policy.hosts.size());
     std::memset(meta->policy_path, 0, sizeof(meta->policy_path));
     std::strncpy(meta->policy_path, policy.source.c_str(), sizeof(meta->policy_path) - 1);
-    EGD_TRY(write_meta(maps, *meta));
+    if (auto w = write_meta(maps, *meta); !w) info.warning = w.error().message();
+  } else {
+    info.warning = meta.error().message();
   }
 
   // A hook that read the old generation just before the flip may still be
@@ -149,10 +173,12 @@ Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& pol
   // decision ever sees its generation half-deleted.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto t1 = Clock::now();
-  EGD_TRY(delete_other_generations<egd_lpm4_key>(maps.allow4.get(), info.gen));
-  EGD_TRY(delete_other_generations<egd_lpm6_key>(maps.allow6.get(), info.gen));
-  EGD_TRY(delete_other_generations<egd_lpm4_key>(maps.deny4.get(), info.gen));
-  EGD_TRY(delete_other_generations<egd_lpm6_key>(maps.deny6.get(), info.gen));
+  for (Status st : {delete_other_generations<egd_lpm4_key>(maps.allow4.get(), info.gen),
+                    delete_other_generations<egd_lpm6_key>(maps.allow6.get(), info.gen),
+                    delete_other_generations<egd_lpm4_key>(maps.deny4.get(), info.gen),
+                    delete_other_generations<egd_lpm6_key>(maps.deny6.get(), info.gen)}) {
+    if (!st) info.warning = "removing the previous generation: " + st.error().message();
+  }
   info.cleanup_ms = ms_since(t1);
   return info;
 }

@@ -26,6 +26,8 @@ struct MapFds {
 #undef EGD_MAP_FIELD
 };
 
+// Opens the pins of an attachment and checks they speak this egressd's ABI
+// (egd_meta.abi_version and the value sizes of the maps it writes).
 Result<MapFds> open_pinned_maps(const PinLayout& pins);
 
 struct InstallInfo {
@@ -33,6 +35,7 @@ struct InstallInfo {
   double write_ms = 0;      // writing the new generation
   double cleanup_ms = 0;    // deleting the old one
   size_t entries = 0;
+  std::string warning;      // a step after the flip failed: the new policy is in force regardless
 };
 
 // Compiles `policy` for the next generation, writes it beside the active

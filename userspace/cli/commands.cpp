@@ -135,6 +135,7 @@ int cmd_reload(const std::vector<std::string>& argv) {
   if (!p) return fail("reload", p.error().message() + "\nthe previous policy stays in force");
   auto installed = install_policy(*maps, *p);
   if (!installed) return fail("reload", installed.error().message() + "\nthe previous policy stays in force");
+  if (!installed->warning.empty()) std::fprintf(stderr, "egressd reload: warning: %s\n", installed->warning.c_str());
   double total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   std::printf("%s: policy %s in force (generation %u, %zu map entries; %.0f ms in all, %.0f ms writing maps)\n",

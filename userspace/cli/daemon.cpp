@@ -63,9 +63,11 @@ int on_ring_record(void* ctx, void* data, size_t size) {
 }
 
 void reload_policy(const Target& target, const MapFds& maps) {
-  auto lock = lock_target(target);  // serialised with `egressd reload`
+  // Serialised with `egressd reload`, but never waiting: a daemon blocked
+  // here would not see the SIGTERM of an attach or detach holding the lock.
+  auto lock = lock_target(target, /*wait=*/false);
   if (!lock) {
-    spdlog::error("reload: {}", lock.error().message());
+    spdlog::error("reload skipped: {} (another attach/reload/detach is in progress)", lock.error().message());
     return;
   }
   auto meta = read_meta(maps);
@@ -84,23 +86,9 @@ void reload_policy(const Target& target, const MapFds& maps) {
     spdlog::error("reload failed, the previous policy stays in force: {}", installed.error().message());
     return;
   }
+  if (!installed->warning.empty()) spdlog::warn("after the policy swap: {}", installed->warning);
   spdlog::info("policy {} in force (generation {})", path, installed->gen);
 }
-
-class PidFile {
- public:
-  explicit PidFile(std::string path) : path_(std::move(path)) {
-    std::ofstream(path_) << getpid() << "\n";
-  }
-  ~PidFile() {
-    std::ifstream in(path_);
-    int pid = 0;
-    if (in >> pid && pid == getpid()) unlink(path_.c_str());
-  }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 
@@ -121,21 +109,30 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // egressd's own sockets (proxy, resolver) must never be fenced.
   auto root = cgroup2_mount();
   auto self = root ? self_cgroup(*root) : Result<std::string>(root.error());
-  if (self && path_within(*self, target->path))
+  if (!self) return fail("attach", "cannot tell which cgroup egressd runs in: " + self.error().message());
+  if (path_within(*self, target->path))
     return fail("attach", "egressd runs inside " + target->path +
                               ", which would fence egressd itself; run it outside the fenced cgroup");
+  if (auto d = find_delegation(target->path, *root))
+    spdlog::warn("{} is delegated to uid {}: that user's processes can move themselves out of the fence "
+                 "within it; fence a cgroup above the delegation (e.g. a system slice) instead",
+                 d->dir, d->uid);
 
   Result<Attached> attached = logic_error("unset");
+  Result<UniqueFd> pidfile = logic_error("unset");
   {
     auto lock = lock_target(*target);
     if (!lock) return fail("attach", lock.error().message());
     attached = attach_cgroup(target->path, target->id, *p);
     if (!attached) return fail("attach", attached.error().message());
-    // One consumer per ring: the daemon of a previous attach hands over.
+    // One consumer per ring: the daemon of a previous attach hands over,
+    // and we take the pidfile before anyone else can look.
     if (!stop_daemon(*target, 5000)) spdlog::warn("previous daemon did not exit");
+    pidfile = claim_pidfile(*target);
+    if (!pidfile)
+      return fail("attach", pidfile.error().message() + " (the new policy is in force; this daemon exits)");
   }
-  if (auto s = ensure_run_dir(); !s) return fail("attach", s.error().message());
-  PidFile pidfile(target->pins.pidfile());
+  if (!attached->install.warning.empty()) spdlog::warn("after the policy swap: {}", attached->install.warning);
   MapFds& maps = attached->maps;
 
   UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
@@ -203,6 +200,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
     if (std::chrono::steady_clock::now() >= next_housekeeping) {
       next_housekeeping = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       // Housekeeping: report ring overflow, and leave if detached.
+      hub->tick();
       if (!path_exists(target->pins.dir)) {
         spdlog::info("attachment removed (egressd detach); exiting");
         break;
@@ -219,6 +217,8 @@ int cmd_attach(const std::vector<std::string>& argv) {
   }
   ring_buffer__consume(rb);
   ring_buffer__free(rb);
+  // Our pidfile, still locked by us: remove it before the lock goes.
+  unlink(target->pins.pidfile().c_str());
   return exit_code;
 }
 

@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
+#include <cerrno>
+#include <cstdlib>
 
 #include "common/cgroup.h"
 
@@ -30,11 +31,11 @@ Result<Target> resolve_target(const std::string& arg, bool create) {
   return Target{*path, *id, pins_for(*id)};
 }
 
-Result<UniqueFd> lock_target(const Target& t) {
+Result<UniqueFd> lock_target(const Target& t, bool wait) {
   // The cgroup directory itself is the lock: nothing to create or clean up.
   UniqueFd fd(open(t.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return sys_error("open " + t.path);
-  if (flock(fd.get(), LOCK_EX) != 0) return sys_error("lock " + t.path);
+  if (flock(fd.get(), wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) return sys_error("lock " + t.path);
   return fd;
 }
 
@@ -43,35 +44,42 @@ int fail(const char* verb, const std::string& message) {
   return 1;
 }
 
+Result<UniqueFd> claim_pidfile(const Target& t) {
+  EGD_TRY(ensure_run_dir());
+  UniqueFd fd(open(t.pins.pidfile().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return sys_error("open " + t.pins.pidfile());
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return sys_error("another egressd daemon serves " + t.path);
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd.get(), 0) != 0 || pwrite(fd.get(), pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
+    return sys_error("write " + t.pins.pidfile());
+  return fd;
+}
+
 int daemon_pid(const Target& t) {
-  std::ifstream in(t.pins.pidfile());
-  int pid = 0;
-  if (!(in >> pid) || pid <= 0) return 0;
-  // A recycled pid must not be signalled: the process must be a live
-  // (not zombie) egressd. /proc/PID/stat is "pid (comm) state ...".
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return 0;
-  size_t close_paren = line.rfind(')');
-  if (line.find("(egressd)") == std::string::npos || close_paren == std::string::npos ||
-      close_paren + 2 >= line.size() || line[close_paren + 2] == 'Z')
-    return 0;
-  return pid;
+  UniqueFd fd(open(t.pins.pidfile().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return 0;
+  if (flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return 0;  // nobody holds it: stale
+  char buf[32] = {};
+  if (pread(fd.get(), buf, sizeof(buf) - 1, 0) <= 0) return 0;
+  int pid = std::atoi(buf);
+  return pid > 0 ? pid : 0;
 }
 
 bool stop_daemon(const Target& t, int timeout_ms) {
   int pid = daemon_pid(t);
   if (pid == 0 || pid == getpid()) return true;
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (kill(pid, SIGTERM) != 0) {
-    if (pidfd >= 0) close(pidfd);
-    return true;
+  if (pidfd < 0) return errno == ESRCH;
+  // The pidfd pins the process; if the pidfile lock is still held by that
+  // pid now, the signal cannot reach a recycled one.
+  if (daemon_pid(t) != pid || syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0) != 0) {
+    close(pidfd);
+    return daemon_pid(t) == 0;
   }
-  if (pidfd < 0) return false;
   pollfd p{pidfd, POLLIN, 0};
   int rc = poll(&p, 1, timeout_ms);
   if (rc <= 0) {
-    kill(pid, SIGKILL);  // it no longer matters: the pins hold the fence
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);  // the pins hold the fence
     rc = poll(&p, 1, 1000);
   }
   close(pidfd);

@@ -20,13 +20,20 @@ struct Target {
 // create: make the cgroup if it does not exist (attach); otherwise it must.
 Result<Target> resolve_target(const std::string& arg, bool create);
 
-// Exclusive lock on the attachment's lock file, held while the fd lives.
-Result<UniqueFd> lock_target(const Target& t);
+// Exclusive lock on the cgroup directory, held while the fd lives. With
+// wait=false, fails with EWOULDBLOCK instead of waiting.
+Result<UniqueFd> lock_target(const Target& t, bool wait = true);
 
 // Prints "egressd VERB: message" and returns 1.
 int fail(const char* verb, const std::string& message);
 
-// The pid in the attachment's pidfile if that process is alive, else 0.
+// The daemon of an attachment holds an exclusive flock on its pidfile for
+// its whole life: the lock, not a pid that may have been recycled, says
+// whether it runs. Returns the held pidfile, or an error if another live
+// daemon holds it.
+Result<UniqueFd> claim_pidfile(const Target& t);
+
+// The pid of the live daemon serving `t`, or 0 if none holds the pidfile.
 int daemon_pid(const Target& t);
 
 // Asks the daemon serving `t` (if any, other than us) to exit and waits up to

@@ -134,6 +134,17 @@ Result<uint64_t> cgroup_id(const std::string& path) {
   return static_cast<uint64_t>(st.st_ino);
 }
 
+std::optional<Delegation> find_delegation(const std::string& path, const std::string& root) {
+  std::string dir = path;
+  while (dir.size() > root.size() && path_within(dir, root)) {
+    struct stat st {};
+    if (stat((dir + "/cgroup.procs").c_str(), &st) == 0 && st.st_uid != 0)
+      return Delegation{dir, static_cast<unsigned>(st.st_uid)};
+    dir = dir.substr(0, dir.rfind('/'));
+  }
+  return std::nullopt;
+}
+
 Result<std::string> self_cgroup(const std::string& root) {
   std::string text = read_file("/proc/self/cgroup");
   for (std::string_view line : split(text, '\n')) {

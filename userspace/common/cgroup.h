@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,15 @@ Result<uint64_t> cgroup_id(const std::string& path);
 
 // This process's cgroup2 path, absolute (root + /proc/self/cgroup "0::").
 Result<std::string> self_cgroup(const std::string& root);
+
+// The first cgroup from `path` up to (not including) `root` whose
+// cgroup.procs a non-root user owns: a subtree delegated to that user, whose
+// processes can move themselves anywhere inside it. Empty if none.
+struct Delegation {
+  std::string dir;
+  unsigned uid = 0;
+};
+std::optional<Delegation> find_delegation(const std::string& path, const std::string& root);
 
 // True if `inner` is `outer` or below it.
 bool path_within(std::string_view inner, std::string_view outer);

@@ -72,10 +72,32 @@ bool Hub::handle(int fd, uint32_t events) {
 void Hub::accept_all() {
   for (int i = 0; i < 64; ++i) {
     int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {
+        // The listener stays readable: stop watching it until tick(), or
+        // epoll_wait would return at once forever.
+        watch(listen_.get(), 0, EPOLL_CTL_DEL);
+        listener_paused_ = true;
+      }
+      return;
+    }
+    if (subs_.size() >= kMaxSubscribers) {
+      close(fd);
+      continue;
+    }
     subs_[fd].fd.reset(fd);
     watch(fd, EPOLLIN, EPOLL_CTL_ADD);
   }
+}
+
+void Hub::tick() {
+  if (listener_paused_) {
+    watch(listen_.get(), EPOLLIN, EPOLL_CTL_ADD);
+    listener_paused_ = false;
+  }
+  auto deadline = std::chrono::steady_clock::now() - std::chrono::seconds(kHelloTimeoutSeconds);
+  for (auto it = subs_.begin(); it != subs_.end();)
+    it = (it->second.mode == Mode::Pending && it->second.since < deadline) ? subs_.erase(it) : std::next(it);
 }
 
 bool Hub::on_input(Sub& s) {

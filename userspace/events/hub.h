@@ -6,6 +6,7 @@
 // many, but never stalls the daemon.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -19,6 +20,8 @@ namespace egressd {
 class Hub {
  public:
   static constexpr size_t kMaxQueuedBytes = 16u << 20;
+  static constexpr size_t kMaxSubscribers = 64;
+  static constexpr int kHelloTimeoutSeconds = 10;
 
   // Registers its fds (listener, subscribers) in `epoll_fd` itself.
   static Result<Hub> listen(const std::string& socket_path, std::string cgroup_path, int epoll_fd);
@@ -29,6 +32,9 @@ class Hub {
   // True if `fd` is the listener or a subscriber; handles its epoll events.
   bool handle(int fd, uint32_t events);
   void publish(const Event& e);
+  // Periodic: drops subscribers that never said hello, re-arms the listener
+  // after running out of file descriptors.
+  void tick();
   uint64_t dropped_lines() const { return dropped_total_; }
   size_t subscribers() const { return subs_.size(); }
 
@@ -42,6 +48,7 @@ class Hub {
     size_t out_off = 0;
     uint64_t dropped = 0;   // lines lost since the last notice
     bool want_write = false;
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
   };
   Hub() = default;
   void accept_all();
@@ -58,6 +65,7 @@ class Hub {
   std::string cgroup_path_;
   std::map<int, Sub> subs_;
   uint64_t dropped_total_ = 0;
+  bool listener_paused_ = false;
 };
 
 }  // namespace egressd
