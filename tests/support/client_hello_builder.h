@@ -99,12 +99,12 @@ class ClientHelloBuilder {
   // config id, enc and payload, all made-up bytes.
   ClientHelloBuilder& ech(size_t payload_bytes = 200) {
     Bytes body;
-    put_u8(body, 0);           // ECHClientHelloType outer
-    put_u16(body, 0x0001);     // HKDF-SHA256
-    put_u16(body, 0x0001);     // AES-128-GCM
-    put_u8(body, 0x2a);        // config_id
-    put_bytes(body, u16_prefixed(Bytes(32, 0xee)));              // enc
-    put_bytes(body, u16_prefixed(Bytes(payload_bytes, 0xcc)));   // payload
+    put_u8(body, 0);                                            // ECHClientHelloType outer
+    put_u16(body, 0x0001);                                      // HKDF-SHA256
+    put_u16(body, 0x0001);                                      // AES-128-GCM
+    put_u8(body, 0x2a);                                         // config_id
+    put_bytes(body, u16_prefixed(Bytes(32, 0xee)));             // enc
+    put_bytes(body, u16_prefixed(Bytes(payload_bytes, 0xcc)));  // payload
     return set(kEch, body);
   }
   // TLS 1.2 shape: no supported_versions and no key_share.
@@ -160,7 +160,7 @@ class ClientHelloBuilder {
     for (int i = 0; i < 32; ++i) put_u8(out, 0x40 + i);  // random
     put_bytes(out, u8_prefixed(Bytes(session_id_, 0x5a)));
     put_bytes(out, u16_prefixed({0x13, 0x01, 0x13, 0x02, 0xc0, 0x2f}));  // cipher suites
-    put_bytes(out, u8_prefixed({0x00}));                                // compression: null
+    put_bytes(out, u8_prefixed({0x00}));                                 // compression: null
     if (!no_extensions_) put_bytes(out, u16_prefixed(extensions()));
     return out;
   }

@@ -11,6 +11,11 @@
 #include "../support/captured_client_hellos.h"
 #include "../support/client_hello_builder.h"
 
+namespace egressd::proxy {
+// gtest prints statuses by name.
+void PrintTo(HelloStatus s, std::ostream* os) { *os << to_string(s); }
+}  // namespace egressd::proxy
+
 namespace {
 
 using egressd::proxy::canonical_host;
@@ -196,7 +201,7 @@ TEST(ClientHello, EmptySessionIdAndPadding) {
 TEST(ClientHello, UnknownExtensionsAreSkipped) {
   HelloResult r = parse(ClientHelloBuilder()
                             .sni("x.example")
-                            .extension(0x1a1a, {})           // GREASE
+                            .extension(0x1a1a, {})            // GREASE
                             .extension(0x4469, {1, 2, 3, 4})  // application_settings
                             .bytes());
   ASSERT_EQ(r.status, HelloStatus::Done) << r.error;
@@ -227,7 +232,8 @@ TEST(ClientHello, SplitAcrossRecordsGivesTheSameInfo) {
   ClientHelloBuilder base;
   base.sni("split.example.com").alpn({"h2", "http/1.1"}).ech(50);
   ClientHelloInfo whole = parse(base.bytes()).info;
-  for (std::vector<size_t> sizes : std::vector<std::vector<size_t>>{{1}, {2}, {3}, {4}, {5}, {7}, {100}, {3, 1000}, {300, 1}}) {
+  for (std::vector<size_t> sizes :
+       std::vector<std::vector<size_t>>{{1}, {2}, {3}, {4}, {5}, {7}, {100}, {3, 1000}, {300, 1}}) {
     Bytes b = ClientHelloBuilder(base).record_sizes(sizes).bytes();
     HelloResult r = parse(b);
     ASSERT_EQ(r.status, HelloStatus::Done) << sizes[0] << ": " << r.error;
@@ -497,14 +503,18 @@ TEST(ClientHello, BadExtensionLengths) {
 
 TEST(ClientHello, DuplicateExtensions) {
   Bytes sni_body = egressd::testing::server_name_body({{0, "other.example"}});
-  expect_malformed(ClientHelloBuilder().sni("a.example").extension(0x0000, sni_body).bytes(), "duplicate extension 0x0000");
-  expect_malformed(ClientHelloBuilder().extension(0x1234, {}).extension(0x1234, {}).bytes(), "duplicate extension 0x1234");
+  expect_malformed(ClientHelloBuilder().sni("a.example").extension(0x0000, sni_body).bytes(),
+                   "duplicate extension 0x0000");
+  expect_malformed(ClientHelloBuilder().extension(0x1234, {}).extension(0x1234, {}).bytes(),
+                   "duplicate extension 0x1234");
   expect_malformed(ClientHelloBuilder().ech().extension(0xfe0d, {0}).bytes(), "duplicate extension 0xfe0d");
 }
 
 TEST(ClientHello, ServerNameListRules) {
-  expect_malformed(ClientHelloBuilder().server_names({{0, "a.example"}, {0, "b.example"}}).bytes(), "more than one host_name");
-  expect_malformed(ClientHelloBuilder().server_names({{0, "a.example"}, {0, "a.example"}}).bytes(), "more than one host_name");
+  expect_malformed(ClientHelloBuilder().server_names({{0, "a.example"}, {0, "b.example"}}).bytes(),
+                   "more than one host_name");
+  expect_malformed(ClientHelloBuilder().server_names({{0, "a.example"}, {0, "a.example"}}).bytes(),
+                   "more than one host_name");
   expect_malformed(ClientHelloBuilder().server_names({{1, "a.example"}}).bytes(), "unknown name type");
   expect_malformed(ClientHelloBuilder().server_names({{0, "a.example"}, {7, "x"}}).bytes(), "unknown name type");
   expect_malformed(ClientHelloBuilder().server_names({}).bytes(), "empty list");
@@ -521,11 +531,11 @@ TEST(ClientHello, ServerNameListRules) {
 
 TEST(ClientHello, InvalidHostNames) {
   std::string nul("a\0b", 3);
-  for (const std::string& name : {std::string(""), std::string("a/b"), std::string("a b"), nul, std::string("a:b"),
-                                  std::string("[::1]"), std::string("a..b"), std::string(".a"), std::string("."),
-                                  std::string("a.."), std::string("fe80::1%eth0"), std::string("h\xc3\xa9.example"),
-                                  std::string(64, 'x') + ".example", std::string("a*.example"),
-                                  std::string(300, 'a')}) {
+  for (const std::string& name :
+       {std::string(""), std::string("a/b"), std::string("a b"), nul, std::string("a:b"), std::string("[::1]"),
+        std::string("a..b"), std::string(".a"), std::string("."), std::string("a.."), std::string("fe80::1%eth0"),
+        std::string("h\xc3\xa9.example"), std::string(64, 'x') + ".example", std::string("a*.example"),
+        std::string(300, 'a')}) {
     expect_malformed(ClientHelloBuilder().sni(name).bytes(), "invalid host_name");
   }
   // 256 bytes of otherwise valid labels

@@ -362,8 +362,8 @@ HelloResult parse_client_hello(std::span<const uint8_t> data) {
   if (assembled.status != HelloStatus::Done) return fail(assembled.status, std::move(assembled.error));
 
   HelloResult result;
-  auto body = std::span<const uint8_t>(buf).subspan(kHandshakeHeaderBytes,
-                                                    assembled.message_bytes - kHandshakeHeaderBytes);
+  auto body =
+      std::span<const uint8_t>(buf).subspan(kHandshakeHeaderBytes, assembled.message_bytes - kHandshakeHeaderBytes);
   if (!parse_hello_body(Reader(body), result.info, result.error)) {
     return fail(HelloStatus::Malformed, std::move(result.error));
   }

@@ -37,10 +37,10 @@ enum class HelloStatus {
 const char* to_string(HelloStatus status);
 
 struct ClientHelloInfo {
-  std::string sni;       // lower-cased host_name, trailing dot stripped; IP literals canonical; empty if none
+  std::string sni;  // lower-cased host_name, trailing dot stripped; IP literals canonical; empty if none
   bool has_sni = false;
-  bool sni_is_ip = false;  // IP literal in SNI (RFC 6066 forbids; we flag it)
-  bool has_ech = false;    // extension 0xfe0d present; sni is then the outer (public) name
+  bool sni_is_ip = false;         // IP literal in SNI (RFC 6066 forbids; we flag it)
+  bool has_ech = false;           // extension 0xfe0d present; sni is then the outer (public) name
   std::vector<std::string> alpn;  // protocol names in the client's order, raw bytes
   uint16_t legacy_version = 0;    // ClientHello.legacy_version (0x0303 for TLS 1.2 and 1.3)
   size_t bytes_consumed = 0;      // stream bytes up to the end of the record holding the hello's last byte

@@ -51,9 +51,8 @@ std::string lower(std::string_view s) {
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return ascii_lower(x) == ascii_lower(y);
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 std::string_view trim_ows(std::string_view s) {
@@ -279,11 +278,16 @@ class HeadParser {
       if (!is_value_char(static_cast<uint8_t>(c))) return stop(HeadStatus::Malformed, "invalid byte in header value");
 
     if (iequals(name, "host")) return host_header(value);
-    if (iequals(name, "content-length")) content_length(value);
-    else if (iequals(name, "transfer-encoding")) transfer_encoding(value);
-    else if (iequals(name, "connection")) connection(value);
-    else if (iequals(name, "upgrade")) upgrade_ = upgrade_.empty() ? lower(value) : upgrade_ + ", " + lower(value);
-    else if (underscore_alias(name)) smuggling("header " + std::string(name) + " spells a framing or Host header with '_'");
+    if (iequals(name, "content-length"))
+      content_length(value);
+    else if (iequals(name, "transfer-encoding"))
+      transfer_encoding(value);
+    else if (iequals(name, "connection"))
+      connection(value);
+    else if (iequals(name, "upgrade"))
+      upgrade_ = upgrade_.empty() ? lower(value) : upgrade_ + ", " + lower(value);
+    else if (underscore_alias(name))
+      smuggling("header " + std::string(name) + " spells a framing or Host header with '_'");
     return true;
   }
 
@@ -356,8 +360,8 @@ class HeadParser {
     } else if (te_seen_ && !v11) {
       stop(HeadStatus::Smuggling, "Transfer-Encoding in HTTP/1.0");
     } else if (h.absolute_form && host_seen_ && !same_origin(target_authority_, host_authority_)) {
-      stop(HeadStatus::Smuggling, "host mismatch: target names " + target_authority_.host.name + ", Host names " +
-                                      host_authority_.host.name);
+      stop(HeadStatus::Smuggling,
+           "host mismatch: target names " + target_authority_.host.name + ", Host names " + host_authority_.host.name);
     }
   }
 
@@ -412,8 +416,8 @@ bool ChunkedDecoder::fail(ChunkStatus status, std::string error) {
 }
 
 bool ChunkedDecoder::step(uint8_t c) {
-  bool in_size_line = state_ == State::SizeFirst || state_ == State::Size || state_ == State::Ext ||
-                      state_ == State::SizeLf;
+  bool in_size_line =
+      state_ == State::SizeFirst || state_ == State::Size || state_ == State::Ext || state_ == State::SizeLf;
   if (in_size_line && ++line_bytes_ > kMaxLineBytes)
     return fail(ChunkStatus::TooLarge, "chunk size line longer than " + std::to_string(kMaxLineBytes) + " bytes");
   bool in_trailer = state_ >= State::TrailerStart && state_ <= State::FinalLf;
@@ -440,8 +444,10 @@ bool ChunkedDecoder::step(uint8_t c) {
       }
       return true;
     case State::Ext:
-      if (c == '\r') state_ = State::SizeLf;
-      else if (c != '\t' && (c < 0x20 || c >= 0x7f)) return fail(ChunkStatus::Malformed, "invalid byte in chunk extension");
+      if (c == '\r')
+        state_ = State::SizeLf;
+      else if (c != '\t' && (c < 0x20 || c >= 0x7f))
+        return fail(ChunkStatus::Malformed, "invalid byte in chunk extension");
       return true;
     case State::SizeLf:
       if (c != '\n') return fail(ChunkStatus::Malformed, "chunk size line without LF");
@@ -457,18 +463,26 @@ bool ChunkedDecoder::step(uint8_t c) {
       state_ = State::SizeFirst;
       return true;
     case State::TrailerStart:
-      if (c == '\r') state_ = State::FinalLf;
-      else if (c == ' ' || c == '\t') return fail(ChunkStatus::Malformed, "obs-fold in trailer");
-      else if (is_tchar(c)) state_ = State::TrailerName;
-      else return fail(ChunkStatus::Malformed, "invalid trailer field name");
+      if (c == '\r')
+        state_ = State::FinalLf;
+      else if (c == ' ' || c == '\t')
+        return fail(ChunkStatus::Malformed, "obs-fold in trailer");
+      else if (is_tchar(c))
+        state_ = State::TrailerName;
+      else
+        return fail(ChunkStatus::Malformed, "invalid trailer field name");
       return true;
     case State::TrailerName:
-      if (c == ':') state_ = State::TrailerValue;
-      else if (!is_tchar(c)) return fail(ChunkStatus::Malformed, "invalid trailer field name");
+      if (c == ':')
+        state_ = State::TrailerValue;
+      else if (!is_tchar(c))
+        return fail(ChunkStatus::Malformed, "invalid trailer field name");
       return true;
     case State::TrailerValue:
-      if (c == '\r') state_ = State::TrailerLf;
-      else if (!is_value_char(c)) return fail(ChunkStatus::Malformed, "invalid byte in trailer value");
+      if (c == '\r')
+        state_ = State::TrailerLf;
+      else if (!is_value_char(c))
+        return fail(ChunkStatus::Malformed, "invalid byte in trailer value");
       return true;
     case State::TrailerLf:
       if (c != '\n') return fail(ChunkStatus::Malformed, "trailer line without LF");
@@ -480,8 +494,7 @@ bool ChunkedDecoder::step(uint8_t c) {
       status_ = ChunkStatus::Done;
       return true;
     case State::Data:
-    case State::End:
-      break;  // handled by feed()
+    case State::End: break;  // handled by feed()
   }
   return true;
 }

@@ -35,24 +35,27 @@ const char* to_string(HeadStatus status);
 
 struct HttpHead {
   std::string method, target, version;  // version "HTTP/1.0" or "HTTP/1.1"
-  std::string host;                     // Host (or absolute-form authority) host: lower case, no trailing dot, no port; IPv6 without brackets
-  std::optional<uint16_t> host_port;    // the port written after the host, if any
-  bool host_is_ip = false;              // host is an IP literal (see canonical_host in client_hello.h)
-  std::string path;                     // path of the target without query; "*" for OPTIONS *
-  bool absolute_form = false;           // target was http://authority/path
+  // From Host (or, in HTTP/1.0 without Host, the absolute-form authority):
+  // lower case, no trailing dot, no port, IPv6 without brackets; IP literals
+  // canonical (see canonical_host in client_hello.h). Empty only in HTTP/1.0.
+  std::string host;
+  std::optional<uint16_t> host_port;  // the port written after the host, if any
+  bool host_is_ip = false;            // host is an IP literal
+  std::string path;                   // target's path, raw (no query, no dot-segment or %-decoding); "*" for OPTIONS *
+  bool absolute_form = false;         // target was http://authority/path
   std::optional<uint64_t> content_length;
-  bool chunked = false;                 // Transfer-Encoding: chunked (then no content_length)
-  bool keep_alive = true;               // per version and Connection
-  std::string upgrade;                  // lower-cased Upgrade value if Connection names "upgrade", else empty
-  size_t head_bytes = 0;                // bytes up to and including the blank line
+  bool chunked = false;    // Transfer-Encoding: chunked (then no content_length)
+  bool keep_alive = true;  // per version and Connection
+  std::string upgrade;     // lower-cased Upgrade value if Connection names "upgrade", else empty
+  size_t head_bytes = 0;   // bytes up to and including the blank line
 
   friend bool operator==(const HttpHead&, const HttpHead&) = default;
 };
 
 struct HeadResult {
   HeadStatus status = HeadStatus::NeedMore;
-  HttpHead head;       // Done: complete. Smuggling, and Malformed found at the blank line: complete too (for the event)
-  std::string error;   // a short sentence unless Done or NeedMore
+  HttpHead head;      // Done: complete. Smuggling, and Malformed found at the blank line: complete too (for the event)
+  std::string error;  // a short sentence unless Done or NeedMore
 };
 
 // `data` is everything received since the start of this request (the
@@ -104,8 +107,19 @@ class ChunkedDecoder {
 
  private:
   enum class State : uint8_t {
-    SizeFirst, Size, Ext, SizeLf, Data, DataCr, DataLf,
-    TrailerStart, TrailerName, TrailerValue, TrailerLf, FinalLf, End,
+    SizeFirst,
+    Size,
+    Ext,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    TrailerName,
+    TrailerValue,
+    TrailerLf,
+    FinalLf,
+    End,
   };
   bool step(uint8_t c);  // one byte outside chunk data; false on a verdict
   bool fail(ChunkStatus status, std::string error);
