@@ -13,5 +13,6 @@ int cmd_reload(const std::vector<std::string>& args);
 int cmd_status(const std::vector<std::string>& args);
 int cmd_tail(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
+int cmd_explain(const std::vector<std::string>& args);
 
 }  // namespace egressd::cli

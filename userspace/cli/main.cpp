@@ -18,6 +18,8 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
   status [--json]                      attached cgroups, policy, counters per reason
   tail [--cgroup CG] [--json]          live decisions, one per line
   check FILE                           validate a policy and print a summary
+  explain --policy FILE [--method M] URL
+                                       the proxy's decision for URL and the rule behind it
 
 CG is an absolute cgroup2 path, a path relative to the cgroup2 mount, or a
 systemd slice name (claude.slice, a-b.slice = a.slice/a-b.slice).
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
     if (verb == "status") return cmd_status(rest);
     if (verb == "tail") return cmd_tail(rest);
     if (verb == "check") return cmd_check(rest);
+    if (verb == "explain") return cmd_explain(rest);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "egressd %s: %s\n\n%s", verb.c_str(), e.what(), kUsage);
     return 2;

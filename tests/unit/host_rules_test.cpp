@@ -1,0 +1,80 @@
+// Test the proxy's host-rule decision: names, wildcards, ports, and the
+// method/path limits that only plain HTTP can satisfy.
+#include <gtest/gtest.h>
+
+#include "policy/toml_loader.h"
+#include "proxy/host_rules.h"
+
+namespace egressd::proxy {
+namespace {
+
+policy::Policy policy_of(const std::string& rules) { return policy::parse_policy("version = 1\n" + rules, "t.toml"); }
+
+L7Decision https(const policy::Policy& p, const std::string& host, uint16_t port = 443) {
+  return decide_l7(p, L7Request{host, port, true, "", ""});
+}
+
+L7Decision http(const policy::Policy& p, const std::string& host, const std::string& method, const std::string& path) {
+  return decide_l7(p, L7Request{host, 80, false, method, path});
+}
+
+TEST(HostMatches, WildcardCoversNamesBelowNotTheNameItself) {
+  EXPECT_TRUE(host_matches("*.example.com", "a.example.com"));
+  EXPECT_TRUE(host_matches("*.example.com", "a.b.example.com"));
+  EXPECT_FALSE(host_matches("*.example.com", "example.com"));
+  EXPECT_FALSE(host_matches("*.example.com", "badexample.com"));
+  EXPECT_FALSE(host_matches("*.example.com", "example.com.evil.net"));
+  EXPECT_TRUE(host_matches("example.com", "example.com"));
+  EXPECT_FALSE(host_matches("example.com", "a.example.com"));
+}
+
+TEST(DecideL7, NoRuleMeansDeny) {
+  auto d = https(policy_of(""), "api.anthropic.com");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "host-not-allowed");
+  EXPECT_EQ(d.rule, nullptr);
+}
+
+TEST(DecideL7, DefaultPortsAreWebPorts) {
+  auto p = policy_of("[[allow]]\nhost = \"api.anthropic.com\"\n");
+  EXPECT_TRUE(https(p, "api.anthropic.com").allowed);
+  EXPECT_TRUE(decide_l7(p, {"api.anthropic.com", 80, false, "GET", "/"}).allowed);
+  auto d = https(p, "api.anthropic.com", 8443);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "port-not-allowed");
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->id, 1u);
+}
+
+TEST(DecideL7, MethodAndPathLimitsNeedPlainHttp) {
+  auto p = policy_of("[[allow]]\nhost = \"registry.example.com\"\nmethods = [\"GET\"]\npaths = [\"/pkg/\", \"/v*/meta\"]\n");
+  EXPECT_TRUE(http(p, "registry.example.com", "GET", "/pkg/left-pad").allowed);
+  EXPECT_TRUE(http(p, "registry.example.com", "GET", "/v2/x/meta").allowed);
+  EXPECT_EQ(http(p, "registry.example.com", "POST", "/pkg/x").reason, "method-not-allowed");
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/admin").reason, "path-not-allowed");
+  // Traversal and encoded separators never pass a prefix rule.
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/../admin").reason, "path-not-allowed");
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/%2e%2e/admin").reason, "path-not-allowed");
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/..%2Fadmin").reason, "path-not-allowed");
+  // HTTPS shows no method or path: such a rule cannot admit it.
+  EXPECT_FALSE(https(p, "registry.example.com").allowed);
+}
+
+TEST(DecideL7, LaterRuleCanAdmitWhatAnEarlierOneLimits) {
+  auto p = policy_of("[[allow]]\nhost = \"x.example.com\"\npaths = [\"/a/\"]\n[[allow]]\nhost = \"*.example.com\"\n");
+  auto d = https(p, "x.example.com");
+  EXPECT_TRUE(d.allowed);
+  ASSERT_NE(d.rule, nullptr);
+  EXPECT_EQ(d.rule->id, 2u);
+}
+
+TEST(PathIsPlain, DotSegmentsAndEncodedSeparators) {
+  EXPECT_TRUE(path_is_plain("/a/b.c/d..e"));
+  EXPECT_FALSE(path_is_plain("/a/./b"));
+  EXPECT_FALSE(path_is_plain("/a/.."));
+  EXPECT_FALSE(path_is_plain("/a%5cb"));
+  EXPECT_TRUE(path_is_plain("/a%20b"));
+}
+
+}  // namespace
+}  // namespace egressd::proxy

@@ -1,0 +1,103 @@
+#include "proxy/host_rules.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace egressd::proxy {
+namespace {
+
+bool port_admitted(const policy::HostRule& r, uint16_t port) {
+  if (r.ports.empty()) return port == 80 || port == 443;
+  return std::any_of(r.ports.begin(), r.ports.end(), [&](const policy::PortRange& p) {
+    return port >= p.lo && port <= p.hi;
+  });
+}
+
+// A rule path with '*' or '?' is a glob over the whole path ('*' crosses
+// '/'); otherwise it is a prefix.
+bool path_admitted(const std::string& rule, const std::string& path) {
+  if (rule.find_first_of("*?") != std::string::npos) return fnmatch(rule.c_str(), path.c_str(), 0) == 0;
+  return path.compare(0, rule.size(), rule) == 0;
+}
+
+std::string rule_name(const policy::HostRule& r) {
+  std::string where = r.pos.file.empty() ? "" : " (" + r.pos.file + ":" + std::to_string(r.pos.line) + ")";
+  return "[[allow]] #" + std::to_string(r.id) + " host \"" + r.host + "\"" + where;
+}
+
+}  // namespace
+
+bool host_matches(std::string_view pattern, std::string_view host) {
+  if (pattern.size() > 2 && pattern.substr(0, 2) == "*.") {
+    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() && host.substr(host.size() - suffix.size()) == suffix;
+  }
+  return pattern == host;
+}
+
+bool path_is_plain(std::string_view path) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view seg = path.substr(start, end - start);
+    if (seg == "." || seg == "..") return false;
+    start = end + 1;
+  }
+  for (size_t i = 0; i + 2 < path.size(); ++i) {
+    if (path[i] != '%') continue;
+    std::string hex{static_cast<char>(std::tolower(static_cast<unsigned char>(path[i + 1]))),
+                    static_cast<char>(std::tolower(static_cast<unsigned char>(path[i + 2])))};
+    if (hex == "2e" || hex == "2f" || hex == "5c") return false;
+  }
+  return true;
+}
+
+L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
+  L7Decision d;
+  d.reason = "host-not-allowed";
+  d.detail = "no [[allow]] rule names " + req.host;
+  int closeness = 0;  // how far the best failing rule got: host 1, port 2, method 3
+  auto note = [&](int level, const policy::HostRule& r, const char* reason, std::string detail) {
+    if (level <= closeness) return;
+    closeness = level;
+    d.rule = &r;
+    d.reason = reason;
+    d.detail = std::move(detail);
+  };
+  for (const policy::HostRule& r : policy.hosts) {
+    if (!host_matches(r.host, req.host)) continue;
+    if (!port_admitted(r, req.port)) {
+      note(1, r, "port-not-allowed", rule_name(r) + " does not list port " + std::to_string(req.port));
+      continue;
+    }
+    bool inspects = !r.methods.empty() || !r.paths.empty();
+    if (req.tls && inspects) {
+      note(2, r, "method-not-allowed",
+           rule_name(r) + " limits methods/paths, which HTTPS does not show; add a rule without them for HTTPS");
+      continue;
+    }
+    if (!r.methods.empty() && std::find(r.methods.begin(), r.methods.end(), req.method) == r.methods.end()) {
+      note(2, r, "method-not-allowed", rule_name(r) + " does not list method " + req.method);
+      continue;
+    }
+    if (!r.paths.empty()) {
+      bool ok = path_is_plain(req.path) &&
+                std::any_of(r.paths.begin(), r.paths.end(), [&](const std::string& p) { return path_admitted(p, req.path); });
+      if (!ok) {
+        note(3, r, "path-not-allowed", rule_name(r) + " does not admit path " + req.path);
+        continue;
+      }
+    }
+    d.allowed = true;
+    d.reason = "allowed";
+    d.rule = &r;
+    d.detail = "allowed by " + rule_name(r);
+    return d;
+  }
+  return d;
+}
+
+}  // namespace egressd::proxy
