@@ -57,7 +57,28 @@ TEST(DecideL7, MethodAndPathLimitsNeedPlainHttp) {
   EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/%2e%2e/admin").reason, "path-not-allowed");
   EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/..%2Fadmin").reason, "path-not-allowed");
   // HTTPS shows no method or path: such a rule cannot admit it.
-  EXPECT_FALSE(https(p, "registry.example.com").allowed);
+  auto d = https(p, "registry.example.com");
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.reason, "inspection-needs-http");
+  // Nor can it admit a request an override header or upgrade would change.
+  EXPECT_EQ(decide_l7(p, {"registry.example.com", 80, false, "GET", "/pkg/x", true}).reason, "inspection-needs-http");
+}
+
+// Test that a path prefix covers whole segments only.
+TEST(DecideL7, PrefixEndsAtASegmentBoundary) {
+  auto p = policy_of("[[allow]]\nhost = \"api.github.com\"\npaths = [\"/repos/acme\"]\n");
+  EXPECT_TRUE(http(p, "api.github.com", "GET", "/repos/acme").allowed);
+  EXPECT_TRUE(http(p, "api.github.com", "GET", "/repos/acme/tool/issues").allowed);
+  EXPECT_FALSE(http(p, "api.github.com", "POST", "/repos/acme-exfil/x").allowed);
+}
+
+// Test the traversal spellings origins decode into dot segments.
+TEST(PathIsPlain, ServletAndDoubleDecodingForms) {
+  for (const char* bad : {"/p/..;/admin", "/p/.;/admin", "/p/%252e%252e/admin", "/p/%c0%ae%c0%ae/admin",
+                          "/p\\..\\admin", "/p/\x01", "/p/\xc3\xa9"}) {
+    EXPECT_FALSE(path_is_plain(bad)) << bad;
+  }
+  EXPECT_TRUE(path_is_plain("/p/a;b/c"));
 }
 
 TEST(DecideL7, LaterRuleCanAdmitWhatAnEarlierOneLimits) {

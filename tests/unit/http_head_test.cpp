@@ -214,10 +214,29 @@ TEST(HttpHead, KeepAlive) {
 TEST(HttpHead, Upgrade) {
   HttpHead h = expect_done(get_with("Host: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n"));
   EXPECT_EQ(h.upgrade, "websocket");
-  h = expect_done(get_with("Host: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"));
-  EXPECT_EQ(h.upgrade, "h2c");
+  // h2c would carry HTTP/2 frames whose :authority and :path are never parsed.
+  expect_status(get_with("Host: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"),
+                HeadStatus::Smuggling, "h2c");
   // Upgrade without the Connection token is not an upgrade (RFC 9110 7.8).
   EXPECT_EQ(expect_done(get_with("Host: a\r\nUpgrade: websocket\r\n")).upgrade, "");
+}
+
+// Test that Connection may not name framing or Host headers: a hop that
+// honours it strips them and frames the request differently.
+TEST(HttpHead, ConnectionNamingFramingHeadersIsSmuggling) {
+  for (const char* h : {"content-length", "Transfer-Encoding", "host", "TE", "trailer"}) {
+    SCOPED_TRACE(h);
+    expect_status(get_with(std::string("Host: a\r\nConnection: ") + h + "\r\n"), HeadStatus::Smuggling,
+                  "Connection names");
+  }
+  EXPECT_FALSE(expect_done(get_with("Host: a\r\nConnection: close\r\n")).keep_alive);
+}
+
+// Test that method/URL override headers are flagged for the rule check.
+TEST(HttpHead, OverrideHeadersAreFlagged) {
+  EXPECT_TRUE(expect_done(get_with("Host: a\r\nX-HTTP-Method-Override: DELETE\r\n")).has_override);
+  EXPECT_TRUE(expect_done(get_with("Host: a\r\nx-original-url: /admin\r\n")).has_override);
+  EXPECT_FALSE(expect_done(get_with("Host: a\r\nX-Forwarded-For: 1.2.3.4\r\n")).has_override);
 }
 
 // ---- Host count ----

@@ -41,6 +41,7 @@ std::optional<Url> parse_url(const std::string& text, std::string& why) {
     return std::nullopt;
   }
   std::string rest = text.substr(sep + 3);
+  rest = rest.substr(0, rest.find('#'));  // a fragment never leaves the client
   size_t slash = rest.find_first_of("/?");
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) u.path = rest[slash] == '/' ? rest.substr(slash) : "/" + rest.substr(slash);
@@ -53,12 +54,26 @@ std::optional<Url> parse_url(const std::string& text, std::string& why) {
       return std::nullopt;
     }
     host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size() && authority[close + 1] == ':') port = authority.substr(close + 2);
+    std::string after = authority.substr(close + 1);
+    if (!after.empty() && after[0] != ':') {
+      why = "junk after ]";
+      return std::nullopt;
+    }
+    if (!after.empty()) port = after.substr(1);
+    auto canon = proxy::canonical_host(host, /*allow_ipv6=*/true);
+    if (!canon || !canon->is_ip) {
+      why = "only IP literals go in brackets";
+      return std::nullopt;
+    }
   } else if (size_t colon = authority.rfind(':'); colon != std::string::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
   if (!port.empty()) {
+    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      why = "bad port " + port;
+      return std::nullopt;
+    }
     char* end = nullptr;
     long p = std::strtol(port.c_str(), &end, 10);
     if (*end || p < 1 || p > 65535) {
@@ -76,10 +91,14 @@ std::optional<Url> parse_url(const std::string& text, std::string& why) {
   return u;
 }
 
-// An IP literal is no name: only an [[allow_cidr]] can admit it.
+// An IP literal is no name: only an [[allow_cidr]] can admit it, and only
+// if no [[deny_cidr]] covers it (deny rules come first). The built-in
+// categories are the kernel's business; `explain` speaks for the proxy.
 std::optional<const policy::AllowCidr*> ip_rule(const policy::Policy& p, const std::string& ip, uint16_t port) {
   auto addr = policy::parse_cidr(ip);
   if (!addr.cidr) return std::nullopt;
+  for (const policy::DenyCidr& r : p.deny_cidrs)
+    if (policy::cidr_contains(r.cidr, *addr.cidr)) return nullptr;
   for (const policy::AllowCidr& r : p.allow_cidrs) {
     if (!(r.proto_mask & policy::kProtoTcp) || !policy::cidr_contains(r.cidr, *addr.cidr)) continue;
     bool port_ok = r.ports.empty() || std::any_of(r.ports.begin(), r.ports.end(), [&](const policy::PortRange& pr) {

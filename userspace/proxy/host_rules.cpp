@@ -18,8 +18,10 @@ bool port_admitted(const policy::HostRule& r, uint16_t port) {
 // A rule path with '*' or '?' is a glob over the whole path ('*' crosses
 // '/'); otherwise it is a prefix.
 bool path_admitted(const std::string& rule, const std::string& path) {
-  if (rule.find_first_of("*?") != std::string::npos) return fnmatch(rule.c_str(), path.c_str(), 0) == 0;
-  return path.compare(0, rule.size(), rule) == 0;
+  if (rule.find_first_of("*?") != std::string::npos)
+    return fnmatch(rule.c_str(), path.c_str(), FNM_NOESCAPE) == 0;
+  if (path.compare(0, rule.size(), rule) != 0) return false;
+  return path.size() == rule.size() || rule.back() == '/' || path[rule.size()] == '/';
 }
 
 std::string rule_name(const policy::HostRule& r) {
@@ -38,20 +40,23 @@ bool host_matches(std::string_view pattern, std::string_view host) {
 }
 
 bool path_is_plain(std::string_view path) {
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '\\') return false;
+  }
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
     if (end == std::string_view::npos) end = path.size();
     std::string_view seg = path.substr(start, end - start);
+    seg = seg.substr(0, seg.find(';'));  // "..;x" is ".." to servlet containers
     if (seg == "." || seg == "..") return false;
     start = end + 1;
   }
-  for (size_t i = 0; i + 2 < path.size(); ++i) {
-    if (path[i] != '%') continue;
-    std::string hex{static_cast<char>(std::tolower(static_cast<unsigned char>(path[i + 1]))),
-                    static_cast<char>(std::tolower(static_cast<unsigned char>(path[i + 2])))};
-    if (hex == "2e" || hex == "2f" || hex == "5c") return false;
-  }
+  std::string lower(path);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* bad : {"%2e", "%2f", "%5c", "%25", "%c0", "%c1", "%e0%80"})
+    if (lower.find(bad) != std::string::npos) return false;
   return true;
 }
 
@@ -59,7 +64,7 @@ L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
   L7Decision d;
   d.reason = "host-not-allowed";
   d.detail = "no [[allow]] rule names " + req.host;
-  int closeness = 0;  // how far the best failing rule got: host 1, port 2, method 3
+  int closeness = 0;  // how far the best failing rule got: port 1, inspection/method 2, path 3
   auto note = [&](int level, const policy::HostRule& r, const char* reason, std::string detail) {
     if (level <= closeness) return;
     closeness = level;
@@ -74,9 +79,11 @@ L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
       continue;
     }
     bool inspects = !r.methods.empty() || !r.paths.empty();
-    if (req.tls && inspects) {
-      note(2, r, "method-not-allowed",
-           rule_name(r) + " limits methods/paths, which HTTPS does not show; add a rule without them for HTTPS");
+    if (inspects && (req.tls || req.rewrites)) {
+      note(2, r, "inspection-needs-http",
+           rule_name(r) + " limits methods/paths, which " +
+               (req.tls ? std::string("HTTPS does not show; add a rule without them for HTTPS")
+                        : std::string("an upgrade or override header would change")));
       continue;
     }
     if (!r.methods.empty() && std::find(r.methods.begin(), r.methods.end(), req.method) == r.methods.end()) {

@@ -18,12 +18,13 @@ struct L7Request {
   bool tls = true;                    // TLS: only host and port are visible
   std::string method;                 // plain HTTP only
   std::string path;                   // plain HTTP only: raw, without the query
+  bool rewrites = false;              // plain HTTP: an upgrade or a method/URL override header is present
 };
 
 struct L7Decision {
   bool allowed = false;
   std::string reason;                 // "allowed", "host-not-allowed", "port-not-allowed",
-                                      // "method-not-allowed", "path-not-allowed"
+                                      // "inspection-needs-http", "method-not-allowed", "path-not-allowed"
   const policy::HostRule* rule = nullptr;  // the rule that allowed, or the closest that did not
   std::string detail;                 // one sentence for logs and `explain`
 };
@@ -32,12 +33,16 @@ struct L7Decision {
 // example.com itself; anything else matches exactly.
 bool host_matches(std::string_view pattern, std::string_view host);
 
-// A path a prefix rule can be trusted with: no "." or ".." segments and no
-// percent-encoded '.', '/' or '\' (which origins may decode into them).
+// A path a path rule can be trusted with: visible ASCII only, no '\\', no
+// "." or ".." segments (also as ".;x" or "..;x", which servlet containers
+// read as dot segments), no percent-encoded '.', '/', '\\', '%' (double
+// decoding) or overlong UTF-8 (%c0, %c1, %e0%80).
 bool path_is_plain(std::string_view path);
 
 // First rule that admits the request. Rules with `methods` or `paths` never
-// admit TLS: the proxy cannot see the request without decrypting it.
+// admit TLS (the proxy cannot see the request without decrypting it), nor a
+// request with `rewrites`. A path rule without '*'/'?' is a prefix of whole
+// segments: "/public" admits "/public" and "/public/x", not "/publicx".
 L7Decision decide_l7(const policy::Policy& policy, const L7Request& req);
 
 }  // namespace egressd::proxy

@@ -288,6 +288,8 @@ class HeadParser {
       upgrade_ = upgrade_.empty() ? lower(value) : upgrade_ + ", " + lower(value);
     else if (underscore_alias(name))
       smuggling("header " + std::string(name) + " spells a framing or Host header with '_'");
+    else if (is_override_header(name))
+      result_.head.has_override = true;
     return true;
   }
 
@@ -328,7 +330,20 @@ class HeadParser {
       if (iequals(token, "close")) close_ = true;
       if (iequals(token, "keep-alive")) keep_alive_token_ = true;
       if (iequals(token, "upgrade")) upgrade_token_ = true;
+      // A hop that honours Connection strips the headers it names: naming
+      // framing or Host headers makes the next hop read another request.
+      for (std::string_view h : {"host", "content-length", "transfer-encoding", "te", "trailer"})
+        if (iequals(token, h)) smuggling("Connection names " + std::string(h));
     });
+  }
+
+  // Headers that frameworks honour to replace the method or the path the
+  // request line names; they would defeat methods/paths rules.
+  static bool is_override_header(std::string_view name) {
+    for (std::string_view h : {"x-http-method-override", "x-http-method", "x-method-override", "x-original-url",
+                               "x-rewrite-url"})
+      if (iequals(name, h)) return true;
+    return false;
   }
 
   // Only the first reason is kept; it is reported at the blank line so the
@@ -343,6 +358,9 @@ class HeadParser {
     bool v11 = h.version == "HTTP/1.1";
     h.keep_alive = !close_ && (v11 || keep_alive_token_);
     if (upgrade_token_) h.upgrade = upgrade_;
+    // After h2c the connection carries HTTP/2 frames whose :authority and
+    // :path this parser never sees.
+    if (h.upgrade.find("h2c") != std::string::npos) smuggling("upgrade to h2c");
     h.chunked = te_seen_;
     const Authority* host = host_seen_ ? &host_authority_ : (h.absolute_form ? &target_authority_ : nullptr);
     if (host != nullptr) {

@@ -47,6 +47,7 @@ struct HttpHead {
   bool chunked = false;    // Transfer-Encoding: chunked (then no content_length)
   bool keep_alive = true;  // per version and Connection
   std::string upgrade;     // lower-cased Upgrade value if Connection names "upgrade", else empty
+  bool has_override = false;  // X-HTTP-Method-Override, X-Original-URL, ...: methods/paths rules cannot trust the request line
   size_t head_bytes = 0;   // bytes up to and including the blank line
 
   friend bool operator==(const HttpHead&, const HttpHead&) = default;
