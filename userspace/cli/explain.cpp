@@ -101,10 +101,7 @@ std::optional<const policy::AllowCidr*> ip_rule(const policy::Policy& p, const s
     if (policy::cidr_contains(r.cidr, *addr.cidr)) return nullptr;
   for (const policy::AllowCidr& r : p.allow_cidrs) {
     if (!(r.proto_mask & policy::kProtoTcp) || !policy::cidr_contains(r.cidr, *addr.cidr)) continue;
-    bool port_ok = r.ports.empty() || std::any_of(r.ports.begin(), r.ports.end(), [&](const policy::PortRange& pr) {
-                     return port >= pr.lo && port <= pr.hi;
-                   });
-    if (port_ok) return &r;
+    if (r.ports.empty() || proxy::port_in(r.ports, port)) return &r;
   }
   return nullptr;
 }

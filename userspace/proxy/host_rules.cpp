@@ -9,10 +9,7 @@ namespace egressd::proxy {
 namespace {
 
 bool port_admitted(const policy::HostRule& r, uint16_t port) {
-  if (r.ports.empty()) return port == 80 || port == 443;
-  return std::any_of(r.ports.begin(), r.ports.end(), [&](const policy::PortRange& p) {
-    return port >= p.lo && port <= p.hi;
-  });
+  return r.ports.empty() ? port == 80 || port == 443 : port_in(r.ports, port);
 }
 
 // A rule path with '*' or '?' is a glob over the whole path ('*' crosses
@@ -30,6 +27,11 @@ std::string rule_name(const policy::HostRule& r) {
 }
 
 }  // namespace
+
+bool port_in(const std::vector<policy::PortRange>& ranges, uint16_t port) {
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [&](const policy::PortRange& p) { return port >= p.lo && port <= p.hi; });
+}
 
 bool host_matches(std::string_view pattern, std::string_view host) {
   if (pattern.size() > 2 && pattern.substr(0, 2) == "*.") {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "policy/model.h"
 
@@ -28,6 +29,9 @@ struct L7Decision {
   const policy::HostRule* rule = nullptr;  // the rule that allowed, or the closest that did not
   std::string detail;                 // one sentence for logs and `explain`
 };
+
+// True if `port` lies in one of `ranges`.
+bool port_in(const std::vector<policy::PortRange>& ranges, uint16_t port);
 
 // `*.example.com` matches names below example.com (one label or more), not
 // example.com itself; anything else matches exactly.
