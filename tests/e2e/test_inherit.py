@@ -52,35 +52,30 @@ class Forks(FenceCase):
         self.assertEqual(ev["reason"], "private", ev)
         p.wait(timeout=10)
 
-    def test_process_started_before_attach_is_fenced(self):
-        # A process already in the cgroup, whose socket is created after attach.
-        p = self.w.agent([self.w.python, str(self.w.tmp / "probe.py"), "fork", "--wait-stdin", "--",
-                          "connect", "tcp", "203.0.113.10", "22"], stdin=subprocess.PIPE)
-        out = _LineReader(p.stdout, "fork")
+    def probe_across_attach(self, name, *args):
+        """Starts probe.py ARGS, which waits on stdin after its setup; attaches
+        egressd; lets it go; returns its JSON result."""
+        p = self.w.agent([self.w.python, str(self.w.tmp / "probe.py"), *args], stdin=subprocess.PIPE)
+        out = _LineReader(p.stdout, name)
         first = out.get(10)
-        self.assertTrue(first and '"waiting"' in first, f"probe fork did not start: {first!r}")
+        self.assertTrue(first and '"waiting"' in first, f"probe {name} did not start: {first!r}")
         self.attach(DEFAULT_POLICY)
         p.stdin.write("go\n")
         p.stdin.flush()
         line = out.get(20)
         self.assertTrue(line, "no result")
-        self.assertEqual(json.loads(line)["errno"], "EPERM", line)
         p.wait(timeout=10)
+        return json.loads(line), line
+
+    def test_process_started_before_attach_is_fenced(self):
+        # A process already in the cgroup, whose socket is created after attach.
+        r, line = self.probe_across_attach("fork", "fork", "--wait-stdin", "--", "connect", "tcp", "203.0.113.10", "22")
+        self.assertEqual(r["errno"], "EPERM", line)
 
     def test_socket_created_before_attach(self):
         # The socket exists before the fence; its connect() comes after.
-        p = self.w.agent([self.w.python, str(self.w.tmp / "probe.py"), "presock", "tcp", "10.0.0.5", "80"],
-                         stdin=subprocess.PIPE)
-        out = _LineReader(p.stdout, "presock")
-        first = out.get(10)
-        self.assertTrue(first and '"waiting"' in first, f"probe presock did not start: {first!r}")
-        self.attach(DEFAULT_POLICY)
-        p.stdin.write("go\n")
-        p.stdin.flush()
-        line = out.get(20)
-        self.assertTrue(line, "no result")
-        self.assertEqual(json.loads(line)["errno"], "EPERM", line)
-        p.wait(timeout=10)
+        r, line = self.probe_across_attach("presock", "presock", "tcp", "10.0.0.5", "80")
+        self.assertEqual(r["errno"], "EPERM", line)
 
 
 if __name__ == "__main__":
