@@ -132,7 +132,7 @@ static __always_inline void egd_decide(const struct egd_config *cfg, __u32 gen,
 
 static __always_inline void egd_count(__u32 verdict, __u32 reason)
 {
-	__u32 slot = (verdict & 1) * EGD_REASON__COUNT + (reason < EGD_REASON__COUNT ? reason : EGD_REASON_INTERNAL);
+	__u32 slot = (verdict < EGD_VERDICT__COUNT ? verdict : EGD_VERDICT_DENY) * EGD_REASON__COUNT + (reason < EGD_REASON__COUNT ? reason : EGD_REASON_INTERNAL);
 	__u64 *c = bpf_map_lookup_elem(&egd_stats, &slot);
 	if (c)
 		*c += 1;

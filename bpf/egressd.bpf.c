@@ -7,8 +7,10 @@
  * connect4/connect6 (TCP and connected UDP) and sendmsg4/sendmsg6
  * (unconnected UDP): return 0 makes connect()/sendto() fail with EPERM.
  * sock_create: only TCP and UDP inet sockets may be created.
- * Reads egd_active, egd_config, the allow and deny tries; writes egd_stats and
- * egd_events.
+ * TCP connects to web ports are steered to the proxy (egd_steer); sockops,
+ * getpeername4/6 and sock_release keep the original destination for it.
+ * Reads egd_active, egd_config, the allow and deny tries, egd_proxy; writes
+ * egd_stats, egd_events and the egd_orig_* maps.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -29,6 +31,48 @@ static __always_inline __u8 egd_proto_bit(__u32 protocol)
 	if (protocol == IPPROTO_UDP)
 		return EGD_PROTO_UDP;
 	return 0;
+}
+
+/* Steer a TCP connect to the proxy: record the original destination and
+ * who asked, under the socket's cookie, then rewrite the destination to the
+ * proxy on loopback (same family, so dual-stack and v6-only sockets keep
+ * working). 0 if there is no proxy to steer to: the caller refuses. */
+static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embed, const __u32 given[4], __u16 port)
+{
+	__u32 zero = 0;
+	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
+	if (!pc || !pc->port || pc->port > 0xffff)
+		return 0;
+
+	struct egd_orig o = {};
+	__builtin_memcpy(o.daddr, given, 16);
+	o.dport = port;
+	o.family = v6 ? AF_INET6 : AF_INET;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	o.pid = (__u32)pid_tgid;
+	o.tgid = pid_tgid >> 32;
+	o.uid = (__u32)bpf_get_current_uid_gid();
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	o.sock_cookie = bpf_get_socket_cookie(ctx);
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	if (bpf_map_update_elem(&egd_orig_by_cookie, &o.sock_cookie, &o, BPF_ANY))
+		return 0;
+
+	if (!v6) {
+		ctx->user_ip4 = bpf_htonl(0x7f000001);
+	} else if (embed == EGD_EMBED_MAPPED) { /* ::ffff:127.0.0.1 reaches the IPv4 listener */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
+	} else {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	ctx->user_port = bpf_htons((__u16)pc->port);
+	return 1;
 }
 
 static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, int v6)
@@ -75,9 +119,28 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 				d = d6;
 		}
 	}
+
+	int is_connect = hook == EGD_HOOK_CONNECT4 || hook == EGD_HOOK_CONNECT6;
+	int tcp_connect = is_connect && t.proto_bit == EGD_PROTO_TCP;
+	if (tcp_connect && d.verdict == EGD_VERDICT_ALLOW && d.reason == EGD_REASON_WEB_PORT) {
+		/* Web ports (80, 443, host-rule ports) are only ever reached
+		 * through the proxy, which judges the name. */
+		if (!egd_steer(ctx, v6, embed, given, t.port)) {
+			d.verdict = EGD_VERDICT_DENY;
+			d.reason = EGD_REASON_NO_PROXY;
+		}
+	} else if (tcp_connect) {
+		/* A socket whose earlier steered connect failed may try
+		 * elsewhere: its record must not outlive that attempt. */
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+		if (bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie))
+			bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);
+	}
+	if (d.verdict == EGD_VERDICT_DENY && cfg && cfg->audit)
+		d.verdict = EGD_VERDICT_AUDIT;
 	egd_count(d.verdict, d.reason);
 
-	if (d.verdict == EGD_VERDICT_DENY || (cfg && cfg->events_all)) {
+	if (d.verdict != EGD_VERDICT_ALLOW || (cfg && cfg->events_all)) {
 		struct egd_event *e = egd_event_reserve();
 		if (e) {
 			e->hook = hook;
@@ -96,7 +159,7 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 			egd_event_submit(e);
 		}
 	}
-	return d.verdict == EGD_VERDICT_ALLOW ? 1 : 0;
+	return d.verdict == EGD_VERDICT_DENY ? 0 : 1;
 }
 
 SEC("cgroup/connect4")
@@ -212,6 +275,90 @@ int egd_skb_egress(struct __sk_buff *skb)
 	egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
 	egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE);
 	return 0;
+}
+
+/* Client side of a steered connection, when its local address is known
+ * (TCP_CONNECT_CB runs in connect(), before the SYN, so the record exists
+ * before the proxy can accept): re-key the record by that address so the
+ * proxy finds it from accept()'s peer address. */
+SEC("sockops")
+int egd_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(skops);
+	struct egd_orig *o = bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie);
+	if (!o)
+		return 1;
+
+	struct egd_port_key k = {};
+	k.netns_cookie = bpf_get_netns_cookie(skops);
+	k.port = (__u16)skops->local_port;
+	if (skops->family == AF_INET) {
+		k.family = AF_INET;
+		k.addr[0] = skops->local_ip4;
+	} else {
+		__u32 a0 = skops->local_ip6[0], a1 = skops->local_ip6[1];
+		__u32 a2 = skops->local_ip6[2], a3 = skops->local_ip6[3];
+		if (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff)) {
+			k.family = AF_INET; /* the v4 listener sees a v4 peer */
+			k.addr[0] = a3;
+		} else {
+			k.family = AF_INET6;
+			k.addr[0] = a0;
+			k.addr[1] = a1;
+			k.addr[2] = a2;
+			k.addr[3] = a3;
+		}
+	}
+	bpf_map_update_elem(&egd_orig_by_port, &k, o, BPF_ANY);
+	return 1;
+}
+
+/* The client sees the peer it asked for, not the proxy. */
+static __always_inline int egd_getpeername(struct bpf_sock_addr *ctx, int v6)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct egd_orig *o = bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie);
+
+	if (!o || o->family != (v6 ? AF_INET6 : AF_INET))
+		return 1;
+	if (v6) {
+		__u32 a[4];
+		__builtin_memcpy(a, o->daddr, 16);
+		ctx->user_ip6[0] = a[0];
+		ctx->user_ip6[1] = a[1];
+		ctx->user_ip6[2] = a[2];
+		ctx->user_ip6[3] = a[3];
+	} else {
+		__u32 a;
+		__builtin_memcpy(&a, o->daddr, 4);
+		ctx->user_ip4 = a;
+	}
+	ctx->user_port = bpf_htons(o->dport);
+	return 1; /* these hooks must return 1 */
+}
+
+SEC("cgroup/getpeername4")
+int egd_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return egd_getpeername(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int egd_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return egd_getpeername(ctx, 1);
+}
+
+SEC("cgroup/sock_release")
+int egd_sock_release(struct bpf_sock *sk)
+{
+	if (sk->protocol != IPPROTO_TCP)
+		return 1;
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);
+	return 1;
 }
 
 /* Never called: it puts struct egd_event into the object's BTF (ring buffer

@@ -15,13 +15,16 @@
 
 /* Bumped whenever a map or struct below changes shape; pinned maps carry it in
  * egd_meta so an `attach` of a newer egressd refuses to adopt stale pins. */
-#define EGD_ABI_VERSION 1
+#define EGD_ABI_VERSION 2
+
+#define EGD_COMM_LEN 16
 
 /* ---- verdicts ---------------------------------------------------------- */
 enum egd_verdict {
 	EGD_VERDICT_ALLOW = 0,
 	EGD_VERDICT_DENY = 1,
-	EGD_VERDICT__COUNT = 2,
+	EGD_VERDICT_AUDIT = 2, /* mode = "audit": would have been denied, let through */
+	EGD_VERDICT__COUNT = 3,
 };
 
 /* ---- reasons (declared once; C++ derives its name table from this) ------ */
@@ -41,7 +44,27 @@ enum egd_verdict {
 	X(PROTO, "proto")                     \
 	X(RAW_SOCKET, "raw-socket")           \
 	X(SOURCE_ROUTE, "source-route")       \
-	X(INTERNAL, "internal")
+	X(INTERNAL, "internal")               \
+	X(NO_PROXY, "no-proxy")               \
+	/* decided by the proxy (hook PROXY) */ \
+	X(HOST_RULE, "host-rule")             \
+	X(HOST_NOT_ALLOWED, "host-not-allowed") \
+	X(PORT_NOT_ALLOWED, "port-not-allowed") \
+	X(METHOD_NOT_ALLOWED, "method-not-allowed") \
+	X(PATH_NOT_ALLOWED, "path-not-allowed") \
+	X(NEEDS_HTTP, "inspection-needs-http") \
+	X(SNI_IP_MISMATCH, "sni-ip-mismatch") \
+	X(REBIND, "rebind")                   \
+	X(NOT_TLS, "not-tls")                 \
+	X(NOT_HTTP, "not-http")               \
+	X(NO_SNI, "no-sni")                   \
+	X(ECH, "ech")                         \
+	X(TIMEOUT, "timeout")                 \
+	X(SMUGGLING, "smuggling")             \
+	X(MALFORMED, "malformed")             \
+	X(NO_RECORD, "no-record")             \
+	X(RESOLVE_FAILED, "resolve-failed")   \
+	X(UPSTREAM_FAILED, "upstream-failed")
 
 enum egd_reason {
 #define EGD_REASON_ENUM(id, name) EGD_REASON_##id,
@@ -77,7 +100,8 @@ enum egd_action {
 	X(SENDMSG6, "sendmsg6")        \
 	X(SOCK_CREATE, "sock_create")  \
 	X(SETSOCKOPT, "setsockopt")    \
-	X(SKB_EGRESS, "skb_egress")
+	X(SKB_EGRESS, "skb_egress")    \
+	X(PROXY, "proxy")
 
 enum egd_hook {
 #define EGD_HOOK_ENUM(id, name) EGD_HOOK_##id,
@@ -137,10 +161,45 @@ struct egd_config {
 	__u32 gen;                           /* the generation this slot belongs to */
 	__u8 category_action[8];             /* indexed by egd_category, EGD_ACTION_* */
 	__u8 events_all;                     /* 1: emit allow events too */
-	__u8 _pad[3];
+	__u8 audit;                          /* 1: mode = "audit": deny verdicts are recorded, not enforced */
+	__u8 _pad[2];
 	__u64 tcp_ports[1024];               /* bitmap: TCP ports allowed at L4 (80, 443, host-rule ports) */
 	__u64 udp_ports[1024];               /* bitmap: UDP ports allowed at L4 (53) */
 };
+
+/* ---- transparent proxy steering ------------------------------------------ */
+/* egd_proxy[0]: where connect4/6 steer TCP web ports. Written by the daemon
+ * once its listener is bound (127.0.0.1:port and [::1]:port in the daemon's
+ * network namespace). port 0: no proxy yet, steered connects are refused. */
+struct egd_proxy_conf {
+	__u32 port; /* host order */
+};
+
+/* What the proxy needs to know about a steered connection: written by
+ * connect4/6 into egd_orig_by_cookie (client socket cookie), copied by the
+ * sockops TCP_CONNECT_CB into egd_orig_by_port (key: the client's local
+ * address as the proxy's accept() sees it). */
+struct egd_orig {
+	__u8 daddr[16];       /* as the client gave it, network order; 4 bytes for AF_INET */
+	__u16 dport;          /* host order */
+	__u16 family;         /* AF_INET / AF_INET6 of the client's socket call */
+	__u32 pid;            /* thread id */
+	__u32 tgid;
+	__u32 uid;
+	__u64 cgroup_id;
+	__u64 sock_cookie;
+	char comm[EGD_COMM_LEN];
+};
+
+struct egd_port_key {
+	__u64 netns_cookie;   /* bpf_get_netns_cookie() == SO_NETNS_COOKIE */
+	__u32 addr[4];        /* network order; IPv4 (also v4-mapped) in addr[0], rest zero */
+	__u16 port;           /* host order */
+	__u16 family;         /* AF_INET (also for v4-mapped) or AF_INET6 */
+	__u32 _pad;
+};
+
+#define EGD_ORIG_MAX_ENTRIES 65536
 
 /* egd_meta[0]: what userspace needs to describe an attachment; not read by BPF. */
 #define EGD_PATH_MAX 256
@@ -166,7 +225,6 @@ struct egd_meta {
 #define EGD_STAT__COUNT (EGD_STAT_RING_DROPS + 1)
 
 /* ---- events ---------------------------------------------------------------- */
-#define EGD_COMM_LEN 16
 
 struct egd_event {
 	__u64 boot_ns;        /* bpf_ktime_get_boot_ns() */

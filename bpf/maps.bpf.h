@@ -58,4 +58,29 @@ struct {
 	__uint(max_entries, EGD_RINGBUF_BYTES);
 } egd_events SEC(".maps");
 
+/* Transparent proxy: its port, and the original destination of each
+ * steered connection (by client socket cookie, then by the client's local
+ * address once TCP_CONNECT_CB knows it). LRU so an abandoned entry can
+ * never fill the map; sock_release and the proxy delete what they can. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct egd_proxy_conf);
+} egd_proxy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGD_ORIG_MAX_ENTRIES);
+	__type(key, __u64);
+	__type(value, struct egd_orig);
+} egd_orig_by_cookie SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EGD_ORIG_MAX_ENTRIES);
+	__type(key, struct egd_port_key);
+	__type(value, struct egd_orig);
+} egd_orig_by_port SEC(".maps");
+
 #endif

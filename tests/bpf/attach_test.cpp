@@ -10,6 +10,10 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <bpf/bpf.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,6 +25,7 @@
 
 #include "bpf/loader.h"
 #include "bpf/pins.h"
+#include "bpf/policy_maps.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "policy/toml_loader.h"
@@ -118,7 +123,8 @@ class BpfAttach : public ::testing::Test {
 };
 
 // Test that private, link-local and embedded-v4 destinations are refused
-// with EPERM, and public web ports pass the hook (then find no route).
+// with EPERM, and that public web ports are refused too while no proxy is
+// registered to steer them to (fail closed).
 TEST_F(BpfAttach, VerdictsReachSockets) {
   attach("version = 1\n");
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.5", 80); }), EPERM);
@@ -126,15 +132,178 @@ TEST_F(BpfAttach, VerdictsReachSockets) {
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET6, "::ffff:10.0.0.5", 80); }), EPERM);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET6, "64:ff9b::a00:5", 443); }), EPERM);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 22); }), EPERM);
-  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 443); }), ENETUNREACH);
-  // v6 with no address configured: the kernel has no source address.
-  int v6 = in_fence(cg_.path(), [] { return connect_to(AF_INET6, "2001:db8::10", 80); });
-  EXPECT_TRUE(v6 == ENETUNREACH || v6 == EADDRNOTAVAIL) << strerror(v6);
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 443); }), EPERM);
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET6, "2001:db8::10", 80); }), EPERM);
+  // UDP 53 is not steered: it passes the hook, then finds no route.
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.10", 53, SOCK_DGRAM); }), ENETUNREACH);
   EXPECT_EQ(in_fence(cg_.path(), [] {
               int fd = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
               return fd < 0 ? errno : 0;
             }),
             EPERM);
+}
+
+// The steering probe's view, written by the child for the parent to check.
+struct SteerSeen {
+  int connect_err = -1;
+  char peer[64] = {};      // getpeername() in the client
+  char accepted[64] = {};  // accept()'s peer in the listener
+  int record_found = 0;    // egd_orig_by_port had the accepted peer's key
+  char orig[64] = {};      // the record's original destination
+  uint32_t orig_tgid = 0;
+  uint32_t client_tgid = 0;
+  int direct_record = -1;  // a direct dial of the listener had a record (must not)
+};
+
+constexpr uint16_t kProxyPort = 15999;
+int g_by_port_fd = -1;
+SteerSeen* g_seen = nullptr;
+const char* g_steer_addr = nullptr;
+int g_steer_family = AF_INET;
+
+std::string sockaddr_text(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    auto* sa = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &sa->sin_addr, buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ntohs(sa->sin_port));
+  }
+  auto* sa = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &sa->sin6_addr, buf, sizeof(buf));
+  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(sa->sin6_port));
+}
+
+bool lookup_record(int listener_family, const sockaddr_storage& peer, int accepted_fd, egd_orig* out) {
+  egd_port_key k{};
+  uint64_t netns = 0;
+  socklen_t nl = sizeof(netns);
+  if (getsockopt(accepted_fd, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &netns, &nl) != 0) return false;
+  k.netns_cookie = netns;
+  if (listener_family == AF_INET) {
+    auto* sa = reinterpret_cast<const sockaddr_in*>(&peer);
+    k.family = AF_INET;
+    std::memcpy(&k.addr[0], &sa->sin_addr, 4);
+    k.port = ntohs(sa->sin_port);
+  } else {
+    auto* sa = reinterpret_cast<const sockaddr_in6*>(&peer);
+    k.family = AF_INET6;
+    std::memcpy(k.addr, &sa->sin6_addr, 16);
+    k.port = ntohs(sa->sin6_port);
+  }
+  return bpf_map_lookup_elem(g_by_port_fd, &k, out) == 0;
+}
+
+// Child: in the fenced cgroup and an empty netns with lo up, a listener on
+// loopback:kProxyPort stands in for the proxy; connect to g_steer_addr.
+int steer_probe() {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) return 201;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) return 202;
+  close(s);
+  bool v4_listener = g_steer_family == AF_INET || std::strncmp(g_steer_addr, "::ffff:", 7) == 0;
+  int lfam = v4_listener ? AF_INET : AF_INET6;
+  int l = socket(lfam, SOCK_STREAM, 0);
+  sockaddr_storage la{};
+  socklen_t lalen;
+  if (lfam == AF_INET) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&la);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(kProxyPort);
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lalen = sizeof(*sa);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&la);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(kProxyPort);
+    sa->sin6_addr = in6addr_loopback;
+    lalen = sizeof(*sa);
+  }
+  if (bind(l, reinterpret_cast<sockaddr*>(&la), lalen) != 0 || listen(l, 8) != 0) return 203;
+
+  g_seen->client_tgid = static_cast<uint32_t>(getpid());
+  int c = socket(g_steer_family, SOCK_STREAM, 0);
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (g_steer_family == AF_INET) {
+    auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons(443);
+    inet_pton(AF_INET, g_steer_addr, &sa->sin_addr);
+    len = sizeof(*sa);
+  } else {
+    auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+    sa->sin6_family = AF_INET6;
+    sa->sin6_port = htons(443);
+    inet_pton(AF_INET6, g_steer_addr, &sa->sin6_addr);
+    len = sizeof(*sa);
+  }
+  g_seen->connect_err = connect(c, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
+  if (g_seen->connect_err) return 0;
+  sockaddr_storage peer{};
+  socklen_t plen = sizeof(peer);
+  getpeername(c, reinterpret_cast<sockaddr*>(&peer), &plen);
+  std::snprintf(g_seen->peer, sizeof(g_seen->peer), "%s", sockaddr_text(peer).c_str());
+
+  sockaddr_storage acc{};
+  socklen_t alen = sizeof(acc);
+  int a = accept(l, reinterpret_cast<sockaddr*>(&acc), &alen);
+  if (a < 0) return 204;
+  std::snprintf(g_seen->accepted, sizeof(g_seen->accepted), "%s", sockaddr_text(acc).c_str());
+  egd_orig o{};
+  if (lookup_record(lfam, acc, a, &o)) {
+    g_seen->record_found = 1;
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(o.family, o.daddr, buf, sizeof(buf));
+    std::snprintf(g_seen->orig, sizeof(g_seen->orig), "%s %u", buf, o.dport);
+    g_seen->orig_tgid = o.tgid;
+  }
+  // Someone dialing the listener directly (loopback is allowed) has no record.
+  int d = socket(lfam, SOCK_STREAM, 0);
+  if (connect(d, reinterpret_cast<sockaddr*>(&la), lalen) != 0) return 205;
+  alen = sizeof(acc);
+  int a2 = accept(l, reinterpret_cast<sockaddr*>(&acc), &alen);
+  g_seen->direct_record = lookup_record(lfam, acc, a2, &o) ? 1 : 0;
+  return 0;
+}
+
+// Test the steering mechanism the proxy relies on: with a proxy port
+// registered, a connect to a public web port lands on the loopback
+// listener; the client's getpeername() shows the original destination; the
+// listener finds the original destination and the client's pid in
+// egd_orig_by_port from accept()'s peer address; a direct dial has none.
+TEST_F(BpfAttach, SteersWebPortsToProxy) {
+  Attached a = attach("version = 1\n");
+  ASSERT_TRUE(set_proxy_port(a.maps, kProxyPort).ok());
+  g_by_port_fd = a.maps.orig_by_port.get();
+  struct Case {
+    int family;
+    const char* addr;
+    const char* peer;
+    const char* orig;
+  } cases[] = {
+      {AF_INET, "203.0.113.10", "203.0.113.10:443", "203.0.113.10 443"},
+      {AF_INET6, "2001:db8::10", "[2001:db8::10]:443", "2001:db8::10 443"},
+      {AF_INET6, "::ffff:203.0.113.10", "[::ffff:203.0.113.10]:443", "::ffff:203.0.113.10 443"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.addr);
+    void* mem = mmap(nullptr, sizeof(SteerSeen), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(mem, MAP_FAILED);
+    g_seen = new (mem) SteerSeen{};
+    g_steer_addr = c.addr;
+    g_steer_family = c.family;
+    EXPECT_EQ(in_fence(cg_.path(), steer_probe), 0);
+    EXPECT_EQ(g_seen->connect_err, 0) << strerror(g_seen->connect_err);
+    EXPECT_STREQ(g_seen->peer, c.peer);
+    EXPECT_EQ(g_seen->record_found, 1) << "accepted peer " << g_seen->accepted;
+    EXPECT_STREQ(g_seen->orig, c.orig);
+    EXPECT_EQ(g_seen->orig_tgid, g_seen->client_tgid);
+    EXPECT_EQ(g_seen->direct_record, 0);
+    munmap(mem, sizeof(SteerSeen));
+  }
 }
 
 // Test that a child cgroup created after the attach inherits the fence.

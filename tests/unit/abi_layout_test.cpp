@@ -71,7 +71,8 @@ TEST_F(AbiLayout, CidrRule) {
 
 TEST_F(AbiLayout, Config) {
   expect_layout("egd_config", sizeof(egd_config),
-                {M(egd_config, gen), M(egd_config, category_action), M(egd_config, events_all), M(egd_config, _pad),
+                {M(egd_config, gen), M(egd_config, category_action), M(egd_config, events_all), M(egd_config, audit),
+                 M(egd_config, _pad),
                  M(egd_config, tcp_ports), M(egd_config, udp_ports)});
 }
 
@@ -83,14 +84,27 @@ TEST_F(AbiLayout, Meta) {
                  M(egd_meta, policy_path)});
 }
 
+TEST_F(AbiLayout, ProxySteering) {
+  expect_layout("egd_proxy_conf", sizeof(egd_proxy_conf), {M(egd_proxy_conf, port)});
+  expect_layout("egd_orig", sizeof(egd_orig),
+                {M(egd_orig, daddr), M(egd_orig, dport), M(egd_orig, family), M(egd_orig, pid), M(egd_orig, tgid),
+                 M(egd_orig, uid), M(egd_orig, cgroup_id), M(egd_orig, sock_cookie), M(egd_orig, comm)});
+  expect_layout("egd_port_key", sizeof(egd_port_key),
+                {M(egd_port_key, netns_cookie), M(egd_port_key, addr), M(egd_port_key, port),
+                 M(egd_port_key, family), M(egd_port_key, _pad)});
+}
+
 // The sizes are part of the pinned-map contract: changing one needs an
 // EGD_ABI_VERSION bump, which this test makes a conscious edit.
 TEST(AbiVersion, SizesMatchVersion) {
-  static_assert(EGD_ABI_VERSION == 1);
+  static_assert(EGD_ABI_VERSION == 2);
   EXPECT_EQ(sizeof(egd_event), 88u);
   EXPECT_EQ(sizeof(egd_cidr_rule), 136u);
   EXPECT_EQ(sizeof(egd_config), 16400u);
   EXPECT_EQ(sizeof(egd_meta), 568u);
+  EXPECT_EQ(sizeof(egd_proxy_conf), 4u);
+  EXPECT_EQ(sizeof(egd_orig), 64u);
+  EXPECT_EQ(sizeof(egd_port_key), 32u);
 }
 
 }  // namespace

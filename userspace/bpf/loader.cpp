@@ -32,11 +32,16 @@ struct ProgLink {
 };
 
 // Attach order: socket creation first, so that once connect is fenced no
-// raw socket can be opened either.
+// raw socket can be opened either; the steering helpers (record cleanup,
+// re-keying, getpeername) before the connect hooks that steer.
 std::array<ProgLink, kProgramCount> programs(egressd_bpf* s) {
   return {{{"egd_sock_create", s->progs.egd_sock_create, &s->links.egd_sock_create},
            {"egd_setsockopt", s->progs.egd_setsockopt, &s->links.egd_setsockopt},
            {"egd_skb_egress", s->progs.egd_skb_egress, &s->links.egd_skb_egress},
+           {"egd_sock_release", s->progs.egd_sock_release, &s->links.egd_sock_release},
+           {"egd_sockops", s->progs.egd_sockops, &s->links.egd_sockops},
+           {"egd_getpeername4", s->progs.egd_getpeername4, &s->links.egd_getpeername4},
+           {"egd_getpeername6", s->progs.egd_getpeername6, &s->links.egd_getpeername6},
            {"egd_sendmsg4", s->progs.egd_sendmsg4, &s->links.egd_sendmsg4},
            {"egd_sendmsg6", s->progs.egd_sendmsg6, &s->links.egd_sendmsg6},
            {"egd_connect4", s->progs.egd_connect4, &s->links.egd_connect4},
@@ -48,7 +53,7 @@ struct NamedMap {
   bpf_map* map;
 };
 
-std::array<NamedMap, 9> maps_of(egressd_bpf* s) {
+std::array<NamedMap, 12> maps_of(egressd_bpf* s) {
   return {{{"egd_active", s->maps.egd_active},
            {"egd_config", s->maps.egd_config},
            {"egd_allow4", s->maps.egd_allow4},
@@ -57,7 +62,10 @@ std::array<NamedMap, 9> maps_of(egressd_bpf* s) {
            {"egd_deny6", s->maps.egd_deny6},
            {"egd_meta", s->maps.egd_meta},
            {"egd_stats", s->maps.egd_stats},
-           {"egd_events", s->maps.egd_events}}};
+           {"egd_events", s->maps.egd_events},
+           {"egd_proxy", s->maps.egd_proxy},
+           {"egd_orig_by_cookie", s->maps.egd_orig_by_cookie},
+           {"egd_orig_by_port", s->maps.egd_orig_by_port}}};
 }
 
 Result<Skeleton> open_skeleton() {

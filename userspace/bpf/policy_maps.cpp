@@ -111,7 +111,17 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   EGD_TRY(check_value_size(m.config.get(), sizeof(egd_config), pins.map("egd_config")));
   EGD_TRY(check_value_size(m.allow4.get(), sizeof(egd_cidr_rule), pins.map("egd_allow4")));
   EGD_TRY(check_value_size(m.allow6.get(), sizeof(egd_cidr_rule), pins.map("egd_allow6")));
+  EGD_TRY(check_value_size(m.proxy.get(), sizeof(egd_proxy_conf), pins.map("egd_proxy")));
+  EGD_TRY(check_value_size(m.orig_by_port.get(), sizeof(egd_orig), pins.map("egd_orig_by_port")));
   return m;
+}
+
+Status set_proxy_port(const MapFds& maps, uint16_t port) {
+  uint32_t zero = 0;
+  egd_proxy_conf conf{};
+  conf.port = port;
+  if (bpf_map_update_elem(maps.proxy.get(), &zero, &conf, BPF_ANY) != 0) return sys_error("write egd_proxy");
+  return {};
 }
 
 Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& policy) {

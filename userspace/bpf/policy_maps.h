@@ -18,7 +18,8 @@ struct PinLayout;
 
 // Names of the maps, in one place for the loader (pinning) and openers.
 #define EGD_MAP_NAMES(X) \
-  X(active) X(config) X(allow4) X(allow6) X(deny4) X(deny6) X(meta) X(stats) X(events)
+  X(active) X(config) X(allow4) X(allow6) X(deny4) X(deny6) X(meta) X(stats) X(events) X(proxy) \
+  X(orig_by_cookie) X(orig_by_port)
 
 struct MapFds {
 #define EGD_MAP_FIELD(n) UniqueFd n;
@@ -44,6 +45,10 @@ struct InstallInfo {
 Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& policy);
 
 Result<egd_meta> read_meta(const MapFds& maps);
+
+// Points steering at the proxy listening on `port` (0: nobody listens, so
+// steered connects are refused).
+Status set_proxy_port(const MapFds& maps, uint16_t port);
 Status write_meta(const MapFds& maps, const egd_meta& meta);
 
 using Counters = std::array<uint64_t, EGD_STAT__COUNT>;
