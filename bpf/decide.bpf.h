@@ -50,6 +50,14 @@ static __always_inline const struct egd_config *egd_current_config(__u32 *gen)
 	return cfg;
 }
 
+/* mode = "audit": record what would be denied, enforce nothing. */
+static __always_inline int egd_audit_mode(void)
+{
+	__u32 gen = 0;
+	const struct egd_config *cfg = egd_current_config(&gen);
+	return cfg && cfg->audit;
+}
+
 static __always_inline int egd_port_set(const __u64 *bitmap, __u16 port)
 {
 	return (bitmap[(port >> 6) & 1023] >> (port & 63)) & 1;

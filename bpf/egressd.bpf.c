@@ -199,18 +199,19 @@ int egd_sock_create(struct bpf_sock *sk)
 		return 1;
 
 	__u32 reason = type == SOCK_RAW ? EGD_REASON_RAW_SOCKET : EGD_REASON_PROTO;
-	egd_count(EGD_VERDICT_DENY, reason);
+	__u32 verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
+	egd_count(verdict, reason);
 	struct egd_event *e = egd_event_reserve();
 	if (e) {
 		e->hook = EGD_HOOK_SOCK_CREATE;
 		e->family = sk->family;
 		e->protocol = protocol;
 		e->sock_type = type;
-		e->verdict = EGD_VERDICT_DENY;
+		e->verdict = verdict;
 		e->reason = reason;
 		egd_event_submit(e);
 	}
-	return 0;
+	return verdict == EGD_VERDICT_AUDIT;
 }
 
 #define SOL_IP 0
@@ -219,14 +220,14 @@ int egd_sock_create(struct bpf_sock *sk)
 #define IPV6_2292RTHDR 5
 #define IPV6_RTHDR 57
 
-static __always_inline void egd_emit_simple(__u8 hook, __u16 family, __u16 protocol, __u32 reason)
+static __always_inline void egd_emit_simple(__u8 hook, __u16 family, __u16 protocol, __u32 reason, __u32 verdict)
 {
 	struct egd_event *e = egd_event_reserve();
 	if (e) {
 		e->hook = hook;
 		e->family = family;
 		e->protocol = protocol;
-		e->verdict = EGD_VERDICT_DENY;
+		e->verdict = verdict;
 		e->reason = reason;
 		egd_event_submit(e);
 	}
@@ -245,10 +246,11 @@ int egd_setsockopt(struct bpf_sockopt *ctx)
 	if ((level == SOL_IP && name == IP_OPTIONS) ||
 	    (level == SOL_IPV6 && (name == IPV6_RTHDR || name == IPV6_2292RTHDR))) {
 		struct bpf_sock *sk = ctx->sk;
-		egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
+		__u32 verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
+		egd_count(verdict, EGD_REASON_SOURCE_ROUTE);
 		egd_emit_simple(EGD_HOOK_SETSOCKOPT, sk ? sk->family : 0, sk ? sk->protocol : 0,
-				EGD_REASON_SOURCE_ROUTE);
-		return 0; /* setsockopt() fails with EPERM */
+				EGD_REASON_SOURCE_ROUTE, verdict);
+		return verdict == EGD_VERDICT_AUDIT; /* 0: setsockopt() fails with EPERM */
 	}
 	return 1;
 }
@@ -273,7 +275,7 @@ int egd_skb_egress(struct __sk_buff *skb)
 		return 1;
 	}
 	egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
-	egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE);
+	egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE, EGD_VERDICT_DENY);
 	return 0;
 }
 

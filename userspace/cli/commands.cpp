@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -136,6 +137,8 @@ int cmd_reload(const std::vector<std::string>& argv) {
   auto installed = install_policy(*maps, *p);
   if (!installed) return fail("reload", installed.error().message() + "\nthe previous policy stays in force");
   if (!installed->warning.empty()) std::fprintf(stderr, "egressd reload: warning: %s\n", installed->warning.c_str());
+  // The kernel has the new policy; the daemon's proxy re-reads it for its host rules.
+  signal_daemon(*t, SIGUSR1);
   double total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   std::printf("%s: policy %s in force (generation %u, %zu map entries; %.0f ms in all, %.0f ms writing maps)\n",

@@ -12,11 +12,17 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <optional>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "bpf/loader.h"
+#include "cli/proxy_resolver.h"
+#include "common/loop.h"
+#include "proxy/orig_dst.h"
+#include "proxy/proxy.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/policy_source.h"
@@ -62,40 +68,98 @@ int on_ring_record(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-void reload_policy(const Target& target, const MapFds& maps) {
+std::optional<policy::Policy> reload_policy(const Target& target, const MapFds& maps) {
   // Serialised with `egressd reload`, but never waiting: a daemon blocked
   // here would not see the SIGTERM of an attach or detach holding the lock.
   auto lock = lock_target(target, /*wait=*/false);
   if (!lock) {
     spdlog::error("reload skipped: {} (another attach/reload/detach is in progress)", lock.error().message());
-    return;
+    return std::nullopt;
   }
   auto meta = read_meta(maps);
   if (!meta) {
     spdlog::error("reload: {}", meta.error().message());
-    return;
+    return std::nullopt;
   }
   std::string path(meta->policy_path, strnlen(meta->policy_path, sizeof(meta->policy_path)));
   auto p = load_policy(path);
   if (!p) {
     spdlog::error("reload rejected, the previous policy stays in force: {}", p.error().message());
-    return;
+    return std::nullopt;
   }
   auto installed = install_policy(maps, *p);
   if (!installed) {
     spdlog::error("reload failed, the previous policy stays in force: {}", installed.error().message());
-    return;
+    return std::nullopt;
   }
   if (!installed->warning.empty()) spdlog::warn("after the policy swap: {}", installed->warning);
   spdlog::info("policy {} in force (generation {})", path, installed->gen);
+  return std::move(*p);
+}
+
+// `egressd reload` installed a policy into the maps: the proxy takes the
+// same file's host rules. If the file changed since, install what it says
+// now, so kernel and proxy agree.
+std::optional<policy::Policy> reread_policy(const MapFds& maps) {
+  auto meta = read_meta(maps);
+  if (!meta) {
+    spdlog::error("policy re-read: {}", meta.error().message());
+    return std::nullopt;
+  }
+  std::string path(meta->policy_path, strnlen(meta->policy_path, sizeof(meta->policy_path)));
+  auto p = load_policy(path);
+  if (!p) {
+    spdlog::error("policy re-read: {}; the proxy keeps its previous host rules", p.error().message());
+    return std::nullopt;
+  }
+  if (p->hash != meta->policy_hash) {
+    spdlog::warn("{} changed after it was installed; installing it again", path);
+    auto installed = install_policy(maps, *p);
+    if (!installed) {
+      spdlog::error("policy re-read: {}; the proxy keeps its previous host rules", installed.error().message());
+      return std::nullopt;
+    }
+  }
+  spdlog::info("proxy host rules from {} in force", path);
+  return std::move(*p);
+}
+
+}  // namespace
+
+namespace {
+
+// Adapts an fd the daemon reads to the loop.
+struct FnWatcher final : Loop::Watcher {
+  std::function<void(uint32_t)> fn;
+  void on_io(uint32_t events) override { fn(events); }
+};
+
+std::shared_ptr<const proxy::ActivePolicy> active(const policy::Policy& p) {
+  return std::make_shared<const proxy::ActivePolicy>(p);
+}
+
+uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) {
+  std::string v = args.get(name);
+  if (v.empty()) return fallback;
+  char* end = nullptr;
+  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (!end || *end || n == 0 || n > 24ull * 3600 * 1000) throw UsageError("--" + name + " takes milliseconds (1..86400000)");
+  return n;
 }
 
 }  // namespace
 
 int cmd_attach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "policy"}, {});
+  Args args(argv, {"cgroup", "policy", "dns-upstream", "proxy-port", "proxy-timeout-ms"}, {});
   std::string cg_arg = args.require("cgroup");
   std::string policy_path = args.get("policy");
+  proxy::ProxyOptions popt;
+  popt.inspect_timeout = std::chrono::milliseconds(parse_ms(args, "proxy-timeout-ms", 10000));
+  if (args.has("proxy-port")) {
+    int port = std::atoi(args.get("proxy-port").c_str());
+    if (port < 1 || port > 65535) throw UsageError("--proxy-port takes 1..65535");
+    popt.port = static_cast<uint16_t>(port);
+  }
   // Logs go to stderr (journald under systemd); stdout stays free.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("egressd"));
   spdlog::set_pattern("egressd: %l: %v");
@@ -118,6 +182,11 @@ int cmd_attach(const std::vector<std::string>& argv) {
                  "within it; fence a cgroup above the delegation (e.g. a system slice) instead",
                  d->dir, d->uid);
 
+  auto loop = Loop::create();
+  if (!loop) return fail("attach", loop.error().message());
+  auto resolver = make_proxy_resolver(*loop, args.get("dns-upstream"));
+  if (!resolver) return fail("attach", resolver.error().message());
+
   Result<Attached> attached = logic_error("unset");
   Result<UniqueFd> pidfile = logic_error("unset");
   {
@@ -135,9 +204,22 @@ int cmd_attach(const std::vector<std::string>& argv) {
   if (!attached->install.warning.empty()) spdlog::warn("after the policy swap: {}", attached->install.warning);
   MapFds& maps = attached->maps;
 
-  UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
-  auto hub = Hub::listen(target->pins.socket(), target->path, ep.get());
+  // The hub keeps its own epoll set (it registers fds by number); the loop
+  // watches that set as one fd.
+  UniqueFd hub_ep(epoll_create1(EPOLL_CLOEXEC));
+  auto hub = Hub::listen(target->pins.socket(), target->path, hub_ep.get());
   if (!hub) return fail("attach", hub.error().message());
+  auto publish = [&hub](const Event& e) {
+    spdlog::info("{}", to_text(e));
+    hub->publish(e);
+  };
+
+  // The proxy the hooks steer web ports to. Until it is registered in
+  // egd_proxy, steered connects are refused (fail closed).
+  proxy::BpfOrigDstTable orig_table(maps.orig_by_port.get());
+  auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, active(*p), popt);
+  if (!proxy) return fail("attach", "start the proxy: " + proxy.error().message());
+  if (auto s = set_proxy_port(maps, (*proxy)->port()); !s) return fail("attach", s.error().message());
 
   RingContext rctx{&hub.value(), boottime_to_unix_offset_ns()};
   ring_buffer* rb = ring_buffer__new(maps.events.get(), on_ring_record, &rctx, nullptr);
@@ -145,56 +227,56 @@ int cmd_attach(const std::vector<std::string>& argv) {
 
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
   UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  auto watch = [&](int fd) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = fd;
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
+
+  bool running = true;
+  int exit_code = 0;
+  FnWatcher ring_w, sig_w, hub_w;
+  ring_w.fn = [&](uint32_t) { ring_buffer__consume(rb); };
+  hub_w.fn = [&](uint32_t) {
+    epoll_event evs[32];
+    int n = epoll_wait(hub_ep.get(), evs, 32, 0);
+    for (int i = 0; i < n; ++i) hub->handle(evs[i].data.fd, evs[i].events);
   };
-  watch(ring_buffer__epoll_fd(rb));
-  watch(sfd.get());
+  sig_w.fn = [&](uint32_t) {
+    signalfd_siginfo si{};
+    while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+      if (si.ssi_signo == SIGHUP) {
+        if (auto np = reload_policy(*target, maps)) (*proxy)->set_policy(active(*np));
+      } else if (si.ssi_signo == SIGUSR1) {
+        if (auto np = reread_policy(maps)) (*proxy)->set_policy(active(*np));
+      } else {
+        if (path_exists(target->pins.dir))
+          spdlog::info("exiting on signal {}; {} stays fenced (egressd detach removes the fence)",
+                       strsignal(static_cast<int>(si.ssi_signo)), target->path);
+        else
+          spdlog::info("fence on {} removed; exiting", target->path);
+        running = false;
+      }
+    }
+  };
+  for (auto [fd, w] : {std::pair<int, FnWatcher*>{ring_buffer__epoll_fd(rb), &ring_w}, {sfd.get(), &sig_w},
+                       {hub_ep.get(), &hub_w}}) {
+    if (auto s = loop->add(fd, EPOLLIN, w); !s) return fail("attach", s.error().message());
+  }
 
   spdlog::info("enforcing on {} (cgroup id {}, policy {}, generation {}, {} map entries{}; load {:.1f} ms, policy {:.1f} ms)",
                target->path, target->id, p->source, attached->install.gen, attached->install.entries,
                attached->adopted ? ", adopted existing pins" : "", attached->load_ms, attached->install.write_ms);
+  spdlog::info("proxy listening on 127.0.0.1:{} and [::1]:{}", (*proxy)->port(), (*proxy)->port());
   sd_notify("READY=1\nSTATUS=enforcing on " + target->path + "\nMAINPID=" + std::to_string(getpid()));
 
-  int exit_code = 0;
   uint64_t last_drops = 0, last_hub_drops = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
-  for (bool running = true; running;) {
-    epoll_event evs[32];
+  while (running) {
     // Producers wake us only when the ring fills up (EGD_RING_WAKEUP_BYTES);
     // otherwise events are collected on this tick.
-    int n = epoll_wait(ep.get(), evs, 32, EGD_EVENT_POLL_MS);
-    if (n < 0 && errno != EINTR) {
-      exit_code = fail("attach", sys_error("epoll_wait").message());
+    if (auto s = loop->run_once(EGD_EVENT_POLL_MS); !s) {
+      exit_code = fail("attach", s.error().message());
       break;
-    }
-    for (int i = 0; i < n; ++i) {
-      int fd = evs[i].data.fd;
-      if (fd == ring_buffer__epoll_fd(rb)) {
-        continue;  // consumed below, on every wakeup
-      } else if (fd == sfd.get()) {
-        signalfd_siginfo si{};
-        while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
-          if (si.ssi_signo == SIGHUP) {
-            reload_policy(*target, maps);
-          } else {
-            if (path_exists(target->pins.dir))
-              spdlog::info("exiting on signal {}; {} stays fenced (egressd detach removes the fence)",
-                           strsignal(static_cast<int>(si.ssi_signo)), target->path);
-            else
-              spdlog::info("fence on {} removed; exiting", target->path);
-            running = false;
-          }
-        }
-      } else {
-        hub->handle(fd, evs[i].events);
-      }
     }
     ring_buffer__consume(rb);
     if (std::chrono::steady_clock::now() >= next_housekeeping) {

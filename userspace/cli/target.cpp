@@ -65,6 +65,16 @@ int daemon_pid(const Target& t) {
   return pid > 0 ? pid : 0;
 }
 
+bool signal_daemon(const Target& t, int sig) {
+  int pid = daemon_pid(t);
+  if (pid == 0 || pid == getpid()) return false;
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return false;
+  bool sent = daemon_pid(t) == pid && syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == 0;
+  close(pidfd);
+  return sent;
+}
+
 bool stop_daemon(const Target& t, int timeout_ms) {
   int pid = daemon_pid(t);
   if (pid == 0 || pid == getpid()) return true;

@@ -36,6 +36,10 @@ Result<UniqueFd> claim_pidfile(const Target& t);
 // The pid of the live daemon serving `t`, or 0 if none holds the pidfile.
 int daemon_pid(const Target& t);
 
+// Sends `sig` to the daemon serving `t` through a pidfd (never to a
+// recycled pid). False if no daemon runs.
+bool signal_daemon(const Target& t, int sig);
+
 // Asks the daemon serving `t` (if any, other than us) to exit and waits up to
 // `timeout_ms` for it. Returns false if it is still alive.
 bool stop_daemon(const Target& t, int timeout_ms);

@@ -46,7 +46,11 @@ std::string_view reason_name(unsigned reason) {
 
 std::string_view hook_name(unsigned hook) { return hook < EGD_HOOK__COUNT ? kHookNames[hook] : "unknown"; }
 
-std::string_view verdict_name(unsigned verdict) { return verdict == EGD_VERDICT_ALLOW ? "allow" : "deny"; }
+std::string_view verdict_name(unsigned verdict) {
+  if (verdict == EGD_VERDICT_ALLOW) return "allow";
+  if (verdict == EGD_VERDICT_AUDIT) return "audit";
+  return "deny";
+}
 
 std::string proto_name(uint16_t protocol) {
   switch (protocol) {

@@ -29,6 +29,10 @@ struct Event {
   uint16_t dport = 0;
   std::string daddr;                  // empty for sock_create
   std::optional<std::string> judged;  // the IPv4 a v6 form was judged as
+  // Decided by the proxy (hook == EGD_HOOK_PROXY):
+  std::string l7;                     // "tls" or "http"; empty for kernel events
+  std::string host;                   // SNI or Host, as the client sent it (canonical)
+  std::string method, path;           // plain HTTP
 };
 
 // Offset to add to CLOCK_BOOTTIME ns to get Unix time ns.

@@ -69,6 +69,12 @@ std::string to_json(const Event& e) {
     s += ",\"dport\":" + std::to_string(e.dport);
   }
   if (e.judged) s += ",\"judged\":\"" + *e.judged + "\"";
+  if (!e.l7.empty()) {
+    s += ",\"l7\":\"" + e.l7 + "\"";
+    s += ",\"host\":\"" + json_escape(e.host) + "\"";
+    if (!e.method.empty()) s += ",\"method\":\"" + json_escape(e.method) + "\"";
+    if (!e.path.empty()) s += ",\"path\":\"" + json_escape(e.path) + "\"";
+  }
   s += ",\"verdict\":\"" + std::string(verdict_name(e.verdict)) + "\"";
   s += ",\"reason\":\"" + std::string(reason_name(e.reason)) + "\"";
   if (e.rule_id) s += ",\"rule\":" + std::to_string(e.rule_id);
@@ -80,6 +86,10 @@ std::string to_text(const Event& e) {
   std::string s = iso8601(e.unix_ns) + " " + json_escape(e.comm) + "[" + std::to_string(e.tgid) + "] ";
   s += std::string(verdict_name(e.verdict)) + " " + proto_name(e.protocol) + " " + destination(e);
   if (e.judged) s += " (as " + *e.judged + ")";
+  if (!e.l7.empty()) {
+    s += " " + e.l7 + " " + (e.host.empty() ? std::string("-") : json_escape(e.host));
+    if (!e.method.empty()) s += " " + json_escape(e.method) + " " + json_escape(e.path);
+  }
   s += " " + std::string(reason_name(e.reason));
   if (e.rule_id) s += " rule " + std::to_string(e.rule_id);
   s += " via " + std::string(hook_name(e.hook)) + " uid " + std::to_string(e.uid);

@@ -228,7 +228,8 @@ void fill_config(const Policy& p, uint32_t gen, egd_config& c) {
   c.category_action[EGD_CAT_MULTICAST] = static_cast<__u8>(p.network.multicast);
   c.category_action[EGD_CAT_BROADCAST] = static_cast<__u8>(p.network.broadcast);
   c.category_action[EGD_CAT_RESERVED] = static_cast<__u8>(p.network.reserved);
-  c.events_all = p.events == EventsMode::All ? 1 : 0;
+  c.events_all = p.events == EventsMode::All || p.mode == Mode::Audit ? 1 : 0;
+  c.audit = p.mode == Mode::Audit ? 1 : 0;
 
   // Host rules are enforced by the proxy; at L4 their ports must be open.
   for (uint16_t port : kWebPorts) set_ports(c.tcp_ports, port, port);

@@ -11,6 +11,8 @@ namespace egressd::policy {
 
 enum class Action : uint8_t { Deny = 0, Allow = 1 };  // values match egd_action
 enum class EventsMode : uint8_t { Deny, All };
+enum class Mode : uint8_t { Enforce, Audit };          // audit: record what would be denied, deny nothing
+enum class EchMode : uint8_t { Deny, OuterSni };       // ClientHellos with Encrypted Client Hello
 
 // Where a value came from, for error messages and `explain`.
 struct SourcePos {
@@ -66,12 +68,18 @@ struct Network {
   Action reserved = Action::Deny;
 };
 
+struct ProxySettings {
+  EchMode ech = EchMode::Deny;
+};
+
 struct Policy {
   uint32_t version = 1;
+  Mode mode = Mode::Enforce;
   std::string source;                // file path (or a name for in-memory text)
   uint64_t hash = 0;                 // FNV-1a 64 of the source bytes
   EventsMode events = EventsMode::Deny;
   Network network;
+  ProxySettings proxy;
   std::vector<AllowCidr> allow_cidrs;
   std::vector<DenyCidr> deny_cidrs;
   std::vector<HostRule> hosts;

@@ -72,8 +72,10 @@ class Loader {
     Policy p;
     p.source = source_;
     p.hash = hash;
-    check_keys(root, "", {"version", "events", "network", "allow_cidr", "deny_cidr", "allow"});
+    check_keys(root, "", {"version", "mode", "events", "network", "proxy", "allow_cidr", "deny_cidr", "allow"});
     p.version = load_version(root);
+    if (auto* n = root.get("mode")) p.mode = load_mode(*n, "mode");
+    if (auto* n = root.get("proxy")) p.proxy = load_proxy(*n, "proxy");
     if (auto* n = root.get("events")) p.events = load_events(*n, "events");
     if (auto* n = root.get("network")) p.network = load_network(*n, "network");
     each_table(root, "allow_cidr", [&](const toml::table& t, const std::string& key, uint32_t id) {
@@ -175,6 +177,27 @@ class Loader {
     if (s == "deny") return EventsMode::Deny;
     if (s == "all") return EventsMode::All;
     fail(n, key, "expected \"deny\" or \"all\"");
+  }
+
+  Mode load_mode(const toml::node& n, const std::string& key) const {
+    const auto& s = want_string(n, key);
+    if (s == "enforce") return Mode::Enforce;
+    if (s == "audit") return Mode::Audit;
+    fail(n, key, "expected \"enforce\" or \"audit\"");
+  }
+
+  ProxySettings load_proxy(const toml::node& n, const std::string& key) const {
+    const auto& t = want_table(n, key);
+    check_keys(t, key, {"ech"});
+    ProxySettings ps;
+    if (auto* e = t.get("ech")) {
+      std::string k = child(key, "ech");
+      const auto& s = want_string(*e, k);
+      if (s == "deny") ps.ech = EchMode::Deny;
+      else if (s == "outer-sni") ps.ech = EchMode::OuterSni;
+      else fail(*e, k, "expected \"deny\" or \"outer-sni\"");
+    }
+    return ps;
   }
 
   Action load_action(const toml::node& n, const std::string& key) const {

@@ -1,0 +1,109 @@
+#include "proxy/l3_check.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "addr_class.h"
+#include "proxy/host_rules.h"
+
+namespace egressd::proxy {
+namespace {
+
+IpAddr masked(const IpAddr& a, uint8_t len) {
+  IpAddr m = a;
+  size_t n = a.family == AF_INET ? 4 : 16;
+  for (size_t i = 0; i < n; ++i) {
+    int keep = std::clamp(static_cast<int>(len) - static_cast<int>(i * 8), 0, 8);
+    m.bytes[i] &= static_cast<uint8_t>(0xff00 >> keep);
+  }
+  for (size_t i = n; i < 16; ++i) m.bytes[i] = 0;
+  return m;
+}
+
+template <class Rule>
+void build(std::vector<std::pair<uint8_t, std::unordered_map<IpAddr, size_t>>>& out, const std::vector<Rule>& rules) {
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const policy::Cidr& c = rules[i].cidr;
+    IpAddr a;
+    a.family = c.family;
+    std::memcpy(a.bytes.data(), c.addr.data(), 16);
+    // A key per (family, length): lengths of both families share the list.
+    auto it = std::find_if(out.begin(), out.end(), [&](auto& p) {
+      return p.first == c.prefix && (p.second.empty() || p.second.begin()->first.family == c.family);
+    });
+    if (it == out.end()) {
+      out.emplace_back(c.prefix, std::unordered_map<IpAddr, size_t>{});
+      it = std::prev(out.end());
+    }
+    it->second.emplace(masked(a, c.prefix), i);  // first rule wins, as in the compiler
+  }
+  std::sort(out.begin(), out.end(), [](auto& x, auto& y) { return x.first > y.first; });
+}
+
+}  // namespace
+
+const size_t* L3Check::Index::find(const IpAddr& a) const {
+  for (const auto& [len, set] : by_len) {
+    if (set.empty() || set.begin()->first.family != a.family) continue;
+    auto it = set.find(masked(a, len));
+    if (it != set.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+L3Check::L3Check(const policy::Policy& policy) : policy_(policy) {
+  build(deny_.by_len, policy.deny_cidrs);
+  build(allow_.by_len, policy.allow_cidrs);
+}
+
+L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
+  if (deny_.find(a)) return {false, EGD_REASON_DENY_CIDR};
+  // Folded allow rules: any containing rule that admits the port (the
+  // kernel folds less specific rules into the most specific entry).
+  for (const auto& [len, set] : allow_.by_len) {
+    if (set.empty() || set.begin()->first.family != a.family) continue;
+    auto it = set.find(masked(a, len));
+    if (it == set.end()) continue;
+    const policy::AllowCidr& r = policy_.allow_cidrs[it->second];
+    if ((r.proto_mask & policy::kProtoTcp) && (r.ports.empty() || port_in(r.ports, port)))
+      return {true, EGD_REASON_ALLOW_CIDR};
+  }
+  __u32 cat;
+  if (a.family == AF_INET) {
+    __u32 v4;
+    std::memcpy(&v4, a.bytes.data(), 4);
+    cat = egd_classify4(v4);
+  } else {
+    __u32 w[4];
+    std::memcpy(w, a.bytes.data(), 16);
+    cat = egd_classify6(w);
+  }
+  if (cat != EGD_CAT_PUBLIC) {
+    const policy::Network& n = policy_.network;
+    policy::Action act = cat == EGD_CAT_LOOPBACK     ? n.loopback
+                         : cat == EGD_CAT_PRIVATE    ? n.private_
+                         : cat == EGD_CAT_LINK_LOCAL ? n.link_local
+                         : cat == EGD_CAT_MULTICAST  ? n.multicast
+                         : cat == EGD_CAT_BROADCAST  ? n.broadcast
+                                                     : n.reserved;
+    if (act == policy::Action::Deny || cat == EGD_CAT_LOOPBACK)
+      return {act == policy::Action::Allow, static_cast<uint16_t>(egd_category_reason(cat))};
+  }
+  return {true, EGD_REASON_WEB_PORT};  // the proxy only dials ports the hooks steered
+}
+
+L3Verdict L3Check::tcp(const IpAddr& addr, uint16_t port) const {
+  if (addr.family == AF_INET6) {
+    __u32 w[4], v4 = 0;
+    std::memcpy(w, addr.bytes.data(), 16);
+    int embed = egd_embedded_v4(w, &v4);
+    if (embed != EGD_EMBED_NONE) {
+      L3Verdict as4 = judge(IpAddr::v4(&v4), port);
+      if (embed == EGD_EMBED_MAPPED || !as4.allowed) return as4;
+      return judge(addr, port);
+    }
+  }
+  return judge(addr, port);
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,43 @@
+// l3_check.h: the kernel's address verdict, for addresses the proxy is
+// about to dial or that a name resolved to (DNS rebinding). Same order as
+// bpf/decide.bpf.h and the same classification code (bpf/addr_class.h);
+// the CIDR lists are indexed per prefix length so a 100k-entry policy costs
+// at most 33 (129) hash lookups per address.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ip_addr.h"
+#include "egressd_abi.h"
+#include "policy/model.h"
+
+namespace egressd::proxy {
+
+struct L3Verdict {
+  bool allowed = false;
+  uint16_t reason = EGD_REASON_NONE;  // egd_reason
+};
+
+class L3Check {
+ public:
+  explicit L3Check(const policy::Policy& policy);
+  // TCP to `addr`:`port` as the connect hooks would judge it, embedded IPv4
+  // forms included (v4-mapped: as IPv4; translated: as both).
+  L3Verdict tcp(const IpAddr& addr, uint16_t port) const;
+
+ private:
+  struct Index {
+    // prefix length -> masked addresses (as 16 bytes) -> rule position
+    std::vector<std::pair<uint8_t, std::unordered_map<IpAddr, size_t>>> by_len;
+    const size_t* find(const IpAddr& a) const;  // most specific first
+  };
+  L3Verdict judge(const IpAddr& addr, uint16_t port) const;  // no embedded forms
+
+  const policy::Policy& policy_;
+  Index deny_, allow_;
+};
+
+}  // namespace egressd::proxy

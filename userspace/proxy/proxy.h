@@ -1,0 +1,119 @@
+// proxy.h: the transparent SNI/Host proxy the connect hooks steer web
+// ports to. One epoll loop, no thread per connection: each accepted
+// connection is a Session (session.h) that peeks at the first flight
+// (ClientHello or HTTP request head), decides against the policy's host
+// rules, checks the original destination against what the name resolves
+// to, then dials it and relays bytes both ways.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ip_addr.h"
+#include "common/loop.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "egressd_abi.h"
+#include "events/event.h"
+#include "policy/model.h"
+#include "proxy/l3_check.h"
+#include "proxy/orig_dst.h"
+
+namespace egressd::proxy {
+
+struct ResolveResult {
+  std::vector<IpAddr> addrs;  // A and AAAA
+  std::string error;          // empty if the upstream answered (addrs may still be empty)
+};
+using ResolveDone = std::function<void(const ResolveResult&)>;
+
+// Injected: egressd's DNS client in the daemon, a table in tests.
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // `done` runs later from the loop, exactly once (never inside resolve()).
+  virtual void resolve(const std::string& name, ResolveDone done) = 0;
+  // A fresh answer already known, if any (for later requests on a kept-alive
+  // connection, which are judged without waiting).
+  virtual std::optional<ResolveResult> cached(const std::string& name) const = 0;
+};
+
+struct ProxyOptions {
+  uint16_t port = 0;                                   // 0: any free port (the same for both families)
+  std::chrono::milliseconds inspect_timeout{10000};    // accept -> decision
+  std::chrono::milliseconds connect_timeout{10000};    // upstream connect
+  std::chrono::milliseconds idle_timeout{600000};      // no byte either way while relaying
+  size_t max_sessions = 40000;
+};
+
+struct ProxyStats {
+  uint64_t accepted = 0;
+  uint64_t active = 0;
+  uint64_t relayed = 0;  // connections that reached the relay
+  uint64_t bytes_up = 0, bytes_down = 0;
+  std::array<uint64_t, EGD_VERDICT__COUNT * EGD_REASON__COUNT> decisions{};  // verdict * REASON__COUNT + reason
+};
+
+// The policy a session decides with; swapped whole on reload (sessions keep
+// the one they started with).
+struct ActivePolicy {
+  explicit ActivePolicy(policy::Policy p) : policy(std::move(p)), l3(policy) {}
+  ActivePolicy(const ActivePolicy&) = delete;
+  policy::Policy policy;
+  L3Check l3;
+};
+
+class Session;
+
+class Proxy {
+ public:
+  using EventSink = std::function<void(const Event&)>;
+
+  // Binds 127.0.0.1:port and [::1]:port (IPv6 is optional: a netns without
+  // ::1 gets IPv4 only, and steered IPv6 connects are refused there).
+  static Result<std::unique_ptr<Proxy>> start(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink,
+                                              std::shared_ptr<const ActivePolicy> policy, ProxyOptions options);
+  ~Proxy();
+
+  uint16_t port() const { return port_; }
+  void set_policy(std::shared_ptr<const ActivePolicy> p) { policy_ = std::move(p); }
+  const ProxyStats& stats() const { return stats_; }
+
+ private:
+  friend class Session;
+  struct Listener : Loop::Watcher {
+    Proxy* proxy = nullptr;
+    UniqueFd fd;
+    void on_io(uint32_t events) override;
+  };
+  Proxy(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const ActivePolicy> p,
+        ProxyOptions o);
+  void accept_from(Listener& l);
+  void pause_listeners();
+  void finished(uint64_t id);  // a session is done; freed after the loop batch
+  void record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7, const std::string& host,
+              const std::string& method, const std::string& path, uint32_t rule_id);
+
+  Loop& loop_;
+  OrigDstTable& orig_;
+  Resolver& resolver_;
+  EventSink sink_;
+  std::shared_ptr<const ActivePolicy> policy_;
+  ProxyOptions opt_;
+  uint16_t port_ = 0;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool paused_ = false;
+  uint64_t next_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  ProxyStats stats_;
+  std::vector<char> scratch_;  // one read buffer for every relay: idle sessions hold no buffer
+};
+
+}  // namespace egressd::proxy

@@ -1,0 +1,651 @@
+#include "proxy/session.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "addr_class.h"
+#include "proxy/client_hello.h"
+#include "proxy/host_rules.h"
+#include "proxy/responses.h"
+
+namespace egressd::proxy {
+namespace {
+
+constexpr size_t kMaxPendingOut = 256 * 1024;  // stop reading a side while this much waits for the other
+constexpr int kReadsPerEvent = 4;              // fairness between sessions
+constexpr auto kRefuseDrain = std::chrono::milliseconds(1000);
+
+unsigned l7_reason(const std::string& r) {
+  if (r == "host-not-allowed") return EGD_REASON_HOST_NOT_ALLOWED;
+  if (r == "port-not-allowed") return EGD_REASON_PORT_NOT_ALLOWED;
+  if (r == "method-not-allowed") return EGD_REASON_METHOD_NOT_ALLOWED;
+  if (r == "path-not-allowed") return EGD_REASON_PATH_NOT_ALLOWED;
+  if (r == "inspection-needs-http") return EGD_REASON_NEEDS_HTTP;
+  return EGD_REASON_HOST_NOT_ALLOWED;
+}
+
+// Is `orig` one of `addrs`? A NAT64 or 6to4 destination matches the IPv4 it carries.
+bool among(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
+  IpAddr o = orig.unmapped();
+  std::optional<IpAddr> embedded;
+  if (o.family == AF_INET6) {
+    __u32 w[4], v4 = 0;
+    std::memcpy(w, o.bytes.data(), 16);
+    if (egd_embedded_v4(w, &v4) != EGD_EMBED_NONE) embedded = IpAddr::v4(&v4);
+  }
+  for (const IpAddr& a : addrs) {
+    IpAddr u = a.unmapped();
+    if (u == o || (embedded && u == *embedded)) return true;
+  }
+  return false;
+}
+
+void set_nodelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void set_rst_on_close(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+
+}  // namespace
+
+Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, OrigDst orig, std::shared_ptr<const ActivePolicy> policy)
+    : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)) {
+  client_.s = upstream_.s = this;
+  client_.client = true;
+  upstream_.client = false;
+  client_.fd = std::move(client);
+  last_io_ = proxy_.loop_.now();
+}
+
+Session::~Session() {
+  if (timer_) proxy_.loop_.cancel(timer_);
+  for (End* e : {&client_, &upstream_})
+    if (e->registered) proxy_.loop_.remove(e->fd.get());
+}
+
+void Session::start() {
+  set_nodelay(client_.fd.get());
+  update_interest(client_, EPOLLIN | EPOLLRDHUP);
+  timer_ = proxy_.loop_.after(proxy_.opt_.inspect_timeout, [this] {
+    timer_ = 0;
+    if (phase_ != Phase::Inspect) return;
+    host_.clear();
+    record(policy_->policy.mode == policy::Mode::Audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_TIMEOUT);
+    abort();  // nothing decisive arrived: no answer is owed
+  });
+}
+
+void Session::record(unsigned verdict, unsigned reason, uint32_t rule_id) {
+  proxy_.record(*this, verdict, reason, tls_ ? "tls" : "http", host_, method_, path_, rule_id);
+}
+
+void Session::update_interest(End& e, uint32_t want) {
+  if (!e.fd.valid()) return;
+  if (e.registered && e.interest == want) return;
+  if (!e.registered) {
+    if (!proxy_.loop_.add(e.fd.get(), want, &e)) {
+      abort();
+      return;
+    }
+    e.registered = true;
+  } else {
+    (void)proxy_.loop_.modify(e.fd.get(), want, &e);
+  }
+  e.interest = want;
+}
+
+void Session::on_io(bool client, uint32_t events) {
+  if (phase_ == Phase::Done) return;
+  if (client) {
+    if (phase_ == Phase::Inspect) return inspect();
+    if (phase_ == Phase::Refuse) return refuse_now();
+    if (phase_ == Phase::Relay) {
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) relay_client_readable();
+      if (phase_ == Phase::Relay && (events & EPOLLOUT) && !flush(client_, u2c_out_, proxy_.stats_.bytes_down))
+        return;
+      return after_io();
+    }
+    // Resolve/Connect: the client only matters if it goes away.
+    if (events & (EPOLLHUP | EPOLLERR)) abort();
+    return;
+  }
+  if (phase_ == Phase::Connect) return on_connected();
+  if (phase_ == Phase::Relay) {
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) relay_upstream_readable();
+    if (phase_ == Phase::Relay && (events & EPOLLOUT) && !flush(upstream_, c2u_out_, proxy_.stats_.bytes_up)) return;
+    after_io();
+  }
+}
+
+// ---- inspection -------------------------------------------------------------
+
+void Session::inspect() {
+  char buf[4096];
+  bool eof = false;
+  for (int i = 0; i < 8; ++i) {
+    ssize_t n = recv(client_.fd.get(), buf, sizeof(buf), 0);
+    if (n > 0) {
+      inspect_.append(buf, static_cast<size_t>(n));
+      if (inspect_.size() >= kMaxHttpHeadBytes + 1) break;
+      continue;
+    }
+    if (n == 0) eof = true;
+    else if (errno != EAGAIN && errno != EINTR) return abort();
+    break;
+  }
+  if (inspect_.empty()) {
+    if (eof) finish();  // connected and left: nothing to judge
+    return;
+  }
+  auto bytes = std::span(reinterpret_cast<const uint8_t*>(inspect_.data()), inspect_.size());
+  if (static_cast<uint8_t>(inspect_[0]) == 0x16) {
+    tls_ = true;
+    HelloResult h = parse_client_hello(bytes);
+    switch (h.status) {
+      case HelloStatus::NeedMore:
+        if (eof) finish();
+        return;
+      case HelloStatus::Done:
+        return judge_tls(h.info);
+      case HelloStatus::NotTls:
+        if (deny(EGD_REASON_NOT_TLS, h.error)) return connect_upstream();
+        return;
+      default:
+        if (deny(EGD_REASON_MALFORMED, h.error)) return connect_upstream();
+        return;
+    }
+  }
+  tls_ = false;
+  HeadResult r = parse_http_head(bytes);
+  switch (r.status) {
+    case HeadStatus::NeedMore:
+      if (eof) finish();
+      return;
+    case HeadStatus::Done:
+      return judge_http(r.head);
+    case HeadStatus::NotHttp:
+      // On 443 the client owed us a ClientHello; elsewhere a request.
+      if (deny(orig_.port == 443 ? EGD_REASON_NOT_TLS : EGD_REASON_NOT_HTTP, r.error)) return connect_upstream();
+      return;
+    case HeadStatus::Smuggling:
+      host_ = r.head.host;
+      method_ = r.head.method;
+      path_ = r.head.path;
+      if (deny(EGD_REASON_SMUGGLING, r.error)) return connect_upstream();
+      return;
+    default:
+      if (deny(EGD_REASON_MALFORMED, r.error)) return connect_upstream();
+      return;
+  }
+}
+
+void Session::judge_tls(const ClientHelloInfo& hello) {
+  host_ = hello.sni;
+  const policy::Policy& pol = policy_->policy;
+  if (!hello.has_sni || hello.sni_is_ip) {
+    // No name to judge: only [[allow_cidr]] (which is never steered) admits these.
+    if (deny(EGD_REASON_NO_SNI, hello.has_sni ? "the SNI is an IP literal" : "the ClientHello has no SNI"))
+      connect_upstream();
+    return;
+  }
+  if (hello.has_ech && pol.proxy.ech == policy::EchMode::Deny) {
+    if (deny(EGD_REASON_ECH, "Encrypted Client Hello hides the real name ([proxy] ech = \"outer-sni\" judges the outer one)"))
+      connect_upstream();
+    return;
+  }
+  L7Request req;
+  req.host = host_;
+  req.port = orig_.port;
+  req.tls = true;
+  L7Decision d = decide_l7(pol, req);
+  if (!d.allowed) {
+    if (deny(l7_reason(d.reason), d.detail)) connect_upstream();
+    return;
+  }
+  phase_ = Phase::Resolve;
+  allowed(EGD_REASON_HOST_RULE, d.rule ? d.rule->id : 0);
+}
+
+
+void Session::judge_http(const HttpHead& head) {
+  pending_head_ = head;
+  if (!judge_request(head, /*first=*/true)) return;
+  // judge_request resolved or refused; nothing else to do here.
+}
+
+bool Session::judge_request(const HttpHead& head, bool first) {
+  host_ = first ? head.host : host_;
+  method_ = head.method;
+  path_ = head.path;
+  const policy::Policy& pol = policy_->policy;
+  std::string host = head.host;
+  auto refuse = [&](unsigned reason, const std::string& detail) {
+    if (!first) host_ = host;
+    bool audited = deny(reason, detail);
+    if (audited && first) connect_upstream();
+    return audited;
+  };
+  if (host.empty() || head.host_is_ip)
+    return refuse(EGD_REASON_HOST_NOT_ALLOWED, host.empty() ? "the request names no host" : "the Host is an IP literal");
+  L7Request req;
+  req.host = host;
+  req.port = orig_.port;
+  req.tls = false;
+  req.method = head.method;
+  req.path = head.path;
+  req.rewrites = head.has_override || !head.upgrade.empty();
+  L7Decision d = decide_l7(pol, req);
+  if (!d.allowed) return refuse(l7_reason(d.reason), d.detail);
+  uint32_t rule = d.rule ? d.rule->id : 0;
+  if (first) {
+    phase_ = Phase::Resolve;
+    allowed(EGD_REASON_HOST_RULE, rule);
+    return true;
+  }
+  if (host != host_) {
+    // Another name on a connection whose address was checked for the first:
+    // it must resolve to the same address, from what we already know.
+    auto known = proxy_.resolver_.cached(host);
+    if (!known || !among(orig_.target, known->addrs)) {
+      std::string saved = host_;
+      host_ = host;
+      bool audited = deny(EGD_REASON_SNI_IP_MISMATCH,
+                          "this connection goes to " + orig_.target.to_string() + ", which " + host +
+                              " is not known to resolve to");
+      host_ = saved;
+      return audited;
+    }
+  }
+  std::string saved = host_;
+  host_ = host;
+  record(EGD_VERDICT_ALLOW, EGD_REASON_HOST_RULE, rule);
+  host_ = saved;
+  return true;
+}
+
+// Enforcing: refuses the client and returns false. Audit mode: records the
+// would-be denial and returns true (the caller carries on).
+bool Session::deny(unsigned reason, const std::string& detail) {
+  if (policy_->policy.mode == policy::Mode::Audit) {
+    record(EGD_VERDICT_AUDIT, reason);
+    return true;
+  }
+  record(EGD_VERDICT_DENY, reason);
+  refusal_ = refusal_for(reason, detail);
+  if (phase_ == Phase::Relay) {
+    // Earlier requests on this connection are with the origin: let their
+    // responses through, then refuse (drain_then_refuse_).
+    drain_then_refuse_ = true;
+    return false;
+  }
+  phase_ = Phase::Refuse;
+  if (timer_) proxy_.loop_.cancel(timer_);
+  timer_ = proxy_.loop_.after(kRefuseDrain, [this] {
+    timer_ = 0;
+    finish();
+  });
+  refuse_now();
+  return false;
+}
+
+std::string Session::refusal_for(unsigned reason, const std::string& detail) const {
+  if (tls_) return reason == EGD_REASON_NOT_TLS || reason == EGD_REASON_MALFORMED ? "" : tls_access_denied_alert();
+  if (reason == EGD_REASON_NOT_HTTP || reason == EGD_REASON_NOT_TLS) return "";
+  return http_forbidden(host_, orig_.port, reason_name(reason), detail, policy_->policy.source);
+}
+
+// Writes what is left of refusal_, then half-closes and reads until the
+// client closes (closing with unread input would reset the connection and
+// could destroy the response before the client reads it).
+void Session::refuse_now() {
+  while (!refusal_.empty()) {
+    ssize_t n = send(client_.fd.get(), refusal_.data(), refusal_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      refusal_.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) {
+      update_interest(client_, EPOLLOUT);
+      return;
+    }
+    return finish();
+  }
+  if (!c2u_shut_) {
+    shutdown(client_.fd.get(), SHUT_WR);
+    c2u_shut_ = true;  // reused: "client write side is shut"
+  }
+  char buf[4096];
+  for (int i = 0; i < 16; ++i) {
+    ssize_t n = recv(client_.fd.get(), buf, sizeof(buf), 0);
+    if (n > 0) continue;
+    if (n < 0 && errno == EAGAIN) {
+      update_interest(client_, EPOLLIN | EPOLLRDHUP);
+      return;
+    }
+    return finish();
+  }
+  update_interest(client_, EPOLLIN | EPOLLRDHUP);
+}
+
+// The rules admit the name; the event waits for the address check.
+void Session::allowed(unsigned reason, uint32_t rule_id) {
+  allow_reason_ = reason;
+  rule_id_ = rule_id;
+  if (timer_) proxy_.loop_.cancel(timer_);
+  timer_ = 0;
+  update_interest(client_, 0);  // later bytes wait in the socket until the upstream is there
+  Proxy& proxy = proxy_;
+  uint64_t id = id_;
+  proxy_.resolver_.resolve(host_, [&proxy, id](const ResolveResult& r) {
+    auto it = proxy.sessions_.find(id);
+    if (it != proxy.sessions_.end()) it->second->on_resolved(r);
+  });
+}
+
+void Session::on_resolved(const ResolveResult& r) {
+  if (phase_ != Phase::Resolve) return;
+  const L3Check& l3 = policy_->l3;
+  if (!r.error.empty()) {
+    if (deny(EGD_REASON_RESOLVE_FAILED, host_ + " did not resolve: " + r.error)) connect_upstream();
+    return;
+  }
+  L3Verdict here = l3.tcp(orig_.target, orig_.port);
+  if (!here.allowed) {
+    if (deny(EGD_REASON_REBIND, orig_.target.to_string() + " is a blocked address")) connect_upstream();
+    return;
+  }
+  if (!among(orig_.target, r.addrs)) {
+    bool all_blocked = !r.addrs.empty() && std::all_of(r.addrs.begin(), r.addrs.end(), [&](const IpAddr& a) {
+      return !l3.tcp(a, orig_.port).allowed;
+    });
+    std::string detail = host_ + " resolves to ";
+    for (size_t i = 0; i < r.addrs.size() && i < 4; ++i) detail += (i ? ", " : "") + r.addrs[i].to_string();
+    if (r.addrs.empty()) detail += "no address";
+    detail += ", not " + orig_.target.to_string();
+    if (deny(all_blocked ? EGD_REASON_REBIND : EGD_REASON_SNI_IP_MISMATCH, detail)) connect_upstream();
+    return;
+  }
+  record(EGD_VERDICT_ALLOW, allow_reason_, rule_id_);
+  connect_upstream();
+}
+
+// ---- upstream -------------------------------------------------------------------
+
+void Session::connect_upstream() {
+  phase_ = Phase::Connect;
+  if (timer_) proxy_.loop_.cancel(timer_);
+  sockaddr_storage ss;
+  socklen_t len = orig_.target.to_sockaddr(orig_.port, &ss);
+  upstream_.fd.reset(socket(orig_.target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!upstream_.fd.valid()) {
+    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
+    return abort();
+  }
+  set_nodelay(upstream_.fd.get());
+  if (connect(upstream_.fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
+    return abort();
+  }
+  update_interest(upstream_, EPOLLOUT);
+  update_interest(client_, 0);  // hold the client's bytes until the upstream is there
+  timer_ = proxy_.loop_.after(proxy_.opt_.connect_timeout, [this] {
+    timer_ = 0;
+    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
+    abort();
+  });
+}
+
+void Session::on_connected() {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  getsockopt(upstream_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err == EINPROGRESS || err == EALREADY) return;
+  if (err != 0) {
+    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
+    return abort();
+  }
+  if (timer_) proxy_.loop_.cancel(timer_);
+  timer_ = 0;
+  phase_ = Phase::Relay;
+  ++proxy_.stats_.relayed;
+  if (tls_ || body_ == Body::Blind || policy_->policy.mode == policy::Mode::Audit) {
+    // TLS (and audit mode) are relayed blind once judged.
+    body_ = Body::Blind;
+    c2u_out_ = std::move(inspect_);
+  } else {
+    http_in_ = std::move(inspect_);
+    first_head_judged_ = true;
+    http_advance();  // a refused later request sets drain_then_refuse_; earlier ones still go
+  }
+  inspect_ = std::string();
+  arm_idle();
+  if (!flush(upstream_, c2u_out_, proxy_.stats_.bytes_up)) return;
+  after_io();
+}
+
+void Session::arm_idle() {
+  timer_ = proxy_.loop_.after(proxy_.opt_.idle_timeout, [this] {
+    timer_ = 0;
+    auto idle = proxy_.loop_.now() - last_io_;
+    if (idle >= proxy_.opt_.idle_timeout) return abort();
+    arm_idle();
+  });
+}
+
+// ---- relay ------------------------------------------------------------------------
+
+// Writes what `out` holds to `to`. False if the session ended.
+bool Session::flush(End& to, std::string& out, uint64_t& counter) {
+  while (!out.empty()) {
+    ssize_t n = send(to.fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      counter += static_cast<uint64_t>(n);
+      out.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
+    abort();
+    return false;
+  }
+  if (out.empty() && out.capacity() > 0) std::string().swap(out);  // idle sessions hold no buffer
+  return true;
+}
+
+void Session::relay_client_readable() {
+  std::vector<char>& buf = proxy_.scratch_;
+  for (int i = 0; i < kReadsPerEvent && !c2u_eof_ && c2u_out_.size() < kMaxPendingOut && !drain_then_refuse_; ++i) {
+    ssize_t n = recv(client_.fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) break;
+      return abort();
+    }
+    last_io_ = proxy_.loop_.now();
+    if (n == 0) {
+      c2u_eof_ = true;
+      // An unfinished request is never forwarded.
+      http_in_ = std::string();
+      break;
+    }
+    if (body_ == Body::Blind) {
+      if (c2u_out_.empty()) {
+        ssize_t w = send(upstream_.fd.get(), buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) return abort();
+        if (w < 0) w = 0;
+        proxy_.stats_.bytes_up += static_cast<uint64_t>(w);
+        if (w < n) c2u_out_.append(buf.data() + w, static_cast<size_t>(n - w));
+      } else {
+        c2u_out_.append(buf.data(), static_cast<size_t>(n));
+      }
+      if (static_cast<size_t>(n) < buf.size()) break;
+      continue;
+    }
+    http_in_.append(buf.data(), static_cast<size_t>(n));
+    http_advance();
+    if (!flush(upstream_, c2u_out_, proxy_.stats_.bytes_up)) return;
+  }
+}
+
+void Session::relay_upstream_readable() {
+  std::vector<char>& buf = proxy_.scratch_;
+  for (int i = 0; i < kReadsPerEvent && !u2c_eof_ && u2c_out_.size() < kMaxPendingOut; ++i) {
+    ssize_t n = recv(upstream_.fd.get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) break;
+      return abort();
+    }
+    last_io_ = proxy_.loop_.now();
+    if (n == 0) {
+      u2c_eof_ = true;
+      break;
+    }
+    if (u2c_out_.empty()) {
+      ssize_t w = send(client_.fd.get(), buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
+      if (w < 0 && errno != EAGAIN) return abort();
+      if (w < 0) w = 0;
+      proxy_.stats_.bytes_down += static_cast<uint64_t>(w);
+      if (w < n) u2c_out_.append(buf.data() + w, static_cast<size_t>(n - w));
+    } else {
+      u2c_out_.append(buf.data(), static_cast<size_t>(n));
+    }
+    if (static_cast<size_t>(n) < buf.size()) break;
+  }
+}
+
+// Client -> upstream for plain HTTP: a request's head is judged before any
+// byte of it is forwarded; its body is counted so the next head is found.
+bool Session::http_advance() {
+  for (int guard = 0; guard < 1024 && !http_in_.empty() && !drain_then_refuse_; ++guard) {
+    if (body_ == Body::Blind) {
+      c2u_out_ += http_in_;
+      http_in_.clear();
+      break;
+    }
+    if (body_ == Body::Fixed) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>(body_left_, http_in_.size()));
+      c2u_out_.append(http_in_, 0, take);
+      http_in_.erase(0, take);
+      body_left_ -= take;
+      if (body_left_ == 0) body_ = Body::Head;
+      continue;
+    }
+    if (body_ == Body::Chunked) {
+      auto r = chunked_.feed(std::span(reinterpret_cast<const uint8_t*>(http_in_.data()), http_in_.size()));
+      c2u_out_.append(http_in_, 0, r.consumed);
+      http_in_.erase(0, r.consumed);
+      if (r.status == ChunkStatus::Done) {
+        body_ = Body::Head;
+        chunked_ = ChunkedDecoder();
+        continue;
+      }
+      if (r.status != ChunkStatus::NeedMore) {
+        http_in_.clear();
+        return deny(EGD_REASON_SMUGGLING, "malformed chunked body: " + chunked_.error());
+      }
+      break;
+    }
+    HeadResult h = parse_http_head(std::span(reinterpret_cast<const uint8_t*>(http_in_.data()), http_in_.size()));
+    if (h.status == HeadStatus::NeedMore) break;
+    bool first = first_head_judged_;
+    first_head_judged_ = false;
+    if (h.status != HeadStatus::Done) {
+      http_in_.clear();
+      method_ = h.head.method;
+      path_ = h.head.path;
+      unsigned reason = h.status == HeadStatus::Smuggling ? EGD_REASON_SMUGGLING
+                        : h.status == HeadStatus::NotHttp ? EGD_REASON_NOT_HTTP
+                                                          : EGD_REASON_MALFORMED;
+      return deny(reason, h.error);
+    }
+    if (!first && !judge_request(h.head, /*first=*/false)) {
+      http_in_.clear();
+      return false;
+    }
+    c2u_out_.append(http_in_, 0, h.head.head_bytes);
+    http_in_.erase(0, h.head.head_bytes);
+    if (!h.head.upgrade.empty()) {
+      body_ = Body::Blind;  // after an upgrade the stream is not HTTP/1 any more
+    } else if (auto len = fixed_body_length(h.head)) {
+      body_left_ = *len;
+      body_ = *len ? Body::Fixed : Body::Head;
+    } else {
+      body_ = Body::Chunked;
+    }
+  }
+  if (http_in_.size() > kMaxHttpHeadBytes + kMaxPendingOut) {  // cannot happen with the bounds above; belt and braces
+    http_in_.clear();
+    return deny(EGD_REASON_MALFORMED, "request too large");
+  }
+  return true;
+}
+
+void Session::after_io() {
+  if (phase_ != Phase::Relay) return;
+  // EOF travels once everything before it is delivered.
+  bool c2u_done_reading = c2u_eof_ || (drain_then_refuse_ && http_in_.empty());
+  if (drain_then_refuse_) http_in_.clear();
+  if (c2u_done_reading && c2u_out_.empty() && !c2u_shut_) {
+    shutdown(upstream_.fd.get(), SHUT_WR);
+    c2u_shut_ = true;
+  }
+  if (u2c_eof_ && u2c_out_.empty() && !u2c_shut_) {
+    if (drain_then_refuse_) {
+      // The origin answered what it was sent: now the refusal, then close.
+      phase_ = Phase::Refuse;
+      c2u_shut_ = false;
+      if (timer_) proxy_.loop_.cancel(timer_);
+      timer_ = proxy_.loop_.after(kRefuseDrain, [this] {
+        timer_ = 0;
+        finish();
+      });
+      if (upstream_.registered) proxy_.loop_.remove(upstream_.fd.get());
+      upstream_.registered = false;
+      upstream_.fd.reset();
+      return refuse_now();
+    }
+    shutdown(client_.fd.get(), SHUT_WR);
+    u2c_shut_ = true;
+  }
+  if (c2u_shut_ && u2c_shut_) return finish();
+
+  uint32_t cw = EPOLLRDHUP, uw = EPOLLRDHUP;
+  if (!c2u_eof_ && !drain_then_refuse_ && c2u_out_.size() < kMaxPendingOut) cw |= EPOLLIN;
+  if (!u2c_out_.empty()) cw |= EPOLLOUT;
+  if (!u2c_eof_ && u2c_out_.size() < kMaxPendingOut) uw |= EPOLLIN;
+  if (!c2u_out_.empty()) uw |= EPOLLOUT;
+  if (c2u_eof_) cw &= ~static_cast<uint32_t>(EPOLLRDHUP);  // level-triggered RDHUP would spin
+  if (u2c_eof_) uw &= ~static_cast<uint32_t>(EPOLLRDHUP);
+  update_interest(client_, cw);
+  update_interest(upstream_, uw);
+}
+
+void Session::abort() {
+  if (phase_ == Phase::Done) return;
+  for (End* e : {&client_, &upstream_})
+    if (e->fd.valid()) set_rst_on_close(e->fd.get());
+  finish();
+}
+
+void Session::finish() {
+  if (phase_ == Phase::Done) return;
+  phase_ = Phase::Done;
+  if (timer_) proxy_.loop_.cancel(timer_);
+  timer_ = 0;
+  for (End* e : {&client_, &upstream_}) {
+    if (e->registered) proxy_.loop_.remove(e->fd.get());
+    e->registered = false;
+    e->fd.reset();
+  }
+  proxy_.finished(id_);
+}
+
+}  // namespace egressd::proxy
