@@ -1,0 +1,450 @@
+// The proxy's sessions over real loopback sockets, with the BPF map and the
+// DNS client replaced by tables: decisions, refusals, relaying (bytes
+// intact, half-close), pipelined HTTP, timeouts. The e2e tier runs the same
+// code behind the real hooks.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "common/loop.h"
+#include "policy/toml_loader.h"
+#include "proxy/proxy.h"
+#include "../support/client_hello_builder.h"
+
+namespace egressd::proxy {
+namespace {
+
+// Every accepted connection gets the same original destination.
+class FixedOrig final : public OrigDstTable {
+ public:
+  std::optional<OrigDst> take(int, const sockaddr_storage&) override {
+    std::lock_guard<std::mutex> g(mu);
+    if (!present) return std::nullopt;
+    return orig;
+  }
+  std::mutex mu;
+  bool present = true;
+  OrigDst orig;
+};
+
+class TableResolver final : public Resolver {
+ public:
+  explicit TableResolver(Loop& loop) : loop_(loop) {}
+  void resolve(const std::string& name, ResolveDone done) override {
+    ++asked[name];
+    ResolveResult r = lookup(name);
+    loop_.defer([r, done = std::move(done)] { done(r); });
+  }
+  std::optional<ResolveResult> cached(const std::string& name) const override {
+    if (!names.count(name)) return std::nullopt;
+    return lookup(name);
+  }
+  ResolveResult lookup(const std::string& name) const {
+    auto it = names.find(name);
+    if (it == names.end()) return ResolveResult{{}, "NXDOMAIN"};
+    ResolveResult r;
+    for (auto& a : it->second) r.addrs.push_back(*IpAddr::parse(a));
+    return r;
+  }
+  std::map<std::string, std::vector<std::string>> names;
+  std::map<std::string, int> asked;
+
+ private:
+  Loop& loop_;
+};
+
+int tcp_listen(uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  listen(fd, 128);
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+int tcp_connect(uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+void send_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Reads until EOF (or the 5 s receive timeout, or `limit` bytes).
+std::string read_all(int fd, size_t limit = 64 << 20) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < limit) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// An origin on 127.0.0.1: records what each connection sent; answers with
+// `reply(request bytes)` after the client half-closes, or at once per
+// HTTP request head when `http` is set.
+class Origin {
+ public:
+  explicit Origin(bool http) : http_(http) {
+    fd_ = tcp_listen(&port_);
+    th_ = std::thread([this] { run(); });
+  }
+  ~Origin() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    th_.join();
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::string> received() {
+    std::lock_guard<std::mutex> g(mu_);
+    return got_;
+  }
+  std::string big;  // sent after the echo, for integrity tests
+
+ private:
+  void run() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::thread([this, c] { serve(c); }).detach();
+    }
+  }
+  void serve(int c) {
+    timeval tv{5, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string in;
+    char buf[65536];
+    size_t answered = 0;
+    while (true) {
+      ssize_t n = recv(c, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      in.append(buf, static_cast<size_t>(n));
+      if (http_) {
+        // One response per complete head (tests send bodiless requests).
+        size_t pos;
+        while ((pos = in.find("\r\n\r\n", answered)) != std::string::npos) {
+          std::string body = "origin saw " + in.substr(answered, in.find("\r\n", answered) - answered);
+          send_all(c, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+          answered = pos + 4;
+        }
+      }
+    }
+    if (!http_) {
+      send_all(c, "echo:" + in);
+      send_all(c, big);
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      got_.push_back(in);
+    }
+    shutdown(c, SHUT_WR);
+    close(c);
+  }
+  bool http_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread th_;
+  std::mutex mu_;
+  std::vector<std::string> got_;
+};
+
+class ProxySession : public ::testing::Test {
+ protected:
+  void start(const std::string& toml, bool http_origin, ProxyOptions opt = {}) {
+    origin_ = std::make_unique<Origin>(http_origin);
+    orig_.orig.given = orig_.orig.target = *IpAddr::parse("127.0.0.1");
+    orig_.orig.port = origin_->port();
+    orig_.orig.family = AF_INET;
+    orig_.orig.tgid = 4242;
+    orig_.orig.comm = "agent";
+    auto loop = Loop::create();
+    ASSERT_TRUE(loop.ok());
+    loop_ = std::make_unique<Loop>(std::move(loop.value()));
+    resolver_ = std::make_unique<TableResolver>(*loop_);
+    resolver_->names["allowed.test"] = {"127.0.0.1", "2001:db8::10"};
+    resolver_->names["other.test"] = {"127.0.0.1"};
+    resolver_->names["elsewhere.test"] = {"203.0.113.7"};
+    resolver_->names["rebind.test"] = {"10.0.0.5"};
+    auto policy = policy::parse_policy(toml, "unit.toml");
+    auto p = Proxy::start(*loop_, orig_, *resolver_, [this](const Event& e) {
+      std::lock_guard<std::mutex> g(mu_);
+      events_.push_back(e);
+      cv_.notify_all();
+    }, std::make_shared<const ActivePolicy>(policy), opt);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    proxy_ = std::move(p.value());
+    th_ = std::thread([this] {
+      while (!stop_) (void)loop_->run_once(20);
+    });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (th_.joinable()) th_.join();
+    proxy_.reset();
+  }
+  int client() { return tcp_connect(proxy_->port()); }
+  // Waits (bounded) for an event matching `pred`.
+  std::optional<Event> event(std::function<bool(const Event&)> pred) {
+    std::unique_lock<std::mutex> g(mu_);
+    std::optional<Event> found;
+    cv_.wait_for(g, std::chrono::seconds(5), [&] {
+      for (auto& e : events_)
+        if (pred(e)) found = e;
+      return found.has_value();
+    });
+    return found;
+  }
+  static bool reason_is(const Event& e, unsigned r) { return e.reason == r && e.hook == EGD_HOOK_PROXY; }
+
+  FixedOrig orig_;
+  std::unique_ptr<Origin> origin_;
+  std::unique_ptr<Loop> loop_;
+  std::unique_ptr<TableResolver> resolver_;
+  std::unique_ptr<Proxy> proxy_;
+  std::thread th_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Event> events_;
+};
+
+std::string policy_text() {
+  return "version = 1\nevents = \"all\"\n[[allow]]\nhost = \"allowed.test\"\nports = [\"1-65535\"]\n"
+         "[[allow]]\nhost = \"rebind.test\"\nports = [\"1-65535\"]\n"
+         "[[allow]]\nhost = \"elsewhere.test\"\nports = [\"1-65535\"]\n";
+}
+
+std::string str(const testing::Bytes& b) { return std::string(b.begin(), b.end()); }
+
+std::string hello(const std::string& sni) { return str(testing::ClientHelloBuilder().sni(sni).bytes()); }
+
+// Test that an allowed SNI is relayed both ways, byte for byte, with a
+// large download intact, and the allow event names the client.
+TEST_F(ProxySession, AllowedTlsRelaysBytesIntact) {
+  start(policy_text(), false);
+  std::mt19937 rng(1);
+  origin_->big.resize(8 << 20);
+  for (auto& c : origin_->big) c = static_cast<char>(rng());
+  int c = client();
+  ASSERT_GE(c, 0);
+  std::string first = hello("allowed.test") + std::string("after the hello");
+  send_all(c, first);
+  shutdown(c, SHUT_WR);
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_EQ(got.size(), 5 + first.size() + origin_->big.size());
+  EXPECT_EQ(got, "echo:" + first + origin_->big);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_RULE); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->host, "allowed.test");
+  EXPECT_EQ(e->l7, "tls");
+  EXPECT_EQ(e->tgid, 4242u);
+  EXPECT_EQ(e->comm, "agent");
+  EXPECT_EQ(e->rule_id, 1u);
+}
+
+// Test that a ClientHello arriving one byte per segment is still judged.
+TEST_F(ProxySession, HelloInOneByteWrites) {
+  start(policy_text(), false);
+  int c = client();
+  int one = 1;
+  setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::string h = hello("allowed.test");
+  for (char ch : h) {
+    send_all(c, std::string(1, ch));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c), "echo:" + h);
+  close(c);
+}
+
+// Test the refusals: a name no rule admits gets a fatal access_denied
+// alert and never reaches the resolver or the origin.
+TEST_F(ProxySession, DeniedSniGetsAlertAndIsNeverResolved) {
+  start(policy_text(), false);
+  int c = client();
+  send_all(c, hello("exfil.attacker.test"));
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_EQ(got, std::string("\x15\x03\x03\x00\x02\x02\x31", 7));
+  ASSERT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED); }));
+  EXPECT_EQ(resolver_->asked.count("exfil.attacker.test"), 0u);
+  EXPECT_TRUE(origin_->received().empty());
+}
+
+TEST_F(ProxySession, SniIpMismatchAndRebind) {
+  start(policy_text(), false);
+  int c = client();
+  send_all(c, hello("elsewhere.test"));  // resolves to 203.0.113.7, not the original 127.0.0.1
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_SNI_IP_MISMATCH); }));
+  c = client();
+  send_all(c, hello("rebind.test"));  // resolves to 10.0.0.5 only
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_REBIND); }));
+  EXPECT_TRUE(origin_->received().empty());
+}
+
+TEST_F(ProxySession, NotTlsNoSniAndEch) {
+  start(policy_text() + "", false);
+  orig_.orig.port = 443;  // SSH-like bytes where TLS was due
+  int c = client();
+  send_all(c, "SSH-2.0-OpenSSH_9.2\r\n");
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_NOT_TLS); }));
+
+  c = client();
+  send_all(c, str(testing::ClientHelloBuilder().bytes()));
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_NO_SNI); }));
+
+  c = client();
+  send_all(c, str(testing::ClientHelloBuilder().sni("allowed.test").ech().bytes()));
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_ECH); }));
+}
+
+TEST_F(ProxySession, DirectDialHasNoRecord) {
+  start(policy_text(), false);
+  {
+    std::lock_guard<std::mutex> g(orig_.mu);
+    orig_.present = false;
+  }
+  int c = client();
+  EXPECT_EQ(read_all(c), "");
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_NO_RECORD); }));
+}
+
+// Test that a client that never sends is timed out, and the proxy serves
+// another client meanwhile.
+TEST_F(ProxySession, SilentClientTimesOutOthersServed) {
+  ProxyOptions opt;
+  opt.inspect_timeout = std::chrono::milliseconds(300);
+  start(policy_text(), false, opt);
+  int silent = client();
+  int c = client();
+  send_all(c, hello("allowed.test"));
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c).substr(0, 5), "echo:");
+  close(c);
+  EXPECT_EQ(read_all(silent), "");  // closed by the proxy
+  close(silent);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_TIMEOUT); }));
+}
+
+// Plain HTTP: every request on a kept-alive connection is judged; a
+// pipelined request for another host is refused with 403 after the
+// response to the first.
+TEST_F(ProxySession, PipelinedSecondHostRefusedAfterFirstServed) {
+  start(policy_text(), true);
+  int c = client();
+  send_all(c,
+           "GET /one HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+           "GET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /one HTTP/1.1"), std::string::npos) << got;
+  EXPECT_EQ(got.find("GET /two"), std::string::npos) << got;
+  EXPECT_NE(got.find("HTTP/1.1 403 Forbidden"), std::string::npos) << got;
+  EXPECT_NE(got.find("evil.test"), std::string::npos);
+  EXPECT_LT(got.find("origin saw"), got.find("403 Forbidden"));
+  auto rec = origin_->received();
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].find("evil.test"), std::string::npos);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "evil.test"; }));
+}
+
+TEST_F(ProxySession, KeepAliveSameHostAllServed) {
+  start(policy_text(), true);
+  int c = client();
+  send_all(c,
+           "GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+           "POST /b HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 5\r\n\r\nhello"
+           "GET /c HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n");
+  shutdown(c, SHUT_WR);
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /a"), std::string::npos) << got;
+  EXPECT_NE(got.find("origin saw POST /b"), std::string::npos) << got;
+  EXPECT_NE(got.find("GET /c HTTP/1.1"), std::string::npos) << got;  // the test origin does not skip bodies
+}
+
+TEST_F(ProxySession, SmugglingAndForbiddenHost) {
+  start(policy_text(), true);
+  int c = client();
+  send_all(c, "POST / HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("403"), std::string::npos);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_SMUGGLING); }));
+  c = client();
+  send_all(c, "GET / HTTP/1.1\r\nHost: nope.test\r\n\r\n");
+  got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("X-Egressd-Reason: host-not-allowed"), std::string::npos) << got;
+  EXPECT_NE(got.find("unit.toml"), std::string::npos) << got;  // names the rule source
+  EXPECT_TRUE(origin_->received().empty());
+}
+
+// Test that audit mode lets a name no rule admits through and records it.
+TEST_F(ProxySession, AuditModeRelaysAndRecords) {
+  start("version = 1\nmode = \"audit\"\n", false);
+  int c = client();
+  std::string h = hello("anything.test");
+  send_all(c, h);
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c), "echo:" + h);
+  close(c);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_AUDIT);
+}
+
+}  // namespace
+}  // namespace egressd::proxy
