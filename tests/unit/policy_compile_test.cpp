@@ -101,6 +101,14 @@ reserved = "allow"
     EXPECT_EQ(c.config.category_action[cat], EGD_ACTION_ALLOW) << cat;
 }
 
+// Test that audit mode reaches the kernel config and records every decision.
+TEST(CompileConfig, AuditModeSetsAuditAndAllEvents) {
+  CompiledPolicy c = compile(parse("version = 1\nmode = \"audit\"\n"), 1);
+  EXPECT_EQ(c.config.audit, 1);
+  EXPECT_EQ(c.config.events_all, 1);
+  EXPECT_EQ(compile(parse("version = 1\n"), 1).config.audit, 0);
+}
+
 TEST(CompileConfig, HostRulePortsOpenTcpAtL4) {
   CompiledPolicy c = compile(parse(R"(version = 1
 [[allow]]

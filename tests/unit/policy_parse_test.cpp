@@ -203,13 +203,30 @@ TEST(PolicyParseError, Version) {
 }
 
 TEST(PolicyParseError, UnknownKeysAtEveryLevel) {
-  expect_error("version = 1\nmode = \"enforce\"\n", 2, 1, "mode", "unknown key");
+  expect_error("version = 1\nmodes = \"enforce\"\n", 2, 1, "modes", "unknown key");
+  expect_error("version = 1\n[proxy]\nech = \"deny\"\ntimeout = 5\n", 4, 1, "proxy.timeout", "unknown key");
   expect_error("version = 1\n[dns]\nupstream = \"1.1.1.1\"\n", 2, 2, "dns", "unknown key");
   expect_error("version = 1\n[network]\nlan = \"deny\"\n", 3, 1, "network.lan", "unknown key");
   expect_error(section("allow_cidr", "cidr = \"203.0.113.1\"\nport = 22\n"), 4, 1, "allow_cidr[1].port", "unknown key");
   expect_error(section("deny_cidr", "cidr = \"203.0.113.1\"\nports = [22]\n"), 4, 1, "deny_cidr[1].ports",
                "unknown key");
   expect_error(section("allow", "host = \"example.com\"\nproto = \"tcp\"\n"), 4, 1, "allow[1].proto", "unknown key");
+}
+
+TEST(PolicyParseError, ModeAndProxy) {
+  expect_error("version = 1\nmode = \"permissive\"\n", 2, 8, "mode", "expected \"enforce\" or \"audit\"");
+  expect_error("version = 1\n[proxy]\nech = \"allow\"\n", 3, 7, "proxy.ech", "expected \"deny\" or \"outer-sni\"");
+  expect_error("version = 1\nproxy = 1\n", 2, 9, "proxy", "expected a table");
+}
+
+// Test that mode and [proxy] parse, with enforcing and ECH denied by default.
+TEST(PolicyParse, ModeAndProxy) {
+  auto d = parse_policy("version = 1\n", "t.toml");
+  EXPECT_EQ(d.mode, Mode::Enforce);
+  EXPECT_EQ(d.proxy.ech, EchMode::Deny);
+  auto a = parse_policy("version = 1\nmode = \"audit\"\n[proxy]\nech = \"outer-sni\"\n", "t.toml");
+  EXPECT_EQ(a.mode, Mode::Audit);
+  EXPECT_EQ(a.proxy.ech, EchMode::OuterSni);
 }
 
 TEST(PolicyParseError, Events) {

@@ -51,7 +51,15 @@ struct Status1 {
   Counters counters;
   int links;
   int daemon;
+  uint16_t proxy_port;  // 0: no proxy registered (web ports are refused)
 };
+
+uint16_t proxy_port(const MapFds& maps) {
+  uint32_t zero = 0;
+  egd_proxy_conf c{};
+  if (bpf_map_lookup_elem(maps.proxy.get(), &zero, &c) != 0) return 0;
+  return static_cast<uint16_t>(c.port);
+}
 
 void print_counters_text(const Counters& c, unsigned verdict) {
   bool any = false;
@@ -177,7 +185,7 @@ int cmd_status(const std::vector<std::string>& argv) {
     auto counters = read_counters(*maps);
     if (!meta || !counters) continue;
     Target t{cstr(meta->cgroup_path, sizeof(meta->cgroup_path)), id, pins};
-    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t)});
+    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t), proxy_port(*maps)});
   }
   bool json = args.has("json");
   if (json) std::printf("{\"attachments\":[");
@@ -189,12 +197,13 @@ int cmd_status(const std::vector<std::string>& argv) {
     if (json) {
       std::printf("%s{\"cgroup\":\"%s\",\"cgroup_id\":%llu,\"policy\":\"%s\",\"generation\":%u,"
                   "\"attached_at\":\"%s\",\"policy_loaded_at\":\"%s\",\"links\":%d,\"fenced\":%s,"
-                  "\"daemon_pid\":%d,\"allowed\":%s,\"denied\":%s,\"ring_drops\":%llu}",
+                  "\"daemon_pid\":%d,\"proxy_port\":%u,\"allowed\":%s,\"denied\":%s,\"audited\":%s,\"ring_drops\":%llu}",
                   i ? "," : "", json_escape(cg).c_str(), static_cast<unsigned long long>(s.id),
                   json_escape(pol).c_str(), s.meta.gen, iso8601(s.meta.attached_at_unix_ns).c_str(),
                   iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == kProgramCount ? "true" : "false", s.daemon,
-                  counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
-                  counters_json(s.counters, EGD_VERDICT_DENY).c_str(), static_cast<unsigned long long>(drops));
+                  static_cast<unsigned>(s.proxy_port), counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
+                  counters_json(s.counters, EGD_VERDICT_DENY).c_str(),
+                  counters_json(s.counters, EGD_VERDICT_AUDIT).c_str(), static_cast<unsigned long long>(drops));
       continue;
     }
     std::printf("%s (cgroup id %llu)\n", cg.c_str(), static_cast<unsigned long long>(s.id));
@@ -208,6 +217,10 @@ int cmd_status(const std::vector<std::string>& argv) {
       std::printf("  daemon:   pid %d\n", s.daemon);
     else
       std::printf("  daemon:   not running (the fence holds; events wait in the ring until one attaches)\n");
+    if (s.proxy_port)
+      std::printf("  proxy:    127.0.0.1:%u and [::1]:%u (web ports are steered there)\n", s.proxy_port, s.proxy_port);
+    else
+      std::printf("  proxy:    none registered (web ports are refused)\n");
     std::printf("  denied:  ");
     print_counters_text(s.counters, EGD_VERDICT_DENY);
     std::printf("  allowed: ");

@@ -1,6 +1,7 @@
 // daemon.cpp: `egressd attach`: fence a cgroup, then stay in the foreground
 // consuming the event ring (log + live subscribers) until told to stop.
 // Stopping the daemon never unfences: links and maps are pinned.
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -299,6 +300,13 @@ int cmd_attach(const std::vector<std::string>& argv) {
   }
   ring_buffer__consume(rb);
   ring_buffer__free(rb);
+  // Steered connects get EPERM (no-proxy) from now on rather than a refused
+  // connection to a port someone else could bind; a daemon that already
+  // took over has registered its own port, which stays.
+  if (uint32_t zero = 0; path_exists(target->pins.dir)) {
+    egd_proxy_conf c{};
+    if (bpf_map_lookup_elem(maps.proxy.get(), &zero, &c) == 0 && c.port == (*proxy)->port()) (void)set_proxy_port(maps, 0);
+  }
   // Our pidfile, still locked by us: remove it before the lock goes.
   unlink(target->pins.pidfile().c_str());
   return exit_code;

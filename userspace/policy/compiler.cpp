@@ -307,14 +307,18 @@ std::string summarize(const Policy& p) {
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(p.hash));
   std::string s;
   s += "  version:    " + std::to_string(p.version) + " (hash " + hash + ")\n";
+  s += std::string("  mode:       ") +
+       (p.mode == Mode::Audit ? "audit (nothing is denied; would-be denials are recorded)" : "enforce") + "\n";
   s += "  allow_cidr: " + family_counts(p.allow_cidrs) + "\n";
   s += "  deny_cidr:  " + family_counts(p.deny_cidrs) + "\n";
   s += "  host rules: " + std::to_string(p.hosts.size()) +
-       (p.hosts.empty() ? "" : " (their ports open at L4; names are not enforced yet)") + "\n";
+       (p.hosts.empty() ? " (no web host is reachable: TCP 80/443 go to the proxy, which refuses every name)"
+                       : " (TCP to their ports goes through the proxy, which admits only these names)") + "\n";
   s += std::string("  network:    loopback ") + action_name(n.loopback) + ", private " + action_name(n.private_) +
        ", link_local " + action_name(n.link_local) + ", multicast " + action_name(n.multicast) + ", broadcast " +
        action_name(n.broadcast) + ", reserved " + action_name(n.reserved) + "\n";
   s += "  ports:      tcp " + tcp_ports_text(p) + "; udp " + std::to_string(kDnsPort) + "\n";
+  s += std::string("  proxy:      ech ") + (p.proxy.ech == EchMode::Deny ? "deny" : "outer-sni") + "\n";
   s += std::string("  events:     ") + (p.events == EventsMode::All ? "all" : "deny") + "\n";
   return s;
 }
