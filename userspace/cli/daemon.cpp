@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -182,6 +183,14 @@ int cmd_attach(const std::vector<std::string>& argv) {
     spdlog::warn("{} is delegated to uid {}: that user's processes can move themselves out of the fence "
                  "within it; fence a cgroup above the delegation (e.g. a system slice) instead",
                  d->dir, d->uid);
+
+  // Two descriptors per proxied connection: take every one we may.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < popt.max_sessions + 64)
+      popt.max_sessions = rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 2 : 64;
+  }
 
   auto loop = Loop::create();
   if (!loop) return fail("attach", loop.error().message());
