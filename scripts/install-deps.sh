@@ -8,10 +8,18 @@ set -euo pipefail
 build_pkgs=(cmake make g++ clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
             linux-libc-dev libspdlog-dev libtomlplusplus-dev libgtest-dev)
 run_pkgs=(iproute2 util-linux procps)
-test_pkgs=(python3 curl openssl dnsutils libclang-rt-14-dev)
+# The e2e world (tests/e2e/world.py): dnsmasq answers the world's names,
+# nginx serves the origins (TLS and plain HTTP), fcgiwrap runs
+# git http-backend behind it for `git clone` over https; the clients are curl,
+# openssl s_client, python3, node (fetch) and git.
+test_pkgs=(python3 curl openssl dnsutils libclang-rt-14-dev dnsmasq-base nginx fcgiwrap git)
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
-[[ "${1:-}" == "--test" ]] && pkgs+=("${test_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=("${test_pkgs[@]}")
+  # Node 18+ (global fetch); a node from elsewhere (nodesource, nvm) will do.
+  command -v node >/dev/null || pkgs+=(nodejs)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -149,10 +149,12 @@ class FenceCase(unittest.TestCase):
     POLICY = DEFAULT_POLICY
     ATTACH = True   # attach egressd with POLICY in setUp
     TAIL = True     # and follow its events
+    WORLD = {}      # World(**WORLD), e.g. {"origins": True}
+    ATTACH_ARGS = ()  # more `egressd attach` arguments
     maxDiff = None
 
     def setUp(self):
-        self.w = World()
+        self.w = World(**self.WORLD)
         self.addCleanup(self.w.close)
         self.w.start()
         self.daemon = None
@@ -162,9 +164,9 @@ class FenceCase(unittest.TestCase):
             if self.TAIL:
                 self.tail = self.w.tail()
 
-    def attach(self, policy_text):
+    def attach(self, policy_text, extra=None):
         self.policy_path = self.w.write_policy(policy_text)
-        self.daemon = self.w.egressd_attach(self.policy_path)
+        self.daemon = self.w.egressd_attach(self.policy_path, extra=self.ATTACH_ARGS if extra is None else extra)
         return self.daemon
 
     # -- assertions ---------------------------------------------------------

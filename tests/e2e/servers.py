@@ -12,11 +12,16 @@ never touches bpffs or cgroups.
       is bound and listening; runs until killed. Any bind failure is fatal
       (exit 2, message on stderr) so a broken world fails loudly.
 
-  servers.py wait --deadline SECONDS ADDR:PORT ...
+  servers.py wait --deadline SECONDS ADDR:PORT|unix:PATH ...
       Bounded readiness probe for servers this module does not own (openssl
-      s_server): retries a TCP connect to each endpoint with a short timeout
-      until it succeeds or the deadline passes. Exit 0 when all answered,
-      1 otherwise. Meant to run inside the same namespace as the server.
+      s_server, nginx, fcgiwrap): retries a TCP (or AF_UNIX stream) connect
+      to each endpoint with a short timeout until it succeeds or the
+      deadline passes. Exit 0 when all answered, 1 otherwise. Meant to run
+      inside the same namespace as the server.
+
+  servers.py wait-dns --deadline SECONDS SERVER NAME
+      Bounded readiness probe for the DNS server: sends an A query for NAME
+      over UDP until an answer with at least one record comes back.
 
 ADDR:PORT uses brackets for IPv6: [2001:db8::10]:443.
 """
@@ -146,17 +151,27 @@ async def serve(tcp, http, udp):
     await asyncio.Event().wait()  # until killed
 
 
+def _connect_once(ep):
+    host, port = ep
+    if host == "unix":
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(port)
+        return
+    with socket.create_connection((host, port), timeout=0.5):
+        pass
+
+
 def wait(deadline, endpoints):
     end = time.monotonic() + deadline
-    pending = [split_endpoint(e) for e in endpoints]
+    pending = [("unix", e[5:]) if e.startswith("unix:") else split_endpoint(e) for e in endpoints]
     for _ in range(10000):  # bounded; the deadline ends it long before
         still = []
-        for host, port in pending:
+        for ep in pending:
             try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    pass
+                _connect_once(ep)
             except OSError:
-                still.append((host, port))
+                still.append(ep)
         pending = still
         if not pending:
             return 0
@@ -164,6 +179,38 @@ def wait(deadline, endpoints):
             break
         time.sleep(0.05)  # retry pacing between probes, not synchronisation
     print(f"servers.py wait: not answering: {pending}", file=sys.stderr)
+    return 1
+
+
+def dns_query(name, qtype=1, qid=0x4567):
+    """A minimal DNS query (RD set) for NAME."""
+    import struct
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", qtype, 1)
+
+
+def wait_dns(deadline, server, name):
+    import struct
+    end = time.monotonic() + deadline
+    last = "no answer"
+    for i in range(10000):  # bounded; the deadline ends it long before
+        with socket.socket(family_of(server), socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            try:
+                s.sendto(dns_query(name, qid=i & 0xffff), (server, 53))
+                data, _ = s.recvfrom(4096)
+                _id, flags, _qd, an = struct.unpack(">HHHH", data[:8])
+                if _id == i & 0xffff and flags & 0x000f == 0 and an > 0:
+                    return 0
+                last = f"rcode {flags & 0xf}, {an} answers"
+            except OSError as e:
+                last = str(e)
+        if time.monotonic() >= end:
+            break
+        time.sleep(0.05)  # retry pacing between probes, not synchronisation
+    print(f"servers.py wait-dns: {server} gave no answer for {name}: {last}", file=sys.stderr)
     return 1
 
 
@@ -177,10 +224,16 @@ def main():
     w = sub.add_parser("wait")
     w.add_argument("--deadline", type=float, default=10.0)
     w.add_argument("endpoints", nargs="+")
+    d = sub.add_parser("wait-dns")
+    d.add_argument("--deadline", type=float, default=10.0)
+    d.add_argument("server")
+    d.add_argument("name")
     a = ap.parse_args()
     if a.cmd == "serve":
         asyncio.run(serve(a.tcp, a.http, a.udp))
         return 0
+    if a.cmd == "wait-dns":
+        return wait_dns(a.deadline, a.server, a.name)
     return wait(a.deadline, a.endpoints)
 
 

@@ -16,6 +16,8 @@ Layout (nothing is ever sent from the host's network namespace):
     | default via .1 / ::1    |           | + every test host as /32, /128,|
     | lo: servers on 127.0.0.1|           |   public and private; servers  |
     |     and ::1 port 8080   |           |   on each (servers.py, openssl)|
+    |                         |           | + DNS (dnsmasq) 198.51.100.53  |
+    |                         |           | + nginx origins (origins=True) |
     +-------------------------+           +--------------------------------+
 
 Processes under test run in the agent netns inside a fresh cgroup2 directory
@@ -24,6 +26,11 @@ is judged by the cgroup it was created in), then enter the netns with
 `nsenter --net=` (not `ip netns exec`, which remounts /sys and hides bpffs and
 the cgroup tree). egressd itself also runs under `nsenter --net=` for the same
 reason; it is never inside the fenced cgroup.
+
+Processes started with agent() resolve names through the world's DNS server
+(origins.py): their /etc/resolv.conf and /etc/hosts are bind-mounted in a
+private mount namespace (what `ip netns exec` does with /etc/netns/NAME/,
+without its /sys remount). egressd gets the same server as --dns-upstream.
 
 Everything is undone in close() (also from atexit and on SIGTERM), and a
 World left behind by a killed run is reaped by the next one (registry under
@@ -44,6 +51,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from origins import (ALT_TLS_PORT, CERT_NAMES, DNS4, ORIGIN_HOSTS, dnsmasq_cmd, fcgiwrap_cmd, make_git_repo,
+                     nginx_conf, origin_endpoints, write_content)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -429,7 +439,7 @@ def preflight(need_egressd=True):
     """None when the e2e tier can run here, else why not."""
     if os.geteuid() != 0:
         return "needs root"
-    for tool in ("ip", "nsenter", "setpriv", "openssl", "curl"):
+    for tool in ("ip", "nsenter", "setpriv", "unshare", "mount", "openssl", "curl", "dnsmasq"):
         if not shutil.which(tool):
             return f"missing tool: {tool}"
     if not cgroup2_root():
@@ -448,9 +458,34 @@ def preflight(need_egressd=True):
 
 # ------------------------------------------------------------------- world --
 
+# Tools World(origins=True) needs on top of preflight()'s.
+ORIGIN_TOOLS = ("nginx", "fcgiwrap", "git")
+
+_SUPPORTS = {}
+
+
+def egressd_supports(option):
+    """Whether the egressd binary knows a command-line option (its name is a
+    string in the binary). Lets the world pass --dns-upstream only to a
+    binary that has it."""
+    if option not in _SUPPORTS:
+        try:
+            _SUPPORTS[option] = option.lstrip("-").encode() in Path(EGRESSD).read_bytes()
+        except OSError:
+            _SUPPORTS[option] = False
+    return _SUPPORTS[option]
+
+
 class World:
-    def __init__(self, tls=True):
+    """origins=True: nginx origins (origins.py) on the ORIGIN hosts' ports 80,
+    443 and 8443 instead of openssl s_server and the python HTTP server."""
+
+    def __init__(self, tls=True, origins=False):
         self.tls = tls
+        self.origins = origins
+        self.dns = DNS4
+        self.files = {}       # origins: url path -> sha256 hex
+        self.git_head = None  # origins: the commit repo.git serves
         self.id = "e" + secrets.token_hex(3)
         self.agent_ns = f"{self.id}-agent"
         self.world_ns = f"{self.id}-world"
@@ -488,6 +523,12 @@ class World:
         os.chmod(self.tmp, 0o755)  # probes may run as nobody
         shutil.copy(HERE / "probe.py", self.tmp / "probe.py")
         os.chmod(self.tmp / "probe.py", 0o644)
+        shutil.copy(HERE / "clients.py", self.tmp / "clients.py")
+        os.chmod(self.tmp / "clients.py", 0o644)
+        (self.tmp / "resolv.conf").write_text(f"nameserver {self.dns}\noptions timeout:2 attempts:2\n")
+        (self.tmp / "hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")
+        for f in ("resolv.conf", "hosts"):
+            os.chmod(self.tmp / f, 0o644)
         root = cgroup2_root()
         if not root:
             raise RuntimeError("no cgroup2 mount")
@@ -579,6 +620,7 @@ class World:
             self._ip(w, "addr", "add", f"{h}/32", "dev", self.veth_world)
         for h in PUBLIC6 + PRIVATE6:
             self._ip(w, "addr", "add", f"{h}/128", "dev", self.veth_world, "nodad")
+        self._ip(w, "addr", "add", f"{self.dns}/32", "dev", self.veth_world)
 
     # -- servers ------------------------------------------------------------
 
@@ -604,6 +646,8 @@ class World:
             for port in TCP_PORTS:
                 if port == 443 and h in TLS_HOSTS and self.tls:
                     continue
+                if port in (80, 443) and h in ORIGIN_HOSTS and self.origins:
+                    continue  # nginx
                 (http if port == 80 else tcp).append(endpoint(h, port))
             for port in UDP_PORTS:
                 udp.append(endpoint(h, port))
@@ -613,8 +657,12 @@ class World:
         self._spawn_ready(["ip", "netns", "exec", self.world_ns, *srv, *args], "world-servers")
         lo = [x for ep in AGENT_LOOPBACK_TCP for x in ("--tcp", ep)] + ["--udp", "127.0.0.1:5353"]
         self._spawn_ready(["ip", "netns", "exec", self.agent_ns, *srv, *lo], "agent-loopback-servers")
-        if self.tls:
+        self._start_dns()
+        if self.tls or self.origins:
             self._make_ca()
+        if self.origins:
+            self._start_origins()
+        elif self.tls:
             for h in TLS_HOSTS:
                 p = subprocess.Popen(
                     ["ip", "netns", "exec", self.world_ns, "openssl", "s_server", "-accept", endpoint(h, 443),
@@ -629,6 +677,48 @@ class World:
                 logs = "".join((self.tmp / f"s_server-{h}.log").read_text() for h in TLS_HOSTS)
                 raise RuntimeError(f"openssl s_server not ready: {r.stderr}\n{logs}")
 
+    def _world_wait(self, what, *args, logs=()):
+        r = run(["ip", "netns", "exec", self.world_ns, self.python, str(HERE / "servers.py"), *args],
+                check=False, timeout=30)
+        if r.returncode != 0:
+            text = "".join(f"--- {p}\n{Path(p).read_text(errors='replace')}" for p in logs if Path(p).exists())
+            raise RuntimeError(f"{what} not ready: {r.stderr}\n{text}")
+
+    def _spawn_world(self, cmd, log_name):
+        p = subprocess.Popen(["ip", "netns", "exec", self.world_ns, *cmd], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=open(self.tmp / log_name, "w"), cwd=self.tmp)
+        self._procs.append(p)
+        return p
+
+    def _start_dns(self):
+        self._spawn_world(dnsmasq_cmd(self.tmp), "dnsmasq.stderr")
+        self._world_wait("dnsmasq", "wait-dns", "--deadline", "10", self.dns, "allowed.test",
+                         logs=[self.tmp / "dnsmasq.stderr", self.tmp / "dnsmasq.log"])
+
+    def _start_origins(self):
+        self.files = write_content(self.tmp)
+        self.git_head = make_git_repo(self.tmp)
+        self._spawn_world(fcgiwrap_cmd(self.tmp), "fcgiwrap.stderr")
+        self._spawn_world(nginx_conf(self.tmp), "nginx.stderr")
+        self._world_wait("nginx/fcgiwrap", "wait", "--deadline", "10", *origin_endpoints(),
+                         f"unix:{self.tmp / 'fcgiwrap.sock'}",
+                         logs=[self.tmp / "nginx.stderr", self.tmp / "nginx" / "error.log",
+                               self.tmp / "fcgiwrap.stderr"])
+
+    def dns_log(self):
+        """dnsmasq's query log (every query, with the client address)."""
+        try:
+            return (self.tmp / "dnsmasq.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def origin_log(self):
+        """nginx's access log: one line per request the origins answered."""
+        try:
+            return (self.tmp / "nginx" / "access.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
     def _make_ca(self):
         t = self.tmp
         run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -636,7 +726,8 @@ class World:
              "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", str(t / "leaf.key"), "-out", str(t / "leaf.csr"), "-subj", f"/CN={TLS_NAME}"])
-        san = ",".join([f"DNS:{TLS_NAME}"] + [f"IP:{h}" for h in TLS_HOSTS])
+        names = [TLS_NAME] + [n for n in CERT_NAMES if n != TLS_NAME]
+        san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{h}" for h in TLS_HOSTS])
         (t / "leaf.ext").write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
                                     "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
         run(["openssl", "x509", "-req", "-in", str(t / "leaf.csr"), "-CA", str(t / "ca.pem"), "-CAkey",
@@ -653,12 +744,15 @@ class World:
         os.makedirs(p, exist_ok=True)
         return p
 
-    def agent(self, cmd, cgroup="", user=None, **kw):
+    def agent(self, cmd, cgroup="", user=None, dns=True, **kw):
         """Popen of cmd in the agent netns. cgroup: None (stay where the test
         runner is), "" (the world's cgroup) or a sub-path of it ("child").
         The process joins the cgroup before exec, so every socket it creates
         is judged by the fence. user: None (root) or "nobody" (no
-        capabilities: setpriv drops them with the uid)."""
+        capabilities: setpriv drops them with the uid). dns: resolve through
+        the world's DNS server (/etc/resolv.conf and /etc/hosts bind-mounted
+        in a private mount namespace). Every wrapper execs: the Popen's pid
+        is cmd's pid."""
         full = []
         if cgroup is not None:
             # The wrapper shell moves itself (echo is a builtin) into the
@@ -667,6 +761,10 @@ class World:
             # in a process that has reader threads.
             procs = os.path.join(self.cgroup_path(cgroup), "cgroup.procs")
             full += ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', procs]
+        if dns:
+            full += ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                     'mount --bind "$0" /etc/resolv.conf && mount --bind "$1" /etc/hosts && shift && exec "$@"',
+                     str(self.tmp / "resolv.conf"), str(self.tmp / "hosts")]
         full += ["nsenter", f"--net=/run/netns/{self.agent_ns}", "--"]
         if user == "nobody":
             full += ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
@@ -681,15 +779,20 @@ class World:
         self._procs.append(p)
         return p
 
-    def agent_run(self, cmd, cgroup="", user=None, timeout=30, input=None):
-        p = self.agent(cmd, cgroup=cgroup, user=user, stdin=subprocess.PIPE if input else subprocess.DEVNULL)
+    def agent_run(self, cmd, cgroup="", user=None, timeout=30, input=None, dns=True, text=True):
+        """Runs cmd like agent() and waits; the result has .pid (cmd's pid,
+        which events carry as tgid)."""
+        p = self.agent(cmd, cgroup=cgroup, user=user, dns=dns, text=text,
+                       stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
         try:
             out, err = p.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_proc(p, 1)
             out, err = p.communicate()
             raise AssertionError(f"{cmd} timed out after {timeout}s: {out}{err}")
-        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+        r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+        r.pid = p.pid
+        return r
 
     def probe(self, *args, cgroup="", user=None, timeout=20):
         """Runs probe.py in the agent netns (and cgroup); returns its JSON."""
@@ -718,10 +821,13 @@ class World:
         path.write_text(text)
         return str(path)
 
-    def egressd_attach(self, policy_path=None, deadline=READY_DEADLINE, cgroup=None):
+    def egressd_attach(self, policy_path=None, deadline=READY_DEADLINE, cgroup=None, dns_upstream=True, extra=()):
         """Starts `egressd attach` and returns once it sent READY=1.
         cgroup: how to name the cgroup on the command line (default: the
-        world's cgroup, absolute)."""
+        world's cgroup, absolute). dns_upstream: True passes the world's DNS
+        server as --dns-upstream (when the binary has that option), a string
+        passes that, None passes nothing. extra: more arguments
+        (["--proxy-timeout-ms", "1500"])."""
         self._n += 1
         sock_path = str(self.tmp / f"notify-{self._n}")
         log_path = str(self.tmp / f"egressd-{self._n}.log")
@@ -729,6 +835,10 @@ class World:
         ns.bind(sock_path)
         env = dict(os.environ, NOTIFY_SOCKET=sock_path)
         args = ["attach", "--cgroup", cgroup or self.cgroup] + (["--policy", policy_path] if policy_path else [])
+        upstream = self.dns if dns_upstream is True else dns_upstream
+        if upstream and egressd_supports("--dns-upstream"):
+            args += ["--dns-upstream", upstream]
+        args += list(extra)
         with open(log_path, "w") as err, open(log_path + ".out", "w") as out:
             p = subprocess.Popen(self._egressd_cmd(*args), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                  env=env, cwd=self.tmp)
@@ -775,3 +885,16 @@ class World:
 
     def cgroup_id(self, sub=""):
         return os.stat(self.cgroup_path(sub)).st_ino
+
+    def listening_ports(self, pid):
+        """[(addr, port)] of the TCP listeners process pid has in the agent
+        netns (`ss -ltnp`): how tests find egressd's proxy listener."""
+        r = run(["nsenter", f"--net=/run/netns/{self.agent_ns}", "--", "ss", "-Hltnp"], check=False)
+        out = []
+        for line in r.stdout.splitlines():
+            if f"pid={pid}," not in line:
+                continue
+            local = line.split()[3]  # State Recv-Q Send-Q Local Peer Process
+            addr, _, port = local.rpartition(":")
+            out.append((addr.strip("[]").split("%")[0], int(port)))
+        return out
