@@ -1,0 +1,602 @@
+// Test the stub resolver (dns/stub_resolver.h) against fake upstreams on
+// 127.0.0.1 / ::1 (UDP, and TCP on the same port) served by the same Loop:
+// answers, NXDOMAIN, timeouts and failover, TC -> TCP, coalescing, the
+// cache, spoofed answers, lifetime, and no fd left behind. Nothing leaves
+// loopback; every wait is bounded.
+#include "dns/stub_resolver.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dns/builder.h"
+#include "dns/message.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using egressd::IpAddr;
+using egressd::Loop;
+using egressd::UniqueFd;
+using namespace egressd::dns;
+using Bytes = std::vector<uint8_t>;
+
+IpAddr ip(const char* text) { return *IpAddr::parse(text); }
+
+size_t count_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+struct Io final : Loop::Watcher {
+  std::function<void(uint32_t)> fn;
+  void on_io(uint32_t events) override { fn(events); }
+};
+
+struct Reply {
+  uint16_t rcode = 0;
+  std::vector<IpAddr> addrs;  // those of the query's family are answered
+  uint32_t ttl = 60;
+  bool tc = false;
+  std::string cname;  // answer with qname CNAME cname, then the addresses for cname
+};
+
+// A response to `q` as a server would write it.
+Bytes respond(const Message& q, const Reply& r) {
+  Header h;
+  h.id = q.header.id;
+  h.qr = h.ra = true;
+  h.rd = q.header.rd;
+  h.tc = r.tc;
+  h.rcode = r.rcode;
+  MessageBuilder b(h);
+  const Question& question = q.questions.at(0);
+  b.question(question.name, question.type);
+  std::string owner = question.name;
+  if (!r.cname.empty()) {
+    b.cname(Section::Answer, owner, r.ttl, r.cname);
+    owner = r.cname;
+  }
+  int family = question.type == kTypeA ? AF_INET : AF_INET6;
+  for (const IpAddr& a : r.addrs)
+    if (a.family == family) b.address(Section::Answer, owner, r.ttl, a);
+  if (q.edns) b.opt(1232);
+  return b.bytes();
+}
+
+// A fake upstream. The handler returns the messages to send back for a
+// query (none: stay silent; over TCP each goes with its length prefix).
+class FakeDns {
+ public:
+  using Handler = std::function<std::vector<Bytes>(const Message& query, bool tcp)>;
+
+  FakeDns(Loop& loop, Handler handler, int family = AF_INET) : loop_(loop), handler_(std::move(handler)) {
+    for (int i = 0; i < 20 && !tcp_.valid(); ++i) bind_pair(family);  // bounded: the TCP port may be taken
+    if (!tcp_.valid()) return;
+    udp_io_.fn = [this](uint32_t) { on_udp(); };
+    tcp_io_.fn = [this](uint32_t) { on_accept(); };
+    EXPECT_TRUE(loop_.add(udp_.get(), EPOLLIN, &udp_io_).ok());
+    EXPECT_TRUE(loop_.add(tcp_.get(), EPOLLIN, &tcp_io_).ok());
+  }
+  ~FakeDns() {
+    if (udp_.valid()) loop_.remove(udp_.get());
+    if (tcp_.valid()) loop_.remove(tcp_.get());
+    for (auto& c : conns_)
+      if (c->fd.valid()) loop_.remove(c->fd.get());
+  }
+  bool ok() const { return tcp_.valid(); }
+
+  sockaddr_storage addr{};
+  int udp_queries = 0;
+  int tcp_queries = 0;
+  int edns_queries = 0;
+  std::vector<std::string> names;
+
+ private:
+  struct TcpConn {
+    UniqueFd fd;
+    Bytes in;
+    Io io;
+  };
+
+  void bind_pair(int family) {
+    udp_.reset(socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    IpAddr lo = family == AF_INET ? ip("127.0.0.1") : ip("::1");
+    socklen_t len = lo.to_sockaddr(0, &addr);
+    if (bind(udp_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) return udp_.reset();
+    getsockname(udp_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+    tcp_.reset(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    setsockopt(tcp_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(tcp_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 || listen(tcp_.get(), 16) != 0) tcp_.reset();
+  }
+
+  std::vector<Bytes> handle(std::span<const uint8_t> wire, bool tcp) {
+    ParseResult p = parse_message(wire);
+    EXPECT_EQ(p.status, ParseStatus::Ok) << p.error;
+    if (p.status != ParseStatus::Ok || p.message.questions.size() != 1) return {};
+    (tcp ? tcp_queries : udp_queries)++;
+    if (p.message.edns) ++edns_queries;
+    names.push_back(p.message.questions[0].name);
+    return handler_(p.message, tcp);
+  }
+
+  void on_udp() {
+    for (int i = 0; i < 16; ++i) {
+      uint8_t buf[4096];
+      sockaddr_storage from{};
+      socklen_t len = sizeof(from);
+      ssize_t n = recvfrom(udp_.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+      if (n < 0) return;
+      for (const Bytes& out : handle(std::span(buf, static_cast<size_t>(n)), false))
+        sendto(udp_.get(), out.data(), out.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+    }
+  }
+
+  void on_accept() {
+    int fd = accept4(tcp_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    auto c = std::make_unique<TcpConn>();
+    c->fd.reset(fd);
+    TcpConn* raw = c.get();
+    c->io.fn = [this, raw](uint32_t) { on_tcp(*raw); };
+    EXPECT_TRUE(loop_.add(fd, EPOLLIN, &c->io).ok());
+    conns_.push_back(std::move(c));
+  }
+
+  void on_tcp(TcpConn& c) {
+    if (!c.fd.valid()) return;
+    uint8_t buf[4096];
+    ssize_t n = recv(c.fd.get(), buf, sizeof(buf), 0);
+    if (n <= 0) {
+      if (n < 0 && errno == EAGAIN) return;
+      loop_.remove(c.fd.get());
+      c.fd.reset();  // the TcpConn itself lives until the server does
+      return;
+    }
+    c.in.insert(c.in.end(), buf, buf + n);
+    if (c.in.size() < 2 || c.in.size() < 2u + (c.in[0] << 8 | c.in[1])) return;
+    for (const Bytes& out : handle(std::span(c.in).subspan(2), true)) {
+      Bytes framed = {static_cast<uint8_t>(out.size() >> 8), static_cast<uint8_t>(out.size())};
+      framed.insert(framed.end(), out.begin(), out.end());
+      EXPECT_EQ(send(c.fd.get(), framed.data(), framed.size(), MSG_NOSIGNAL), static_cast<ssize_t>(framed.size()));
+    }
+    c.in.clear();
+  }
+
+  Loop& loop_;
+  Handler handler_;
+  UniqueFd udp_, tcp_;
+  Io udp_io_, tcp_io_;
+  std::list<std::unique_ptr<TcpConn>> conns_;
+};
+
+FakeDns::Handler answer_with(Reply r) {
+  return [r](const Message& q, bool) { return std::vector<Bytes>{respond(q, r)}; };
+}
+std::vector<Bytes> silent(const Message&, bool) { return {}; }
+
+class StubResolverTest : public ::testing::Test {
+ protected:
+  StubResolver::Options options(std::vector<const FakeDns*> servers) {
+    StubResolver::Options o;
+    for (const FakeDns* s : servers) o.upstreams.push_back(s->addr);
+    o.try_timeout = 100ms;
+    return o;
+  }
+
+  // Runs the loop until `cond` or `limit`; then one more turn so deferred work runs.
+  bool run_until(const std::function<bool()>& cond, std::chrono::milliseconds limit = 3000ms) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    bool met = cond();
+    while (!met && std::chrono::steady_clock::now() < end) {
+      EXPECT_TRUE(loop_.run_once(10).ok());
+      met = cond();
+    }
+    (void)loop_.run_once(0);
+    return met;
+  }
+
+  // Resolves one name to completion.
+  Resolution resolve(StubResolver& r, const std::string& name) {
+    std::optional<Resolution> got;
+    r.resolve(name, [&](const Resolution& res) { got = res; });
+    EXPECT_FALSE(got.has_value()) << "done ran inside resolve()";
+    EXPECT_TRUE(run_until([&] { return got.has_value(); })) << name;
+    return got.value_or(Resolution{-1, {}, "never answered", false});
+  }
+
+  Loop loop_ = *Loop::create();
+};
+
+TEST_F(StubResolverTest, AnswersAAndAaaa) {
+  FakeDns up(loop_, answer_with({0, {ip("10.1.1.1"), ip("10.1.1.2"), ip("fd00::1")}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  Resolution res = resolve(r, "WWW.Example.COM.");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.rcode, 0);
+  EXPECT_FALSE(res.from_cache);
+  EXPECT_EQ(res.addrs, (std::vector<IpAddr>{ip("10.1.1.1"), ip("10.1.1.2"), ip("fd00::1")}));
+  EXPECT_EQ(up.udp_queries, 2);
+  EXPECT_EQ(up.edns_queries, 2);
+  EXPECT_EQ(up.names, (std::vector<std::string>{"www.example.com", "www.example.com"}));
+  EXPECT_EQ(r.in_flight(), 0u);
+}
+
+TEST_F(StubResolverTest, FollowsCnames) {
+  FakeDns up(loop_, answer_with({0, {ip("10.2.2.2")}, 60, false, "edge.cdn.example"}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  Resolution res = resolve(r, "www.example.com");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.2.2.2")});
+}
+
+TEST_F(StubResolverTest, NxdomainIsAnAnswerAndIsCachedNegatively) {
+  FakeDns up(loop_, answer_with({kRcodeNxDomain, {}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  Resolution res = resolve(r, "nothing.example");
+  EXPECT_EQ(res.rcode, 3);
+  EXPECT_EQ(res.error, "");
+  EXPECT_TRUE(res.addrs.empty());
+  auto cached = r.cached("nothing.example");
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->rcode, 3);
+  EXPECT_TRUE(cached->from_cache);
+  EXPECT_EQ(resolve(r, "Nothing.Example").rcode, 3);
+  EXPECT_EQ(up.udp_queries, 2);
+}
+
+TEST_F(StubResolverTest, TimeoutThenSecondUpstream) {
+  FakeDns dead(loop_, silent);
+  FakeDns up(loop_, answer_with({0, {ip("10.3.3.3")}}));
+  ASSERT_TRUE(dead.ok() && up.ok());
+  StubResolver r(loop_, options({&dead, &up}));
+  auto start = std::chrono::steady_clock::now();
+  Resolution res = resolve(r, "a.example");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.3.3.3")});
+  EXPECT_EQ(dead.udp_queries, 2);
+  EXPECT_EQ(up.udp_queries, 2);
+  EXPECT_GE(took, 100ms);
+  EXPECT_LT(took, 1000ms);
+}
+
+TEST_F(StubResolverTest, AllUpstreamsSilentIsABoundedError) {
+  FakeDns a(loop_, silent), b(loop_, silent);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto o = options({&a, &b});
+  o.try_timeout = 50ms;
+  StubResolver r(loop_, o);
+  auto start = std::chrono::steady_clock::now();
+  Resolution res = resolve(r, "a.example");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_NE(res.error.find("timeout"), std::string::npos) << res.error;
+  EXPECT_TRUE(res.addrs.empty());
+  // Two rounds over both upstreams, for A and for AAAA.
+  EXPECT_EQ(a.udp_queries, 4);
+  EXPECT_EQ(b.udp_queries, 4);
+  EXPECT_GE(took, 200ms);
+  EXPECT_LT(took, 2000ms);
+  EXPECT_FALSE(r.cached("a.example").has_value()) << "failures are not cached";
+}
+
+TEST_F(StubResolverTest, ServfailMovesToTheNextUpstream) {
+  FakeDns bad(loop_, answer_with({kRcodeServFail, {}}));
+  FakeDns up(loop_, answer_with({0, {ip("10.4.4.4")}}));
+  ASSERT_TRUE(bad.ok() && up.ok());
+  auto o = options({&bad, &up});
+  o.try_timeout = 2000ms;  // answers, not timeouts, drive this
+  StubResolver r(loop_, o);
+  Resolution res = resolve(r, "a.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.4.4.4")});
+  EXPECT_EQ(bad.udp_queries, 2);
+}
+
+TEST_F(StubResolverTest, EveryUpstreamFailingReportsTheRcode) {
+  FakeDns bad(loop_, answer_with({kRcodeRefused, {}}));
+  ASSERT_TRUE(bad.ok());
+  StubResolver r(loop_, options({&bad}));
+  Resolution res = resolve(r, "a.example");
+  EXPECT_EQ(res.rcode, kRcodeRefused);
+  EXPECT_NE(res.error.find("REFUSED"), std::string::npos) << res.error;
+  EXPECT_EQ(bad.udp_queries, 4);  // attempts = 2, per type
+}
+
+TEST_F(StubResolverTest, FormerrTurnsEdnsOff) {
+  FakeDns old(loop_, [](const Message& q, bool) {
+    return std::vector<Bytes>{respond(q, q.edns ? Reply{kRcodeFormErr, {}} : Reply{0, {ip("10.5.5.5")}})};
+  });
+  ASSERT_TRUE(old.ok());
+  StubResolver r(loop_, options({&old}));
+  Resolution res = resolve(r, "a.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.5.5.5")});
+  EXPECT_EQ(old.udp_queries, 4);
+  EXPECT_EQ(old.edns_queries, 2);
+}
+
+TEST_F(StubResolverTest, RefusedPortFailsOverWithoutWaiting) {
+  // A port nobody listens on: the ICMP port unreachable comes back as
+  // ECONNREFUSED on the connected socket.
+  sockaddr_storage closed{};
+  {
+    UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    socklen_t len = ip("127.0.0.1").to_sockaddr(0, &closed);
+    ASSERT_EQ(bind(s.get(), reinterpret_cast<sockaddr*>(&closed), len), 0);
+    getsockname(s.get(), reinterpret_cast<sockaddr*>(&closed), &len);
+  }
+  FakeDns up(loop_, answer_with({0, {ip("10.6.6.6")}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver::Options o;
+  o.upstreams = {closed, up.addr};
+  o.try_timeout = 2000ms;
+  StubResolver r(loop_, o);
+  auto start = std::chrono::steady_clock::now();
+  Resolution res = resolve(r, "a.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.6.6.6")});
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
+}
+
+TEST_F(StubResolverTest, TruncatedAnswerIsAskedAgainOverTcp) {
+  FakeDns up(loop_, [](const Message& q, bool tcp) {
+    if (!tcp) return std::vector<Bytes>{respond(q, {0, {}, 60, true})};
+    return std::vector<Bytes>{respond(q, {0, {ip("10.7.7.7"), ip("fd00::7")}})};
+  });
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  Resolution res = resolve(r, "big.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, (std::vector<IpAddr>{ip("10.7.7.7"), ip("fd00::7")}));
+  EXPECT_EQ(up.udp_queries, 2);
+  EXPECT_EQ(up.tcp_queries, 2);
+}
+
+TEST_F(StubResolverTest, SilentTcpIsATimeout) {
+  FakeDns up(loop_, [](const Message& q, bool tcp) {
+    if (!tcp) return std::vector<Bytes>{respond(q, {0, {}, 60, true})};
+    return std::vector<Bytes>{};
+  });
+  ASSERT_TRUE(up.ok());
+  auto o = options({&up});
+  o.attempts = 1;
+  StubResolver r(loop_, o);
+  Resolution res = resolve(r, "big.example");
+  EXPECT_NE(res.error.find("over TCP: timeout"), std::string::npos) << res.error;
+}
+
+TEST_F(StubResolverTest, ConcurrentResolvesShareOneQuery) {
+  FakeDns up(loop_, answer_with({0, {ip("10.8.8.8")}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  std::vector<Resolution> got;
+  r.resolve("a.example", [&](const Resolution& res) { got.push_back(res); });
+  r.resolve("A.example.", [&](const Resolution& res) { got.push_back(res); });
+  EXPECT_EQ(r.in_flight(), 1u);
+  EXPECT_TRUE(got.empty());
+  ASSERT_TRUE(run_until([&] { return got.size() == 2; }));
+  EXPECT_EQ(up.udp_queries, 2) << "one A and one AAAA for both";
+  for (const Resolution& res : got) EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.8.8.8")});
+}
+
+TEST_F(StubResolverTest, CacheHitIsDeferredAndAsksNobody) {
+  FakeDns up(loop_, answer_with({0, {ip("10.9.9.9")}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  EXPECT_FALSE(r.cached("a.example").has_value());
+  EXPECT_FALSE(resolve(r, "a.example").from_cache);
+  ASSERT_TRUE(r.cached("a.example").has_value());
+  EXPECT_EQ(r.cached("A.EXAMPLE")->addrs, std::vector<IpAddr>{ip("10.9.9.9")});
+  Resolution again = resolve(r, "a.example");  // resolve() checks it was not synchronous
+  EXPECT_TRUE(again.from_cache);
+  EXPECT_EQ(again.addrs, std::vector<IpAddr>{ip("10.9.9.9")});
+  EXPECT_EQ(up.udp_queries, 2);
+}
+
+TEST_F(StubResolverTest, TtlsAreClampedAndExpire) {
+  FakeDns up(loop_, answer_with({0, {ip("10.10.10.10")}, 300}));
+  ASSERT_TRUE(up.ok());
+  auto o = options({&up});
+  o.max_ttl = 1s;
+  StubResolver r(loop_, o);
+  resolve(r, "a.example");
+  EXPECT_TRUE(r.cached("a.example").has_value());
+  run_until([] { return false; }, 1100ms);
+  EXPECT_FALSE(r.cached("a.example").has_value());
+  EXPECT_FALSE(resolve(r, "a.example").from_cache);
+  EXPECT_EQ(up.udp_queries, 4);
+}
+
+TEST_F(StubResolverTest, ZeroTtlIsKeptForTheMinimum) {
+  FakeDns up(loop_, answer_with({0, {ip("10.11.11.11")}, 0}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  resolve(r, "a.example");
+  EXPECT_TRUE(r.cached("a.example").has_value());
+}
+
+TEST_F(StubResolverTest, CacheIsBoundedLru) {
+  FakeDns up(loop_, answer_with({0, {ip("10.12.12.12")}}));
+  ASSERT_TRUE(up.ok());
+  auto o = options({&up});
+  o.cache_entries = 2;
+  StubResolver r(loop_, o);
+  resolve(r, "a.example");
+  resolve(r, "b.example");
+  EXPECT_TRUE(resolve(r, "a.example").from_cache);  // a is now the most recent
+  resolve(r, "c.example");
+  EXPECT_EQ(r.cache_size(), 2u);
+  EXPECT_TRUE(r.cached("a.example").has_value());
+  EXPECT_FALSE(r.cached("b.example").has_value());
+  EXPECT_TRUE(r.cached("c.example").has_value());
+}
+
+TEST_F(StubResolverTest, SpoofedAnswersAreIgnored) {
+  FakeDns up(loop_, [](const Message& q, bool) {
+    Message wrong_id = q;
+    wrong_id.header.id ^= 0x5555;
+    Message wrong_name = q;
+    wrong_name.questions[0].name = "evil.example";
+    Message wrong_type = q;
+    wrong_type.questions[0].type = q.questions[0].type == kTypeA ? kTypeAAAA : kTypeA;
+    Reply evil{0, {ip("10.66.66.66"), ip("fd00::66")}};
+    return std::vector<Bytes>{respond(wrong_id, evil), respond(wrong_name, evil), respond(wrong_type, evil),
+                              Bytes{1, 2, 3}, Bytes{}, build_query(q.header.id, "x.example", kTypeA),
+                              respond(q, {0, {ip("10.13.13.13")}})};
+  });
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  Resolution res = resolve(r, "a.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.13.13.13")});
+}
+
+TEST_F(StubResolverTest, OnlySpoofsMeansTimeout) {
+  FakeDns up(loop_, [](const Message& q, bool) {
+    Message wrong_id = q;
+    wrong_id.header.id ^= 1;
+    return std::vector<Bytes>{respond(wrong_id, {0, {ip("10.66.66.66")}})};
+  });
+  ASSERT_TRUE(up.ok());
+  auto o = options({&up});
+  o.attempts = 1;
+  StubResolver r(loop_, o);
+  Resolution res = resolve(r, "a.example");
+  EXPECT_NE(res.error.find("timeout"), std::string::npos) << res.error;
+  EXPECT_TRUE(res.addrs.empty());
+}
+
+TEST_F(StubResolverTest, HalfAnAnswerIsAnAnswer) {
+  FakeDns up(loop_, [](const Message& q, bool) {
+    if (q.questions[0].type == kTypeAAAA) return std::vector<Bytes>{};
+    return std::vector<Bytes>{respond(q, {0, {ip("10.14.14.14")}})};
+  });
+  ASSERT_TRUE(up.ok());
+  auto o = options({&up});
+  o.attempts = 1;
+  StubResolver r(loop_, o);
+  Resolution res = resolve(r, "v4only.example");
+  EXPECT_EQ(res.error, "");
+  EXPECT_EQ(res.rcode, 0);
+  EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.14.14.14")});
+}
+
+TEST_F(StubResolverTest, Ipv6Upstream) {
+  FakeDns up(loop_, answer_with({0, {ip("10.15.15.15")}}), AF_INET6);
+  if (!up.ok()) GTEST_SKIP() << "no ::1";
+  StubResolver r(loop_, options({&up}));
+  EXPECT_EQ(resolve(r, "a.example").addrs, std::vector<IpAddr>{ip("10.15.15.15")});
+}
+
+TEST_F(StubResolverTest, NamesThatNeedNoQuery) {
+  StubResolver::Options o;  // no upstreams at all
+  StubResolver r(loop_, o);
+  Resolution lit = resolve(r, "10.16.16.16");
+  EXPECT_EQ(lit.error, "");
+  EXPECT_EQ(lit.addrs, std::vector<IpAddr>{ip("10.16.16.16")});
+  EXPECT_EQ(resolve(r, "fd00::16").addrs, std::vector<IpAddr>{ip("fd00::16")});
+  EXPECT_EQ(resolve(r, "bad..name").error, "invalid name");
+  EXPECT_EQ(resolve(r, "").error, "invalid name");
+  EXPECT_EQ(resolve(r, std::string(300, 'a')).error, "invalid name");
+  EXPECT_EQ(resolve(r, "fine.example").error, "no DNS upstreams");
+}
+
+TEST_F(StubResolverTest, TooManyInFlight) {
+  FakeDns dead(loop_, silent);
+  ASSERT_TRUE(dead.ok());
+  auto o = options({&dead});
+  o.max_in_flight = 1;
+  StubResolver r(loop_, o);
+  r.resolve("a.example", [](const Resolution&) {});
+  EXPECT_NE(resolve(r, "b.example").error.find("too many"), std::string::npos);
+}
+
+TEST_F(StubResolverTest, DestructionCancelsWithoutCallbacks) {
+  size_t before = count_fds();
+  {
+    FakeDns dead(loop_, silent);
+    ASSERT_TRUE(dead.ok());
+    auto r = std::make_unique<StubResolver>(loop_, options({&dead}));
+    bool called = false;
+    r->resolve("a.example", [&](const Resolution&) { called = true; });
+    run_until([&] { return dead.udp_queries == 2; });
+    r->resolve("a.example", [&](const Resolution&) { called = true; });
+    r->resolve("10.1.2.3", [&](const Resolution&) { called = true; });  // a pending deferred delivery
+    r.reset();
+    run_until([] { return false; }, 300ms);
+    EXPECT_FALSE(called);
+  }
+  run_until([] { return false; }, 20ms);
+  EXPECT_EQ(count_fds(), before);
+}
+
+TEST_F(StubResolverTest, ACallbackMayDestroyTheResolver) {
+  FakeDns up(loop_, answer_with({0, {ip("10.17.17.17")}}));
+  ASSERT_TRUE(up.ok());
+  auto r = std::make_unique<StubResolver>(loop_, options({&up}));
+  int calls = 0;
+  auto kill = [&](const Resolution&) {
+    ++calls;
+    r.reset();
+  };
+  r->resolve("a.example", kill);
+  r->resolve("a.example", kill);
+  run_until([&] { return r == nullptr; });
+  run_until([] { return false; }, 50ms);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(StubResolverTest, ACallbackMayResolveAgain) {
+  FakeDns up(loop_, answer_with({0, {ip("10.18.18.18")}}));
+  ASSERT_TRUE(up.ok());
+  StubResolver r(loop_, options({&up}));
+  std::optional<Resolution> second;
+  r.resolve("a.example", [&](const Resolution&) {
+    r.resolve("a.example", [&](const Resolution& res) { second = res; });
+  });
+  ASSERT_TRUE(run_until([&] { return second.has_value(); }));
+  EXPECT_TRUE(second->from_cache);
+}
+
+TEST_F(StubResolverTest, NoFdLeaks) {
+  size_t before = count_fds();
+  {
+    FakeDns up(loop_, [](const Message& q, bool tcp) {
+      if (!tcp && q.questions[0].name == "big.example") return std::vector<Bytes>{respond(q, {0, {}, 60, true})};
+      return std::vector<Bytes>{respond(q, {0, {ip("10.19.19.19")}})};
+    });
+    FakeDns dead(loop_, silent);
+    ASSERT_TRUE(up.ok() && dead.ok());
+    StubResolver r(loop_, options({&dead, &up}));
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(resolve(r, "n" + std::to_string(i) + ".example").addrs.size(), 1u);
+    }
+    EXPECT_EQ(resolve(r, "big.example").addrs.size(), 1u);
+    EXPECT_EQ(up.tcp_queries, 2);
+    EXPECT_EQ(resolve(r, "bad..name").error, "invalid name");
+    auto o = options({&dead});
+    o.attempts = 1;
+    StubResolver lost(loop_, o);
+    EXPECT_FALSE(resolve(lost, "gone.example").error.empty());
+  }
+  run_until([] { return false; }, 20ms);
+  EXPECT_EQ(count_fds(), before);
+}
+
+}  // namespace
