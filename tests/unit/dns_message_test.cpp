@@ -336,6 +336,17 @@ TEST(DnsCompression, ForwardPointerIsMalformed) {
   EXPECT_NE(r.error.find("forward"), std::string::npos) << r.error;
 }
 
+// The pointer goes backwards, but the labels it reaches run over the
+// pointer itself: the name would depend on bytes after it (found by the fuzzer).
+TEST(DnsCompression, PointedNameMustEndBeforeThePointer) {
+  Bytes b = header_and_question(2);
+  b.insert(b.end(), {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 9, 9, 9, 2});  // 27..42; byte 42 reads as a label of 2
+  b.insert(b.end(), {0xc0, 42, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4});  // owner: pointer at 43 to 42
+  ParseResult r = parse(b);
+  EXPECT_EQ(r.status, ParseStatus::Malformed);
+  EXPECT_NE(r.error.find("past its pointer"), std::string::npos) << r.error;
+}
+
 TEST(DnsCompression, PointerIntoTheHeaderIsMalformed) {
   Bytes b = header_and_question(1);
   b.insert(b.end(), {0xc0, 4});

@@ -104,8 +104,10 @@ class Parser {
 
   // Reads the name at `at`; its in-place bytes must end by `limit` (the end
   // of an rdata, or of the message). On success `at` is past those bytes.
-  // Each jump must land before the start of the run of labels it leaves, so
-  // positions strictly decrease and the walk ends.
+  // A pointer names an earlier occurrence of a name, so each jump must land
+  // before the run of labels it leaves (jump targets strictly decrease: no
+  // loop) and what it reaches must end before the pointer itself (a name
+  // never depends on bytes after it).
   bool name(size_t& at, size_t limit, std::string& text, const char* where) {
     text.clear();
     size_t p = at;
@@ -115,7 +117,8 @@ class Parser {
     int jumps = 0;
     bool jumped = false;
     auto short_of = [&](size_t need) {
-      // Past the message is truncation; past an rdata inside it is malformed.
+      // Past the message is truncation; past an rdata or a pointer inside it is malformed.
+      if (jumped) return failed(ParseStatus::Malformed, std::string(where) + ": compressed name runs past its pointer");
       if (need > msg_.size()) return failed(ParseStatus::Truncated, std::string(where) + ": name ends early");
       return failed(ParseStatus::Malformed, std::string(where) + ": name runs past its rdata");
     };
@@ -133,8 +136,8 @@ class Parser {
           return failed(ParseStatus::Malformed, std::string(where) + ": compression pointer into the header");
         if (++jumps > kMaxCompressionJumps)
           return failed(ParseStatus::CompressionLoop, std::string(where) + ": too many compression jumps");
+        cur_limit = p;
         p = run_start = target;
-        cur_limit = msg_.size();
         continue;
       }
       if (len & 0xc0) return failed(ParseStatus::Malformed, std::string(where) + ": unknown label type");
