@@ -136,7 +136,7 @@ void Session::inspect() {
     ssize_t n = recv(client_.fd.get(), buf, sizeof(buf), 0);
     if (n > 0) {
       inspect_.append(buf, static_cast<size_t>(n));
-      if (inspect_.size() >= kMaxHttpHeadBytes + 1) break;
+      if (inspect_.size() >= kMaxHttpHeadBytes + 1 || static_cast<size_t>(n) < sizeof(buf)) break;
       continue;
     }
     if (n == 0) eof = true;
