@@ -67,6 +67,16 @@ link_local = "deny"
 cidr = "203.0.113.7/32"
 """
 
+# TCP 80/443 (and host-rule ports) go through egressd's proxy, which admits
+# only names an [[allow]] rule lists and that resolve (through the world's DNS
+# server) to the address connected to. Tests that need web traffic to get
+# through add this rule and name public.test (203.0.113.10, 2001:db8::10):
+# curl https://public.test/, probe.py connect ... --http --host public.test.
+PUBLIC_HOST_RULE = """
+[[allow]]
+host = "public.test"
+"""
+
 # Adds a deny_cidr for the TLS host, so 203.0.113.10:443 flips to deny-cidr.
 DENY_TLS_HOST_POLICY = DEFAULT_POLICY + """
 [[deny_cidr]]

@@ -12,7 +12,8 @@ Subcommands:
   connect tcp|udp ADDR PORT [--send TEXT] [--http] [--v6only]
       socket(); connect(); optionally send TEXT; read what comes back (TCP:
       the server's banner, and the echo of TEXT if sent; UDP: the echo).
-      --http sends "GET / HTTP/1.0" and reads the answer to EOF.
+      --http sends "GET / HTTP/1.0" and reads the answer to EOF; its Host
+      is ADDR unless --host NAME (egressd's proxy judges web ports by Host).
       --noread stops after connect() (for servers that wait for the client).
       The family follows ADDR: anything with ':' is AF_INET6 (so
       ::ffff:10.0.0.5 is a dual-stack socket on the v4-mapped path).
@@ -124,7 +125,7 @@ def do_connect(a):
         if a.noread:
             return result(True)
         if a.http:
-            a.send = f"GET / HTTP/1.0\r\nHost: {a.addr}\r\n\r\n"
+            a.send = f"GET / HTTP/1.0\r\nHost: {a.host or a.addr}\r\n\r\n"
         payload = (a.send or ("ping" if a.proto == "udp" else "")).encode()
         if payload:
             try:
@@ -309,6 +310,7 @@ def parser():
     c.add_argument("--send")
     c.add_argument("--v6only", action="store_true")
     c.add_argument("--http", action="store_true")
+    c.add_argument("--host")
     c.add_argument("--noread", action="store_true")
     c.add_argument("--timeout", type=float, default=2.0)
     t = sub.add_parser("sendto")

@@ -1,28 +1,29 @@
 """Allowed destinations connect and exchange bytes; real clients see the fence."""
 import unittest
 
-from e2e_case import ALLOW_PG_POLICY, DEFAULT_POLICY_ALL_EVENTS, FenceCase
+from e2e_case import ALLOW_PG_POLICY, DEFAULT_POLICY_ALL_EVENTS, PUBLIC_HOST_RULE, FenceCase
 
 
 class WebAndDns(FenceCase):
-    POLICY = DEFAULT_POLICY_ALL_EVENTS
+    # Web ports go through the proxy: curl names a host the policy allows.
+    POLICY = DEFAULT_POLICY_ALL_EVENTS + PUBLIC_HOST_RULE
 
     def test_https_v4_with_curl(self):
-        r = self.w.curl("--cacert", self.w.ca, "https://203.0.113.10/")
+        r = self.w.curl("-4", "--cacert", self.w.ca, "https://public.test/")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("s_server", r.stdout)  # openssl -www status page
         self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["daddr"] == "203.0.113.10"
                                and e["dport"] == 443 and e["reason"] == "web-port", what="allow web-port event")
 
     def test_https_v6_with_curl(self):
-        r = self.w.curl("-6", "--cacert", self.w.ca, "https://[2001:db8::10]/")
+        r = self.w.curl("-6", "--cacert", self.w.ca, "https://public.test/")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("s_server", r.stdout)
         self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["hook"] == "connect6"
                                and e["dport"] == 443, what="allow connect6 event")
 
     def test_http_v4_with_curl(self):
-        r = self.w.curl("http://203.0.113.10/")
+        r = self.w.curl("-4", "http://public.test/")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "hello from 203.0.113.10 80\n")
 

@@ -3,7 +3,7 @@ fenced cgroup fails with EPERM, and `egressd tail --json` reports the reason."""
 import os
 import unittest
 
-from e2e_case import (DEFAULT_POLICY, DENY_CIDR_POLICY, STRICT_POLICY, FenceCase)
+from e2e_case import (DEFAULT_POLICY, DENY_CIDR_POLICY, PUBLIC_HOST_RULE, STRICT_POLICY, FenceCase)
 
 
 class PrivateAndLinkLocal(FenceCase):
@@ -77,7 +77,7 @@ class OtherCategories(FenceCase):
 
 
 class DenyCidr(FenceCase):
-    POLICY = DENY_CIDR_POLICY
+    POLICY = DENY_CIDR_POLICY + PUBLIC_HOST_RULE  # the rule lets the neighbour through the proxy
 
     def test_deny_cidr_beats_web_port(self):
         self.assertProbeDenied("connect", "tcp", "203.0.113.7", 443, reason="deny-cidr", hook="connect4",
@@ -87,7 +87,8 @@ class DenyCidr(FenceCase):
         self.assertProbeDenied("sendto", "203.0.113.7", 53, reason="deny-cidr", hook="sendmsg4", rule=1)
 
     def test_neighbour_still_allowed(self):
-        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from 203.0.113.10 80")
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", "--host", "public.test",
+                           expect="hello from 203.0.113.10 80")
 
 
 class StrictLoopback(FenceCase):

@@ -12,7 +12,7 @@ from world import EGRESSD, REPO, cgroup2_root
 
 HOST_RULE_POLICY = DEFAULT_POLICY + """
 [[allow]]
-host = "db.example.com"
+host = "public.test"
 ports = [8080]
 """
 
@@ -121,7 +121,10 @@ class HostRulePorts(FenceCase):
     POLICY = HOST_RULE_POLICY
 
     def test_host_rule_port_open_at_l4(self):
-        self.assertProbeOk("connect", "tcp", "203.0.113.10", 8080, expect="banner 203.0.113.10 8080")
+        # The port is steered to the proxy, which admits the named host and
+        # relays to the banner+echo server there.
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 8080, "--send",
+                           "GET / HTTP/1.1\r\nHost: public.test:8080\r\n\r\n", expect="banner 203.0.113.10 8080")
         self.assertProbeDenied("connect", "tcp", "203.0.113.10", 5432, reason="port")
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 8080, reason="private")
 
@@ -162,12 +165,18 @@ class ShippedPolicies(FenceCase):
         self.assertProbeDenied("connect", "tcp", "169.254.169.254", 80, reason="link-local")
         self.assertProbeDenied("connect", "tcp", "203.0.113.10", 22, reason="port")
         self.assertProbeOk("connect", "tcp", "127.0.0.1", 8080, expect="banner")
-        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from")
+        # No host rules: web ports reach the proxy, which refuses every name.
+        r = self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", "--host", "public.test",
+                               expect="403 Forbidden")
+        self.assertIn("X-Egressd-Reason: host-not-allowed", r["received"], r)
 
     def test_strict_toml(self):
         self._attach_shipped("strict.toml")
         self.assertProbeDenied("connect", "tcp", "127.0.0.1", 8080, reason="loopback")
-        r = self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from")
+        # Loopback is denied, yet steering to the proxy on loopback works; no
+        # host rules, so the proxy refuses the name.
+        r = self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", "--host", "public.test",
+                               expect="403 Forbidden")
         self.tail.expect_event(lambda e: e["tgid"] == r["pid"] and e["verdict"] == "allow",
                                what="allow event (strict logs every decision)")
 
@@ -175,8 +184,14 @@ class ShippedPolicies(FenceCase):
         self._attach_shipped("claude-code.toml")
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 443, reason="private")
         self.assertProbeDenied("connect", "tcp", "203.0.113.10", 22, reason="port")
-        r = self.w.curl("--cacert", self.w.ca, "https://203.0.113.10/")
+        # The world's DNS serves api.anthropic.com (on 203.0.113.10, in the
+        # test CA's certificate): a name this policy allows passes the proxy,
+        # one it does not is refused with a TLS alert.
+        r = self.w.curl("--cacert", self.w.ca, "https://api.anthropic.com/")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("s_server", r.stdout)
+        r = self.w.curl("--cacert", self.w.ca, "https://public.test/")
+        self.assertEqual(r.returncode, 35, f"{r.stdout}{r.stderr}")
 
 
 class Privileges(unittest.TestCase):

@@ -4,11 +4,12 @@ import os
 import subprocess
 import unittest
 
-from e2e_case import DEFAULT_POLICY, FenceCase
+from e2e_case import DEFAULT_POLICY, PUBLIC_HOST_RULE, FenceCase
 from world import _LineReader
 
 
 class NestedCgroups(FenceCase):
+    POLICY = DEFAULT_POLICY + PUBLIC_HOST_RULE  # web traffic passes the proxy by name
     def test_child_cgroup_created_after_attach(self):
         child = self.w.cgroup_path("child")  # created now, after attach
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="child", reason="private",
@@ -20,7 +21,7 @@ class NestedCgroups(FenceCase):
         self.assertProbeDenied("socket", "inet", "raw", "icmp", cgroup="a/b", reason="raw-socket")
 
     def test_child_cgroup_allowed_traffic(self):
-        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", cgroup="child",
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", "--host", "public.test", cgroup="child",
                            expect="hello from 203.0.113.10 80")
 
     def test_outside_the_cgroup_is_not_fenced(self):

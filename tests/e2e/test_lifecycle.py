@@ -16,7 +16,11 @@ class KillAndDetach(FenceCase):
         self.assertIsNotNone(self.daemon.wait_exit(10))
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80)
         self.assertProbeDenied("socket", "inet", "raw", "icmp", reason="raw-socket")
-        self.assertProbeOk("connect", "tcp", "203.0.113.10", 80, "--http", expect="hello from")
+        self.assertProbeOk("connect", "tcp", "127.0.0.1", 8080, expect="banner 127.0.0.1 8080")  # not a blanket deny
+        # Web ports are steered to the proxy, which died with the daemon: they
+        # fail closed rather than reach the origin uninspected.
+        r = self.w.probe("connect", "tcp", "203.0.113.10", 80, "--http", "--host", "public.test")
+        self.assertNotIn("hello from", r["received"], f"web traffic bypassed the dead proxy: {r}")
         st = self.status_for_cgroup()
         self.assertIsNotNone(st, "status lost the attachment after kill -9")
         self.assertTrue(st["fenced"], st)

@@ -1,10 +1,11 @@
 """IPv6 spellings of an IPv4 address are judged as that IPv4 address."""
 import unittest
 
-from e2e_case import FenceCase
+from e2e_case import DEFAULT_POLICY, PUBLIC_HOST_RULE, FenceCase
 
 
 class V6Forms(FenceCase):
+    POLICY = DEFAULT_POLICY + PUBLIC_HOST_RULE  # web traffic passes the proxy by name
     FORMS = {
         "v4-mapped": "::ffff:10.0.0.5",
         "nat64": "64:ff9b::a00:5",
@@ -38,7 +39,7 @@ class V6Forms(FenceCase):
 
     def test_v4_mapped_public_is_allowed(self):
         # Control: the v4-mapped path is not a blanket deny.
-        self.assertProbeOk("connect", "tcp", "::ffff:203.0.113.10", 80, "--http",
+        self.assertProbeOk("connect", "tcp", "::ffff:203.0.113.10", 80, "--http", "--host", "public.test",
                            expect="hello from 203.0.113.10 80")
 
     def test_v4_mapped_public_port_denied(self):
