@@ -2,7 +2,6 @@
 in the fenced cgroup reach allowed names byte for byte; everything else gets
 a fatal access_denied alert and a proxy event with the reason."""
 import json
-import subprocess
 import time
 import unittest
 

@@ -52,7 +52,7 @@ import threading
 import time
 from pathlib import Path
 
-from origins import (ALT_TLS_PORT, CERT_NAMES, DNS4, ORIGIN_HOSTS, dnsmasq_cmd, fcgiwrap_cmd, make_git_repo,
+from origins import (CERT_NAMES, DNS4, ORIGIN_HOSTS, dnsmasq_cmd, fcgiwrap_cmd, make_git_repo,
                      nginx_conf, origin_endpoints, write_content)
 
 HERE = Path(__file__).resolve().parent
