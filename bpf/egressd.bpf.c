@@ -33,17 +33,13 @@ static __always_inline __u8 egd_proto_bit(__u32 protocol)
 	return 0;
 }
 
-/* Steer a TCP connect to the proxy: record the original destination and
- * who asked, under the socket's cookie, then rewrite the destination to the
- * proxy on loopback (same family, so dual-stack and v6-only sockets keep
- * working). 0 if there is no proxy to steer to: the caller refuses. */
-static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embed, const __u32 given[4], __u16 port)
+/* Steer a connect or send to a listener of the daemon: record the original
+ * destination and who asked, under the socket's cookie, then rewrite the
+ * destination to loopback:port (same family, so dual-stack and v6-only
+ * sockets keep working). 0 if the record cannot be kept: the caller refuses. */
+static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embed, const __u32 given[4], __u16 port,
+				     __u16 to_port)
 {
-	__u32 zero = 0;
-	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
-	if (!pc || !pc->port || pc->port > 0xffff)
-		return 0;
-
 	struct egd_orig o = {};
 	__builtin_memcpy(o.daddr, given, 16);
 	o.dport = port;
@@ -71,7 +67,7 @@ static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embe
 		ctx->user_ip6[2] = 0;
 		ctx->user_ip6[3] = bpf_htonl(1);
 	}
-	ctx->user_port = bpf_htons((__u16)pc->port);
+	ctx->user_port = bpf_htons(to_port);
 	return 1;
 }
 
@@ -121,17 +117,37 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 	}
 
 	int is_connect = hook == EGD_HOOK_CONNECT4 || hook == EGD_HOOK_CONNECT6;
-	int tcp_connect = is_connect && t.proto_bit == EGD_PROTO_TCP;
-	if (tcp_connect && d.verdict == EGD_VERDICT_ALLOW && d.reason == EGD_REASON_WEB_PORT) {
-		/* Web ports (80, 443, host-rule ports) are only ever reached
-		 * through the proxy, which judges the name. */
-		if (!egd_steer(ctx, v6, embed, given, t.port)) {
+	int steered = 0;
+	__u32 zero = 0;
+	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
+	if (t.port == 53 && t.proto_bit && pc && (pc->flags & EGD_PROXY_F_DNS)) {
+		/* DNS to any address (a LAN resolver, 127.0.0.53, a public
+		 * one, whatever the address rules say of it) goes to egressd's
+		 * resolver, which answers only allowed names: no other
+		 * resolver ever sees a query from the cgroup. */
+		steered = 1;
+	}
+	if (steered) {
+		d.verdict = EGD_VERDICT_ALLOW;
+		d.reason = EGD_REASON_DNS_STEERED;
+		d.rule_id = 0;
+		if (!pc->dns_port || !egd_steer(ctx, v6, embed, given, t.port, pc->dns_port)) {
 			d.verdict = EGD_VERDICT_DENY;
 			d.reason = EGD_REASON_NO_PROXY;
 		}
-	} else if (tcp_connect) {
-		/* A socket whose earlier steered connect failed may try
-		 * elsewhere: its record must not outlive that attempt. */
+	} else if (is_connect && t.proto_bit == EGD_PROTO_TCP && d.verdict == EGD_VERDICT_ALLOW &&
+		   d.reason == EGD_REASON_WEB_PORT) {
+		/* Web ports (80, 443, host-rule ports) are only ever reached
+		 * through the proxy, which judges the name. */
+		steered = 1;
+		if (!pc || !pc->port || !egd_steer(ctx, v6, embed, given, t.port, pc->port)) {
+			d.verdict = EGD_VERDICT_DENY;
+			d.reason = EGD_REASON_NO_PROXY;
+		}
+	}
+	if (!steered && is_connect) {
+		/* A socket whose earlier steered connect failed (or a UDP
+		 * socket connected elsewhere) must not keep that record. */
 		__u64 cookie = bpf_get_socket_cookie(ctx);
 		if (bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie))
 			bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);
@@ -353,10 +369,67 @@ int egd_getpeername6(struct bpf_sock_addr *ctx)
 	return egd_getpeername(ctx, 1);
 }
 
+/* A steered DNS answer comes from the resolver on loopback: the client
+ * sees it come from the server it asked (glibc, musl and dig drop answers
+ * from any other address). Runs only when the caller asks for the source. */
+static __always_inline int egd_recvmsg(struct bpf_sock_addr *ctx, int v6)
+{
+	__u32 zero = 0;
+	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
+	if (!pc || !pc->dns_port || ctx->user_port != bpf_htons(pc->dns_port))
+		return 1;
+	if (v6) {
+		__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1], a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+		int lo6 = a0 == 0 && a1 == 0 && a2 == 0 && a3 == bpf_htonl(1);
+		int lo4 = a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && a3 == bpf_htonl(0x7f000001);
+		if (!lo6 && !lo4)
+			return 1;
+	} else if (ctx->user_ip4 != bpf_htonl(0x7f000001)) {
+		return 1;
+	}
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct egd_orig *o = bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie);
+	if (!o)
+		return 1;
+	__u32 a[4];
+	__builtin_memcpy(a, o->daddr, 16);
+	if (!v6) {
+		if (o->family != AF_INET)
+			return 1;
+		ctx->user_ip4 = a[0];
+	} else if (o->family == AF_INET) {
+		/* sendto(::ffff:a.b.c.d) on a dual-stack socket passes
+		 * sendmsg4; its answer comes back through recvmsg6. */
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = a[0];
+	} else {
+		ctx->user_ip6[0] = a[0];
+		ctx->user_ip6[1] = a[1];
+		ctx->user_ip6[2] = a[2];
+		ctx->user_ip6[3] = a[3];
+	}
+	ctx->user_port = bpf_htons(o->dport);
+	return 1; /* recvmsg hooks must return 1 */
+}
+
+SEC("cgroup/recvmsg4")
+int egd_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return egd_recvmsg(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int egd_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return egd_recvmsg(ctx, 1);
+}
+
 SEC("cgroup/sock_release")
 int egd_sock_release(struct bpf_sock *sk)
 {
-	if (sk->protocol != IPPROTO_TCP)
+	if (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP)
 		return 1;
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);

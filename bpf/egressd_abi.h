@@ -64,7 +64,14 @@ enum egd_verdict {
 	X(MALFORMED, "malformed")             \
 	X(NO_RECORD, "no-record")             \
 	X(RESOLVE_FAILED, "resolve-failed")   \
-	X(UPSTREAM_FAILED, "upstream-failed")
+	X(UPSTREAM_FAILED, "upstream-failed")   \
+	/* decided by the resolver (hook DNS) */ \
+	X(DNS_STEERED, "dns-steered")         \
+	X(DNS_NAME_ALLOWED, "dns-name-allowed") \
+	X(DNS_NAME_NOT_ALLOWED, "dns-name-not-allowed") \
+	X(DNS_TYPE_NOT_ALLOWED, "dns-type-not-allowed") \
+	X(DNS_MALFORMED, "dns-malformed")     \
+	X(DNS_UPSTREAM_FAILED, "dns-upstream-failed")
 
 enum egd_reason {
 #define EGD_REASON_ENUM(id, name) EGD_REASON_##id,
@@ -101,7 +108,8 @@ enum egd_action {
 	X(SOCK_CREATE, "sock_create")  \
 	X(SETSOCKOPT, "setsockopt")    \
 	X(SKB_EGRESS, "skb_egress")    \
-	X(PROXY, "proxy")
+	X(PROXY, "proxy")              \
+	X(DNS, "dns")
 
 enum egd_hook {
 #define EGD_HOOK_ENUM(id, name) EGD_HOOK_##id,
@@ -167,12 +175,19 @@ struct egd_config {
 	__u64 udp_ports[1024];               /* bitmap: UDP ports allowed at L4 (53) */
 };
 
-/* ---- transparent proxy steering ------------------------------------------ */
-/* egd_proxy[0]: where connect4/6 steer TCP web ports. Written by the daemon
- * once its listener is bound (127.0.0.1:port and [::1]:port in the daemon's
- * network namespace). port 0: no proxy yet, steered connects are refused. */
+/* ---- transparent proxy and resolver steering ------------------------------ */
+/* egd_proxy[0]: where connect4/6 and sendmsg4/6 steer. Written by the daemon
+ * once its listeners are bound (127.0.0.1 and [::1] in the daemon's network
+ * namespace): TCP web ports to `port`, DNS (UDP and TCP 53, any address) to
+ * `dns_port`. A port of 0 means nobody listens: steered connects are
+ * refused (reason no-proxy). Once a resolver has been registered
+ * (EGD_PROXY_F_DNS, never cleared), DNS is never let through unsteered. */
+#define EGD_PROXY_F_DNS 0x1
+
 struct egd_proxy_conf {
-	__u32 port; /* host order */
+	__u16 port;     /* host order; TCP web ports go here */
+	__u16 dns_port; /* host order; UDP and TCP port 53 go here */
+	__u32 flags;    /* EGD_PROXY_F_* */
 };
 
 /* What the proxy needs to know about a steered connection: written by

@@ -276,7 +276,7 @@ int steer_probe() {
 // egd_orig_by_port from accept()'s peer address; a direct dial has none.
 TEST_F(BpfAttach, SteersWebPortsToProxy) {
   Attached a = attach("version = 1\n");
-  ASSERT_TRUE(set_proxy_port(a.maps, kProxyPort).ok());
+  ASSERT_TRUE(set_proxy_ports(a.maps, kProxyPort, 0).ok());
   g_by_port_fd = a.maps.orig_by_port.get();
   struct Case {
     int family;
@@ -304,6 +304,123 @@ TEST_F(BpfAttach, SteersWebPortsToProxy) {
     EXPECT_EQ(g_seen->direct_record, 0);
     munmap(mem, sizeof(SteerSeen));
   }
+}
+
+constexpr uint16_t kDnsPort = 15998;
+
+struct DnsSeen {
+  int send_err = -1;
+  char reply_from[64] = {};     // recvfrom()'s source for the unconnected query
+  char reply[32] = {};
+  char connected_peer[64] = {};  // getpeername() of a connected UDP socket
+  char connected_from[64] = {};  // recvfrom() source on it
+  int tcp_err = -1;
+  char tcp_accepted_at[16] = {};  // "yes" if the TCP listener stand-in got it
+};
+DnsSeen* g_dns = nullptr;
+
+bool lo_up() {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  ifreq ifr{};
+  std::strcpy(ifr.ifr_name, "lo");
+  bool ok = ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  ifr.ifr_flags |= IFF_UP;
+  ok = ok && ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  close(s);
+  return ok;
+}
+
+sockaddr_in v4addr(const char* a, uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, a, &sa.sin_addr);
+  return sa;
+}
+
+// Child: a UDP and a TCP stand-in for the resolver on 127.0.0.1:kDnsPort,
+// then queries to "resolvers" on private and public addresses.
+int dns_probe() {
+  if (!lo_up()) return 201;
+  int srv = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in la = v4addr("127.0.0.1", kDnsPort);
+  if (bind(srv, reinterpret_cast<sockaddr*>(&la), sizeof(la)) != 0) return 202;
+  int tsrv = socket(AF_INET, SOCK_STREAM, 0);
+  if (bind(tsrv, reinterpret_cast<sockaddr*>(&la), sizeof(la)) != 0 || listen(tsrv, 4) != 0) return 203;
+  timeval tv{2, 0};
+
+  auto answer = [&] {
+    char buf[64];
+    sockaddr_storage from{};
+    socklen_t fl = sizeof(from);
+    ssize_t n = recvfrom(srv, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl);
+    if (n > 0) sendto(srv, "answer", 6, 0, reinterpret_cast<sockaddr*>(&from), fl);
+  };
+
+  // Unconnected sendto a LAN resolver: steered, and the answer appears to
+  // come from it.
+  int c = socket(AF_INET, SOCK_DGRAM, 0);
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in lan = v4addr("10.0.0.1", 53);
+  g_dns->send_err = sendto(c, "query", 5, 0, reinterpret_cast<sockaddr*>(&lan), sizeof(lan)) == 5 ? 0 : errno;
+  if (g_dns->send_err) return 0;
+  answer();
+  sockaddr_storage from{};
+  socklen_t fl = sizeof(from);
+  ssize_t n = recvfrom(c, g_dns->reply, sizeof(g_dns->reply) - 1, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+  if (n > 0) std::snprintf(g_dns->reply_from, sizeof(g_dns->reply_from), "%s", sockaddr_text(from).c_str());
+
+  // Connected UDP (what glibc does) to a public resolver.
+  int cc = socket(AF_INET, SOCK_DGRAM, 0);
+  setsockopt(cc, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in pub = v4addr("203.0.113.53", 53);
+  if (connect(cc, reinterpret_cast<sockaddr*>(&pub), sizeof(pub)) != 0) return 204;
+  sockaddr_storage peer{};
+  socklen_t pl = sizeof(peer);
+  getpeername(cc, reinterpret_cast<sockaddr*>(&peer), &pl);
+  std::snprintf(g_dns->connected_peer, sizeof(g_dns->connected_peer), "%s", sockaddr_text(peer).c_str());
+  send(cc, "q2", 2, 0);
+  answer();
+  char buf[16];
+  fl = sizeof(from);
+  if (recvfrom(cc, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fl) > 0)
+    std::snprintf(g_dns->connected_from, sizeof(g_dns->connected_from), "%s", sockaddr_text(from).c_str());
+
+  // TCP 53 too.
+  int t = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in pub_tcp = v4addr("198.51.100.53", 53);
+  g_dns->tcp_err = connect(t, reinterpret_cast<sockaddr*>(&pub_tcp), sizeof(pub_tcp)) == 0 ? 0 : errno;
+  if (g_dns->tcp_err == 0) {
+    int a = accept(tsrv, nullptr, nullptr);
+    if (a >= 0) std::snprintf(g_dns->tcp_accepted_at, sizeof(g_dns->tcp_accepted_at), "yes");
+  }
+  return 0;
+}
+
+// Test DNS steering: once a resolver port is registered, UDP (connected or
+// not) and TCP port 53 to any address, private ones included, reach the
+// resolver on loopback, and answers appear to come from the server asked
+// (recvmsg4) as does the peer of a connected socket (getpeername4).
+TEST_F(BpfAttach, SteersDnsToResolver) {
+  Attached a = attach("version = 1\n");
+  // Without a resolver, DNS to a private address is just private.
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.1", 53, SOCK_DGRAM); }), EPERM);
+  ASSERT_TRUE(set_proxy_ports(a.maps, kProxyPort, kDnsPort).ok());
+  void* mem = mmap(nullptr, sizeof(DnsSeen), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  g_dns = new (mem) DnsSeen{};
+  EXPECT_EQ(in_fence(cg_.path(), dns_probe), 0);
+  EXPECT_EQ(g_dns->send_err, 0) << strerror(g_dns->send_err);
+  EXPECT_STREQ(g_dns->reply, "answer");
+  EXPECT_STREQ(g_dns->reply_from, "10.0.0.1:53");
+  EXPECT_STREQ(g_dns->connected_peer, "203.0.113.53:53");
+  EXPECT_STREQ(g_dns->connected_from, "203.0.113.53:53");
+  EXPECT_EQ(g_dns->tcp_err, 0) << strerror(g_dns->tcp_err);
+  EXPECT_STREQ(g_dns->tcp_accepted_at, "yes");
+  munmap(mem, sizeof(DnsSeen));
+  // A registered resolver that went away (port 0) refuses, never lets DNS out.
+  ASSERT_TRUE(set_proxy_ports(a.maps, kProxyPort, 0).ok());
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.53", 53, SOCK_DGRAM); }), EPERM);
 }
 
 // Test that a child cgroup created after the attach inherits the fence.

@@ -85,7 +85,8 @@ TEST_F(AbiLayout, Meta) {
 }
 
 TEST_F(AbiLayout, ProxySteering) {
-  expect_layout("egd_proxy_conf", sizeof(egd_proxy_conf), {M(egd_proxy_conf, port)});
+  expect_layout("egd_proxy_conf", sizeof(egd_proxy_conf),
+                {M(egd_proxy_conf, port), M(egd_proxy_conf, dns_port), M(egd_proxy_conf, flags)});
   expect_layout("egd_orig", sizeof(egd_orig),
                 {M(egd_orig, daddr), M(egd_orig, dport), M(egd_orig, family), M(egd_orig, pid), M(egd_orig, tgid),
                  M(egd_orig, uid), M(egd_orig, cgroup_id), M(egd_orig, sock_cookie), M(egd_orig, comm)});
@@ -102,7 +103,7 @@ TEST(AbiVersion, SizesMatchVersion) {
   EXPECT_EQ(sizeof(egd_cidr_rule), 136u);
   EXPECT_EQ(sizeof(egd_config), 16400u);
   EXPECT_EQ(sizeof(egd_meta), 568u);
-  EXPECT_EQ(sizeof(egd_proxy_conf), 4u);
+  EXPECT_EQ(sizeof(egd_proxy_conf), 8u);
   EXPECT_EQ(sizeof(egd_orig), 64u);
   EXPECT_EQ(sizeof(egd_port_key), 32u);
 }

@@ -42,6 +42,8 @@ std::array<ProgLink, kProgramCount> programs(egressd_bpf* s) {
            {"egd_sockops", s->progs.egd_sockops, &s->links.egd_sockops},
            {"egd_getpeername4", s->progs.egd_getpeername4, &s->links.egd_getpeername4},
            {"egd_getpeername6", s->progs.egd_getpeername6, &s->links.egd_getpeername6},
+           {"egd_recvmsg4", s->progs.egd_recvmsg4, &s->links.egd_recvmsg4},
+           {"egd_recvmsg6", s->progs.egd_recvmsg6, &s->links.egd_recvmsg6},
            {"egd_sendmsg4", s->progs.egd_sendmsg4, &s->links.egd_sendmsg4},
            {"egd_sendmsg6", s->progs.egd_sendmsg6, &s->links.egd_sendmsg6},
            {"egd_connect4", s->progs.egd_connect4, &s->links.egd_connect4},

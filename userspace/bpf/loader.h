@@ -18,8 +18,8 @@ namespace egressd {
 // link_<name>. `status` counts live links against this list.
 inline constexpr const char* kProgramNames[] = {
     "egd_sock_create", "egd_setsockopt",   "egd_skb_egress",   "egd_sock_release", "egd_sockops",
-    "egd_getpeername4", "egd_getpeername6", "egd_sendmsg4",     "egd_sendmsg6",     "egd_connect4",
-    "egd_connect6"};
+    "egd_getpeername4", "egd_getpeername6", "egd_recvmsg4",     "egd_recvmsg6",     "egd_sendmsg4",
+    "egd_sendmsg6",     "egd_connect4",     "egd_connect6"};
 inline constexpr int kProgramCount = static_cast<int>(std::size(kProgramNames));
 
 struct Attached {

@@ -116,10 +116,21 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   return m;
 }
 
-Status set_proxy_port(const MapFds& maps, uint16_t port) {
+Result<egd_proxy_conf> read_proxy_conf(const MapFds& maps) {
   uint32_t zero = 0;
   egd_proxy_conf conf{};
+  if (bpf_map_lookup_elem(maps.proxy.get(), &zero, &conf) != 0) return sys_error("read egd_proxy");
+  return conf;
+}
+
+Status set_proxy_ports(const MapFds& maps, uint16_t port, uint16_t dns_port) {
+  uint32_t zero = 0;
+  auto old = read_proxy_conf(maps);
+  if (!old) return old.error();
+  egd_proxy_conf conf = *old;
   conf.port = port;
+  conf.dns_port = dns_port;
+  if (dns_port) conf.flags |= EGD_PROXY_F_DNS;
   if (bpf_map_update_elem(maps.proxy.get(), &zero, &conf, BPF_ANY) != 0) return sys_error("write egd_proxy");
   return {};
 }

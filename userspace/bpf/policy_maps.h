@@ -46,9 +46,11 @@ Result<InstallInfo> install_policy(const MapFds& maps, const policy::Policy& pol
 
 Result<egd_meta> read_meta(const MapFds& maps);
 
-// Points steering at the proxy listening on `port` (0: nobody listens, so
-// steered connects are refused).
-Status set_proxy_port(const MapFds& maps, uint16_t port);
+// Points steering at the daemon's listeners: the proxy on `port` and the
+// resolver on `dns_port` (0: nobody listens, so steered connects are
+// refused). A nonzero dns_port turns DNS steering on for good.
+Status set_proxy_ports(const MapFds& maps, uint16_t port, uint16_t dns_port);
+Result<egd_proxy_conf> read_proxy_conf(const MapFds& maps);
 Status write_meta(const MapFds& maps, const egd_meta& meta);
 
 using Counters = std::array<uint64_t, EGD_STAT__COUNT>;

@@ -55,10 +55,8 @@ struct Status1 {
 };
 
 uint16_t proxy_port(const MapFds& maps) {
-  uint32_t zero = 0;
-  egd_proxy_conf c{};
-  if (bpf_map_lookup_elem(maps.proxy.get(), &zero, &c) != 0) return 0;
-  return static_cast<uint16_t>(c.port);
+  auto c = read_proxy_conf(maps);
+  return c ? c->port : 0;
 }
 
 void print_counters_text(const Counters& c, unsigned verdict) {

@@ -229,7 +229,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
   proxy::BpfOrigDstTable orig_table(maps.orig_by_port.get());
   auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, active(*p), popt);
   if (!proxy) return fail("attach", "start the proxy: " + proxy.error().message());
-  if (auto s = set_proxy_port(maps, (*proxy)->port()); !s) return fail("attach", s.error().message());
+  if (auto s = set_proxy_ports(maps, (*proxy)->port(), 0); !s) return fail("attach", s.error().message());
 
   RingContext rctx{&hub.value(), boottime_to_unix_offset_ns()};
   ring_buffer* rb = ring_buffer__new(maps.events.get(), on_ring_record, &rctx, nullptr);
@@ -312,9 +312,9 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // Steered connects get EPERM (no-proxy) from now on rather than a refused
   // connection to a port someone else could bind; a daemon that already
   // took over has registered its own port, which stays.
-  if (uint32_t zero = 0; path_exists(target->pins.dir)) {
-    egd_proxy_conf c{};
-    if (bpf_map_lookup_elem(maps.proxy.get(), &zero, &c) == 0 && c.port == (*proxy)->port()) (void)set_proxy_port(maps, 0);
+  if (path_exists(target->pins.dir)) {
+    auto c = read_proxy_conf(maps);
+    if (c && c->port == (*proxy)->port()) (void)set_proxy_ports(maps, 0, 0);
   }
   // Our pidfile, still locked by us: remove it before the lock goes.
   unlink(target->pins.pidfile().c_str());
