@@ -20,12 +20,12 @@
 # stderr) and keeps every raw figure in the results directory.
 #
 # Environment:
-#   BUILD_DIR=build          where bin egressd is (built with scripts/build.sh if missing)
-#   BENCH_QUICK=1            1 repetition... see the knobs below (quick values in brackets)
-#   BENCH_REPS=5 [2]         repetitions (each test over all paths, order rotated)
+#   BUILD_DIR=build          where the egressd binary is (built with scripts/build.sh if missing)
+#   BENCH_QUICK=1            the quick values, in brackets below (also: --quick)
+#   BENCH_REPS=6 [2]         repetitions (each test over all paths, order rotated)
 #   BENCH_DUR=2 [1]          seconds per load run
 #   BENCH_LAT_ROUNDS=150 [40] latency rounds per repetition (one sample per path per round)
-#   BENCH_IDLE_N=max [1000]  idle connections (max = what a 20000-fd process can relay)
+#   BENCH_IDLE_N=max [2000]  idle connections (max = what a 20000-fd process can relay)
 #   BENCH_IDLE_MAX_S=40 [15] cap on setting them up
 #   BENCH_PATHS="direct haproxy egressd"   a subset to run (direct is always run)
 #   BENCH_REQUIRE_EGRESSD=0  1 = fail if egressd's proxy does not come up (else: left out)
@@ -54,9 +54,9 @@ PY=/usr/bin/python3
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
   REPS=${BENCH_REPS:-2}; DUR=${BENCH_DUR:-1}; LAT_ROUNDS=${BENCH_LAT_ROUNDS:-40}
-  IDLE_N=${BENCH_IDLE_N:-1000}; IDLE_MAX_S=${BENCH_IDLE_MAX_S:-15}
+  IDLE_N=${BENCH_IDLE_N:-2000}; IDLE_MAX_S=${BENCH_IDLE_MAX_S:-15}
 else
-  REPS=${BENCH_REPS:-5}; DUR=${BENCH_DUR:-2}; LAT_ROUNDS=${BENCH_LAT_ROUNDS:-150}
+  REPS=${BENCH_REPS:-6}; DUR=${BENCH_DUR:-2}; LAT_ROUNDS=${BENCH_LAT_ROUNDS:-150}
   IDLE_N=${BENCH_IDLE_N:-max}; IDLE_MAX_S=${BENCH_IDLE_MAX_S:-40}
 fi
 LAT_MAX_S=20                       # cap per latency pass
@@ -107,11 +107,15 @@ stop_pid() { # pid: TERM, 5 s, KILL
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
+EG_STARTED=0                       # set by start_egressd, cleared by a detach that worked
+fence_progs() { bpftool cgroup show "$CG_FENCE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/' | wc -l; }
 egressd_detach() {
   [[ -x $EGRESSD && -d $CG_FENCE ]] || return 0
-  if [[ -d $EGRESSD_BPFFS_DIR ]] || bpftool cgroup show "$CG_FENCE" 2>/dev/null | grep -q .; then
-    timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >>"$WORK/logs/egressd-detach.log" 2>&1 ||
-      log "warning: egressd detach --cgroup $CG_FENCE failed (see $WORK/logs/egressd-detach.log)"
+  ((EG_STARTED)) || (($(fence_progs) > 0)) || return 0
+  if timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >>"$WORK/logs/egressd-detach.log" 2>&1; then
+    EG_STARTED=0
+  else
+    log "warning: egressd detach --cgroup $CG_FENCE failed (see logs/egressd-detach.log)"
   fi
 }
 cleanup() {
@@ -295,6 +299,8 @@ if ! mountpoint -q /sys/fs/bpf; then mount -t bpf bpf /sys/fs/bpf && MOUNTED_BPF
 
 # run CMD with its pid in cgroup $1 from exec on (so its sockets and children belong there)
 in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
+# the same for a daemon: `( daemon_in_cg CG CMD... ) &` leaves $! = the daemon's own pid
+daemon_in_cg() { exec sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
 # a client of path $1, in the client namespace (with its hosts file) and the path's cgroup
 client() {
   local cg=$CG_PLAIN
@@ -319,20 +325,18 @@ origin_opens() { ip netns exec "$NS_O" awk '/^Tcp:/ && $1 == "Tcp:" {n++; if (n 
 
 # --- daemons -------------------------------------------------------------------------------------
 start_dnsmasq() {
-  in_cg "$CG_ORIGIN" ip netns exec "$NS_O" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+  ( daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" dnsmasq --keep-in-foreground --conf-file=/dev/null \
     --log-facility=- --pid-file="$WORK/run/dnsmasq.pid" --user=nobody --group=nogroup \
     --listen-address="$DNS_IP" --bind-interfaces --no-resolv --no-hosts \
-    --addn-hosts="/etc/netns/$NS_O/hosts" --local-ttl="$DNS_TTL" --address=/#/ \
-    >"$WORK/logs/dnsmasq.log" 2>&1 &
+    --addn-hosts="/etc/netns/$NS_O/hosts" --local-ttl="$DNS_TTL" --address=/#/ ) >"$WORK/logs/dnsmasq.log" 2>&1 &
   DPID[dnsmasq]=$!
 }
 start_origin() {
-  in_cg "$CG_ORIGIN" ip netns exec "$NS_O" nginx -c "$WORK/origin-nginx.conf" -g 'daemon off;' \
-    >"$WORK/logs/origin.log" 2>&1 &
+  ( daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" nginx -c "$WORK/origin-nginx.conf" -g 'daemon off;' ) >"$WORK/logs/origin.log" 2>&1 &
   DPID[origin]=$!
 }
 start_haproxy() {
-  in_cg "$CG_HAPROXY" ip netns exec "$NS_C" haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/logs/haproxy.log" 2>&1 &
+  ( daemon_in_cg "$CG_HAPROXY" ip netns exec "$NS_C" haproxy -db -f "$WORK/haproxy.cfg" ) >"$WORK/logs/haproxy.log" 2>&1 &
   DPID[haproxy]=$!
 }
 EGRESSD_DNS_ARG=()
@@ -340,11 +344,11 @@ start_egressd() {
   # in the client namespace through nsenter (`ip netns exec` would remount /sys and hide the
   # bpffs and the cgroup mount), with a private mount namespace whose /etc/resolv.conf and
   # /etc/hosts are the client namespace's, in its own cgroup (never the one it fences)
-  in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- unshare --mount --propagation private -- \
+  ( daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- unshare --mount --propagation private -- \
     sh -c 'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"' \
-    "/etc/netns/$NS_C" "$EGRESSD" attach --cgroup "$CG_FENCE" --policy "$WORK/egressd.toml" "${EGRESSD_DNS_ARG[@]}" \
-    >>"$WORK/logs/egressd.log" 2>&1 &
+    "/etc/netns/$NS_C" "$EGRESSD" attach --cgroup "$CG_FENCE" --policy "$WORK/egressd.toml" "${EGRESSD_DNS_ARG[@]}" ) >>"$WORK/logs/egressd.log" 2>&1 &
   DPID[egressd]=$!
+  EG_STARTED=1
 }
 listens() { # ns port
   ip netns exec "$1" ss -ltnH "sport = :$2" 2>/dev/null | grep -q .
@@ -406,7 +410,8 @@ if want haproxy; then
 fi
 if want egressd; then
   "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || { cat "$WORK/logs/egressd-check.log" >&2; die "egressd check of the policy"; }
-  "$EGRESSD" --help 2>&1 | grep -q -- '--dns-upstream' && EGRESSD_DNS_ARG=(--dns-upstream "$DNS_IP")
+  # --dns-upstream where this build has it (the usage text may not list it); else resolv.conf (bound above)
+  grep -aq -- 'dns-upstream' "$EGRESSD" && EGRESSD_DNS_ARG=(--dns-upstream "$DNS_IP")
   start_egressd
   if wait_egressd; then
     PATHS+=" egressd"
@@ -459,14 +464,16 @@ check_paths() {
 }
 check_paths
 log "working paths: tls: ${OK[tls]} | http: ${OK[http]}"
+if [[ -n ${BENCH_PAUSE:-} ]]; then   # debugging: the world stays up this many seconds (bounded)
+  log "pausing ${BENCH_PAUSE}s: clients: sh -c 'echo \$\$ >$CG_FENCE/cgroup.procs && exec ip netns exec $NS_C CMD'; egressd pid ${DPID[egressd]:-none}"
+  sleep "$((BENCH_PAUSE > 1800 ? 1800 : BENCH_PAUSE))"
+fi
 
 # --- measurements ------------------------------------------------------------------------------
 RAW=$RES/raw.csv
 echo "section,path,test,rep,n,ok,errors,seconds,bytes,origin_opens,proxy_cpu_us,origin_cpu_us,client_cpu_us" >"$RAW"
 rotate() { local k=$1; shift; local a=("$@") i; for ((i = 0; i < $#; i++)); do printf '%s ' "${a[$(((i + k) % $#))]}"; done; }
 
-# runs "$@" (a client command) and appends one raw.csv row; the tool's parsed figures come from
-# the function named in $PARSE ("n ok errors seconds bytes")
 declare -A CPS_N=()
 h2load_run() { # sec path c n tag -> "ok errors seconds"
   local sec=$1 p=$2 c=$3 n=$4 tag=$5 t=1 out secs ok bad
@@ -537,9 +544,11 @@ run_lat() { # sec rep: every path of the section, interleaved sample by sample
     [[ $p == egressd ]] && fenced=egressd
   done
   set_path direct
+  # the egressd samples: a child of the sampler joins the fenced cgroup through fd 9, opened
+  # here (`ip netns exec` remounts /sys, so the sampler cannot open the path itself)
   client direct timeout $((LAT_MAX_S + 20)) "$PY" "$HELP/proxy-client.py" latency $tls --port $port \
     --rounds "$LAT_ROUNDS" --max-time "$LAT_MAX_S" --outdir "$RES/lat" --prefix "$sec-" --seed "$rep" \
-    --targets "$targets" --fenced "$fenced" --fenced-cgroup "$CG_FENCE" >>"$RES/lat/summary-$sec.jsonl" ||
+    --targets "$targets" --fenced "$fenced" --fenced-procs-fd 9 9>>"$CG_FENCE/cgroup.procs" >>"$RES/lat/summary-$sec.jsonl" ||
     log "latency pass $sec r$rep failed"
   log "r$rep $sec latency: $(tail -n 1 "$RES/lat/summary-$sec.jsonl" 2>/dev/null)"
 }

@@ -5,8 +5,10 @@
            target, in a freshly shuffled order: TCP connect [+ TLS handshake] + one
            GET with "Connection: close" + the whole response. Targets are NAME=IP; the
            SNI/Host is lat-NAME.test. Targets listed in --fenced are sampled by a forked
-           child that first moved itself into the cgroup --fenced-cgroup (so its sockets
-           are created there, where egressd's hooks steer them); all others by this
+           child that first moved itself into the fenced cgroup (so its sockets
+           are created there, where egressd's hooks steer them) through --fenced-procs-fd,
+           a descriptor the caller opened on that cgroup's cgroup.procs (`ip netns exec`
+           remounts /sys, so the path itself may not be visible here); all others by this
            process, which stays in its own cgroup. Appends "total connect handshake" (ms)
            per good sample to OUTDIR/PREFIXNAME.txt. Bounded by --rounds and --max-time.
   idle     Opens up to N keep-alive connections (each one GET, so a proxy has dialled
@@ -97,7 +99,7 @@ def sample(ip, port, host, ctx, request):
 class FencedSampler:
     """A child process that joins a cgroup, then takes samples when asked over a pipe."""
 
-    def __init__(self, cgroup, port, path, ctx):
+    def __init__(self, procs_fd, port, path, ctx):
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         self.pid = os.fork()
@@ -106,8 +108,8 @@ class FencedSampler:
             try:
                 os.close(req_w)
                 os.close(rep_r)
-                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                    f.write(str(os.getpid()))
+                os.write(procs_fd, str(os.getpid()).encode())
+                os.close(procs_fd)
                 requests = os.fdopen(req_r, "r")
                 replies = os.fdopen(rep_w, "w")
                 for line in requests:
@@ -118,12 +120,14 @@ class FencedSampler:
                     except Exception as e:  # noqa: BLE001 - any failure is one bad sample
                         replies.write(f"err {type(e).__name__}\n")
                     replies.flush()
-            except Exception:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001
+                print(f"fenced sampler: {type(e).__name__}: {e}", file=sys.stderr)
                 code = 1
             finally:
                 os._exit(code)
         os.close(req_r)
         os.close(rep_w)
+        os.close(procs_fd)
         self.requests = os.fdopen(req_w, "w")
         self.replies = os.fdopen(rep_r, "r")
 
@@ -147,7 +151,7 @@ def latency(a):
     ctx = tls_context() if a.tls else None
     targets = [t.split("=", 1) for t in a.targets.split()]
     fenced = set(a.fenced.split())
-    child = FencedSampler(a.fenced_cgroup, a.port, a.path, ctx) if fenced else None
+    child = FencedSampler(a.fenced_procs_fd, a.port, a.path, ctx) if fenced else None
     files = {name: open(os.path.join(a.outdir, f"{a.prefix}{name}.txt"), "a") for name, _ in targets}
     good = {name: 0 for name, _ in targets}
     bad = {name: 0 for name, _ in targets}
@@ -176,7 +180,10 @@ def latency(a):
     for f in files.values():
         f.close()
     if child is not None:
-        child.close()
+        try:
+            child.close()
+        except OSError:
+            pass
     print(json.dumps({"rounds": rounds, "ok": good, "err": bad, "last_error": errors}))
 
 
@@ -321,8 +328,9 @@ def main():
     ap.add_argument("--ip", default="203.0.113.10")
     ap.add_argument("--host", default="a.test")
     ap.add_argument("--targets", default="")
-    ap.add_argument("--fenced", default="", help="latency: targets sampled from inside --fenced-cgroup")
-    ap.add_argument("--fenced-cgroup", default="")
+    ap.add_argument("--fenced", default="", help="latency: targets sampled from inside the fenced cgroup")
+    ap.add_argument("--fenced-procs-fd", type=int, default=-1,
+                    help="latency: a descriptor open for writing on the fenced cgroup's cgroup.procs")
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--gap-ms", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)

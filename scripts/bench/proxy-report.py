@@ -6,7 +6,8 @@ idle.jsonl (idle-connection RSS) and meta.json (machine, versions, knobs).
   conn/s, MB/s   median over repetitions; ratio = path / direct
   latency        percentiles of all samples pooled; added = path - direct (same percentile)
   proxy CPU      sum over the runs of a kind: s per GB relayed (downloads), us per new
-                 connection (new-connection runs); from the proxy's cgroup (cpu.stat)
+                 connection (all new-connection runs, c=1 and c=64 pooled; also each alone);
+                 from the proxy's cgroup (cpu.stat usage_usec)
   idle RSS       (RSS with N idle connections - RSS of the fresh proxy) / N
 """
 import csv
@@ -122,6 +123,10 @@ def figures(rows, lat, idle):
             gb = sum(r["bytes"] for r in bulk) / 1e9
             if p != "direct":
                 f["cpu_us_conn"] = sum(r["proxy_cpu_us"] for r in cps) / conns if conns else None
+                for test in ("cps1", "cps64"):
+                    runs = [r for r in cps if r["test"] == test]
+                    n = sum(r["ok"] for r in runs)
+                    f[test + "_cpu_us_conn"] = sum(r["proxy_cpu_us"] for r in runs) / n if n else None
                 f["cpu_s_gb"] = sum(r["proxy_cpu_us"] for r in bulk) / 1e6 / gb if gb else None
             f["origin_us_conn"] = sum(r["origin_cpu_us"] for r in cps) / conns if conns else None
             f["client_us_conn"] = sum(r["client_cpu_us"] for r in cps) / conns if conns else None
@@ -163,7 +168,7 @@ def cell_target(f, key, op, limit):
         return "n/a"
     v = f[key]
     if key.endswith("_ratio"):
-        s = f"{v:.2f}×"
+        s = f"{v:.3f}×"
     elif key == "lat_p50_added":
         s = f"{v:+.2f} ms"
     elif key == "cpu_us_conn":
@@ -199,7 +204,7 @@ def main():
         w(f"#### {title}")
         w("")
         w("| path | new conn/s c=1 | new conn/s c=64 | latency p50 ms (added) | p99 ms (added) | 1-stream MB/s "
-          "| 16-stream MB/s | proxy CPU s/GB | proxy CPU µs/conn | proxy RSS MiB fresh → idle (KiB/conn) |")
+          "| 16-stream MB/s | proxy CPU s/GB | proxy CPU µs/conn (c=1 / c=64) | proxy RSS MiB fresh → idle (KiB/conn) |")
         w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for p in ORDER:
             f = figs.get((sec, p))
@@ -220,6 +225,10 @@ def main():
                 a = f.get(f"lat_{q}_added")
                 return f"{v:.2f}" + (f" ({a:+.2f})" if a is not None else "")
 
+            cpu_cell = "n/a"
+            if f.get("cpu_us_conn") is not None:
+                cpu_cell = (f"{f['cpu_us_conn']:,.0f} ({fmt(f.get('cps1_cpu_us_conn'))} / "
+                            f"{fmt(f.get('cps64_cpu_us_conn'))})")
             idle_cell = "—"
             if f.get("idle"):
                 i = f["idle"]
@@ -228,7 +237,7 @@ def main():
                 if i.get("alive") is not None and i["alive"] < i["established"]:
                     idle_cell += f" [{i['established'] - i['alive']} closed]"
             w(f"| {LABEL[p]} | {rate('cps1')} | {rate('cps64')} | {latc('p50')} | {latc('p99')} | {rate('bulk1')} "
-              f"| {rate('bulk16')} | {fmt(f.get('cpu_s_gb'), '.2f')} | {fmt(f.get('cpu_us_conn'))} | {idle_cell} |")
+              f"| {rate('bulk16')} | {fmt(f.get('cpu_s_gb'), '.2f')} | {cpu_cell} | {idle_cell} |")
         w("")
     # targets
     cols = [(p, sec) for p in ("egressd", "haproxy") for sec, _ in SECTIONS if (sec, p) in figs]
