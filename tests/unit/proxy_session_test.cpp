@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -115,6 +116,18 @@ std::string read_all(int fd, size_t limit = 64 << 20) {
   return out;
 }
 
+// Reads until `needle` has arrived (or EOF, or the 5 s receive timeout).
+std::string read_until(int fd, const std::string& needle) {
+  std::string out;
+  char buf[65536];
+  while (out.find(needle) == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 // An origin on 127.0.0.1: records what each connection sent; answers with
 // `reply(request bytes)` after the client half-closes, or at once per
 // HTTP request head when `http` is set.
@@ -136,6 +149,22 @@ class Origin {
     return got_;
   }
   std::string big;  // sent after the echo, for integrity tests
+  // After the client's EOF, keep the connection open until release().
+  std::atomic<bool> hold{false};
+  // HTTP: answer a head with "Upgrade: websocket" with 101 and echo every
+  // byte after it ("ws:" once, then the bytes).
+  std::atomic<bool> ws{false};
+  void release() {
+    std::lock_guard<std::mutex> g(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Waits (bounded) until `n` connections have ended.
+  std::vector<std::string> wait_received(size_t n) {
+    std::unique_lock<std::mutex> g(mu_);
+    cv_.wait_for(g, std::chrono::seconds(5), [&] { return got_.size() >= n; });
+    return got_;
+  }
 
  private:
   void run() {
@@ -153,10 +182,23 @@ class Origin {
     std::string in;
     char buf[65536];
     size_t answered = 0;
+    bool switched = false;
     while (true) {
       ssize_t n = recv(c, buf, sizeof(buf), 0);
       if (n <= 0) break;
       in.append(buf, static_cast<size_t>(n));
+      if (switched) {
+        send_all(c, std::string(buf, static_cast<size_t>(n)));
+        continue;
+      }
+      if (http_ && ws && in.find("\r\n\r\n") != std::string::npos &&
+          in.find("Upgrade: websocket") < in.find("\r\n\r\n")) {
+        size_t end = in.find("\r\n\r\n") + 4;
+        send_all(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nws:" +
+                        in.substr(end));
+        switched = true;
+        continue;
+      }
       if (http_) {
         // One response per complete head (tests send bodiless requests).
         size_t pos;
@@ -172,8 +214,10 @@ class Origin {
       send_all(c, big);
     }
     {
-      std::lock_guard<std::mutex> g(mu_);
+      std::unique_lock<std::mutex> g(mu_);
+      if (hold) cv_.wait_for(g, std::chrono::seconds(10), [&] { return released_; });
       got_.push_back(in);
+      cv_.notify_all();
     }
     shutdown(c, SHUT_WR);
     close(c);
@@ -184,6 +228,8 @@ class Origin {
   std::atomic<bool> stop_{false};
   std::thread th_;
   std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
   std::vector<std::string> got_;
 };
 
@@ -213,7 +259,11 @@ class ProxySession : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.error().message();
     proxy_ = std::move(p.value());
     th_ = std::thread([this] {
-      while (!stop_) (void)loop_->run_once(20);
+      while (!stop_) {
+        (void)loop_->run_once(20);
+        ++turns_;
+        turn_cv_.notify_all();
+      }
     });
   }
   void TearDown() override {
@@ -233,6 +283,14 @@ class ProxySession : public ::testing::Test {
     });
     return found;
   }
+  // Does the loop turn far more often than its 20 ms wait allows, within a
+  // bounded window? An idle loop turns ~15 times in 300 ms; a level-triggered
+  // event nobody consumes turns it thousands of times.
+  bool loop_spins() {
+    uint64_t start = turns_;
+    std::unique_lock<std::mutex> g(turn_mu_);
+    return turn_cv_.wait_for(g, std::chrono::milliseconds(300), [&] { return turns_ - start > 200; });
+  }
   static bool reason_is(const Event& e, unsigned r) { return e.reason == r && e.hook == EGD_HOOK_PROXY; }
 
   FixedOrig orig_;
@@ -242,6 +300,9 @@ class ProxySession : public ::testing::Test {
   std::unique_ptr<Proxy> proxy_;
   std::thread th_;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> turns_{0};
+  std::mutex turn_mu_;
+  std::condition_variable turn_cv_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Event> events_;
@@ -444,6 +505,29 @@ TEST_F(ProxySession, AuditModeRelaysAndRecords) {
   auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED); });
   ASSERT_TRUE(e);
   EXPECT_EQ(e->verdict, EGD_VERDICT_AUDIT);
+}
+
+// ---- hardening ----------------------------------------------------------------
+
+// Test that a refused pipelined request whose client has half-closed does
+// not spin the loop while the earlier response is pending (level-triggered
+// EPOLLRDHUP on a side the session no longer reads).
+TEST_F(ProxySession, DrainThenRefuseWithClientEofDoesNotSpin) {
+  start(policy_text(), true);
+  origin_->hold = true;
+  int c = client();
+  send_all(c,
+           "GET /one HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+           "GET /two HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  shutdown(c, SHUT_WR);
+  std::string got = read_until(c, "origin saw GET /one HTTP/1.1");
+  ASSERT_NE(got.find("origin saw GET /one HTTP/1.1"), std::string::npos) << got;
+  ASSERT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "evil.test"; }));
+  EXPECT_FALSE(loop_spins());
+  origin_->release();
+  got += read_all(c);
+  close(c);
+  EXPECT_NE(got.find("403 Forbidden"), std::string::npos) << got;
 }
 
 }  // namespace

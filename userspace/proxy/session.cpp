@@ -617,15 +617,21 @@ void Session::after_io() {
   }
   if (c2u_shut_ && u2c_shut_) return finish();
 
-  uint32_t cw = EPOLLRDHUP, uw = EPOLLRDHUP;
-  if (!c2u_eof_ && !drain_then_refuse_ && c2u_out_.size() < kMaxPendingOut) cw |= EPOLLIN;
-  if (!u2c_out_.empty()) cw |= EPOLLOUT;
-  if (!u2c_eof_ && u2c_out_.size() < kMaxPendingOut) uw |= EPOLLIN;
-  if (!c2u_out_.empty()) uw |= EPOLLOUT;
-  if (c2u_eof_) cw &= ~static_cast<uint32_t>(EPOLLRDHUP);  // level-triggered RDHUP would spin
-  if (u2c_eof_) uw &= ~static_cast<uint32_t>(EPOLLRDHUP);
-  update_interest(client_, cw);
-  update_interest(upstream_, uw);
+  // Level-triggered: ask only for what the next call will consume. EPOLLRDHUP
+  // goes with EPOLLIN (a side we do not read keeps it asserted), and a side
+  // we neither read nor write leaves the set (EPOLLHUP/EPOLLERR are always
+  // reported and would spin until the other side moves).
+  bool read_client = !c2u_eof_ && !drain_then_refuse_ && c2u_out_.size() < kMaxPendingOut;
+  bool read_upstream = !u2c_eof_ && u2c_out_.size() < kMaxPendingOut;
+  watch(client_, (read_client ? EPOLLIN | EPOLLRDHUP : 0u) | (u2c_out_.empty() ? 0u : EPOLLOUT));
+  watch(upstream_, (read_upstream ? EPOLLIN | EPOLLRDHUP : 0u) | (c2u_out_.empty() ? 0u : EPOLLOUT));
+}
+
+void Session::watch(End& e, uint32_t want) {
+  if (want != 0) return update_interest(e, want);
+  if (e.registered) proxy_.loop_.remove(e.fd.get());
+  e.registered = false;
+  e.interest = 0;
 }
 
 void Session::abort() {

@@ -67,6 +67,7 @@ class Session {
   void abort();         // RST both ways
   void finish();
   void update_interest(End& e, uint32_t want);
+  void watch(End& e, uint32_t want);  // relay: like update_interest, but 0 leaves the epoll set
   void arm_idle();
   void record(unsigned verdict, unsigned reason, uint32_t rule_id = 0);
   std::string refusal_for(unsigned reason, const std::string& detail) const;
