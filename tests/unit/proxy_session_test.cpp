@@ -128,6 +128,36 @@ std::string read_until(int fd, const std::string& needle) {
   return out;
 }
 
+size_t count_of(const std::string& hay, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
+  return n;
+}
+
+// Sends `data` while reading what comes back (so neither side's buffers
+// can deadlock the exchange), until `done(received)` or a 10 s deadline.
+std::string exchange(int fd, const std::string& data, const std::function<bool(const std::string&)>& done) {
+  std::string got;
+  size_t off = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  char buf[65536];
+  while (!done(got) && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, static_cast<short>(POLLIN | (off < data.size() ? POLLOUT : 0)), 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    if (p.revents & POLLIN) {
+      ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (n == 0) break;
+      if (n > 0) got.append(buf, static_cast<size_t>(n));
+    }
+    if ((p.revents & POLLOUT) && off < data.size()) {
+      ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) off += static_cast<size_t>(n);
+    }
+    if (p.revents & (POLLERR | POLLHUP)) break;
+  }
+  return got;
+}
+
 // An origin on 127.0.0.1: records what each connection sent; answers with
 // `reply(request bytes)` after the client half-closes, or at once per
 // HTTP request head when `http` is set.
@@ -528,6 +558,19 @@ TEST_F(ProxySession, DrainThenRefuseWithClientEofDoesNotSpin) {
   got += read_all(c);
   close(c);
   EXPECT_NE(got.find("403 Forbidden"), std::string::npos) << got;
+}
+
+// Test that many small pipelined requests arriving in one read are all
+// judged and forwarded: none may wait for more client bytes.
+TEST_F(ProxySession, ManyPipelinedRequestsInOneReadAllServed) {
+  start("version = 1\n[[allow]]\nhost = \"allowed.test\"\nports = [\"1-65535\"]\n", true);
+  int c = client();
+  const size_t kRequests = 5000;
+  std::string req = "GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n", all;
+  for (size_t i = 0; i < kRequests; ++i) all += req;
+  std::string got = exchange(c, all, [&](const std::string& g) { return count_of(g, "origin saw") >= kRequests; });
+  close(c);
+  EXPECT_EQ(count_of(got, "origin saw"), kRequests);
 }
 
 }  // namespace

@@ -524,7 +524,10 @@ void Session::relay_upstream_readable() {
 // Client -> upstream for plain HTTP: a request's head is judged before any
 // byte of it is forwarded; its body is counted so the next head is found.
 bool Session::http_advance() {
-  for (int guard = 0; guard < 1024 && !http_in_.empty() && !drain_then_refuse_; ++guard) {
+  // Bounded by the input: every pass consumes bytes or breaks. No pass
+  // budget: requests left over would wait for more client bytes that a
+  // pipelining client, waiting for their responses, never sends.
+  while (!http_in_.empty() && !drain_then_refuse_) {
     if (body_ == Body::Blind) {
       c2u_out_ += http_in_;
       http_in_.clear();
@@ -581,7 +584,7 @@ bool Session::http_advance() {
       body_ = Body::Chunked;
     }
   }
-  if (http_in_.size() > kMaxHttpHeadBytes + kMaxPendingOut) {  // cannot happen with the bounds above; belt and braces
+  if (http_in_.size() > kMaxHttpHeadBytes + kMaxPendingOut) {  // a head is at most kMaxHttpHeadBytes; belt and braces
     http_in_.clear();
     return deny(EGD_REASON_MALFORMED, "request too large");
   }
