@@ -539,6 +539,64 @@ TEST_F(ProxySession, AuditModeRelaysAndRecords) {
 
 // ---- hardening ----------------------------------------------------------------
 
+const std::string kWsHead =
+    "GET /ws HTTP/1.1\r\nHost: allowed.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+// Test that an upgrade request does not open the connection to unjudged
+// bytes before the origin agrees: the origin answers 200 (no switch) and
+// keeps reading HTTP, so a request pipelined behind the upgrade must still
+// be judged (here: refused, never reaching the origin).
+TEST_F(ProxySession, UpgradeTheOriginDeclinesKeepsJudging) {
+  start(policy_text(), true);
+  int c = client();
+  send_all(c, kWsHead + "GET /secret HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /ws"), std::string::npos) << got;
+  EXPECT_EQ(got.find("GET /secret"), std::string::npos) << got;
+  EXPECT_NE(got.find("403 Forbidden"), std::string::npos) << got;
+  auto rec = origin_->wait_received(1);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].find("evil.test"), std::string::npos) << rec[0];
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "evil.test"; }));
+}
+
+// Test that a WebSocket upgrade the origin accepts (101) is relayed blind
+// afterwards, including frame bytes the client sent before the 101.
+TEST_F(ProxySession, UpgradeTheOriginAcceptsRelaysFrames) {
+  start(policy_text(), true);
+  origin_->ws = true;
+  int c = client();
+  std::string frame("\x82\x05hello", 7);
+  send_all(c, kWsHead + frame);
+  std::string got = read_until(c, "ws:" + frame);
+  EXPECT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  EXPECT_NE(got.find("ws:" + frame), std::string::npos) << got;
+  std::string more("\x82\x03GET", 5);  // after the switch nothing is parsed as HTTP
+  send_all(c, more);
+  got += read_until(c, more);
+  EXPECT_NE(got.find("ws:" + frame + more), std::string::npos) << got;
+  close(c);
+}
+
+// Test that an upgrade on a connection that already carried a request is
+// refused: its response cannot be told from the earlier ones without
+// parsing every response, so the switch could not be checked.
+TEST_F(ProxySession, UpgradeOnReusedConnectionRefused) {
+  start(policy_text(), true);
+  origin_->ws = true;
+  int c = client();
+  send_all(c, "GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\n" + kWsHead + "GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n");
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /a"), std::string::npos) << got;
+  EXPECT_NE(got.find("X-Egressd-Reason: smuggling"), std::string::npos) << got;
+  auto rec = origin_->wait_received(1);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0].find("/ws"), std::string::npos) << rec[0];
+  EXPECT_EQ(rec[0].find("evil.test"), std::string::npos) << rec[0];
+}
+
 // Test that a refused pipelined request whose client has half-closed does
 // not spin the loop while the earlier response is pending (level-triggered
 // EPOLLRDHUP on a side the session no longer reads).

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "addr_class.h"
 #include "proxy/client_hello.h"
@@ -20,6 +21,9 @@ namespace {
 constexpr size_t kMaxPendingOut = 256 * 1024;  // stop reading a side while this much waits for the other
 constexpr int kReadsPerEvent = 4;              // fairness between sessions
 constexpr auto kRefuseDrain = std::chrono::milliseconds(1000);
+// An origin that accepts an upgrade answers "HTTP/1.1 101" and one SP (or
+// CR: some omit the reason phrase and its SP).
+constexpr std::string_view kSwitching = "HTTP/1.1 101";
 
 unsigned l7_reason(const std::string& r) {
   if (r == "host-not-allowed") return EGD_REASON_HOST_NOT_ALLOWED;
@@ -463,7 +467,9 @@ bool Session::flush(End& to, std::string& out, uint64_t& counter) {
 
 void Session::relay_client_readable() {
   std::vector<char>& buf = proxy_.scratch_;
-  for (int i = 0; i < kReadsPerEvent && !c2u_eof_ && c2u_out_.size() < kMaxPendingOut && !drain_then_refuse_; ++i) {
+  for (int i = 0; i < kReadsPerEvent && !c2u_eof_ && c2u_out_.size() < kMaxPendingOut && !drain_then_refuse_ &&
+                  !client_held();
+       ++i) {
     ssize_t n = recv(client_.fd.get(), buf.data(), buf.size(), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
@@ -508,6 +514,8 @@ void Session::relay_upstream_readable() {
       u2c_eof_ = true;
       break;
     }
+    if (upgrade_wait_ && resp_peek_.size() <= kSwitching.size())
+      resp_peek_.append(buf.data(), std::min(static_cast<size_t>(n), kSwitching.size() + 1 - resp_peek_.size()));
     if (u2c_out_.empty()) {
       ssize_t w = send(client_.fd.get(), buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
       if (w < 0 && errno != EAGAIN) return abort();
@@ -519,6 +527,21 @@ void Session::relay_upstream_readable() {
     }
     if (static_cast<size_t>(n) < buf.size()) break;
   }
+  if (upgrade_wait_ && (u2c_eof_ || resp_peek_.size() > kSwitching.size())) upgrade_answered();
+}
+
+// The origin's first bytes answer the upgrade request (it was the first
+// request on the connection). 101: it speaks the new protocol now, relay
+// blind. Anything else (no switch, an interim 100, garbage): it still
+// reads HTTP, so the held bytes and everything after are judged.
+void Session::upgrade_answered() {
+  bool switched = resp_peek_.size() > kSwitching.size() && resp_peek_.compare(0, kSwitching.size(), kSwitching) == 0 &&
+                  (resp_peek_[kSwitching.size()] == ' ' || resp_peek_[kSwitching.size()] == '\r');
+  upgrade_wait_ = false;
+  std::string().swap(resp_peek_);
+  if (switched) body_ = Body::Blind;
+  http_advance();
+  flush(upstream_, c2u_out_, proxy_.stats_.bytes_up);
 }
 
 // Client -> upstream for plain HTTP: a request's head is judged before any
@@ -556,6 +579,10 @@ bool Session::http_advance() {
       }
       break;
     }
+    // After an upgrade request nothing is forwarded until the origin has
+    // said whether it switched: if it did not, it reads these bytes as
+    // HTTP requests, which must be judged first.
+    if (upgrade_wait_) break;
     HeadResult h = parse_http_head(std::span(reinterpret_cast<const uint8_t*>(http_in_.data()), http_in_.size()));
     if (h.status == HeadStatus::NeedMore) break;
     bool first = first_head_judged_;
@@ -573,11 +600,20 @@ bool Session::http_advance() {
       http_in_.clear();
       return false;
     }
+    if (!h.head.upgrade.empty()) {
+      // Only on the first request can the origin's answer be found (its
+      // first bytes) without parsing every response.
+      if (heads_forwarded_ > 0) {
+        http_in_.clear();
+        return deny(EGD_REASON_SMUGGLING,
+                    "upgrade on a connection that already carried a request (open a new connection for it)");
+      }
+      upgrade_wait_ = true;
+    }
     c2u_out_.append(http_in_, 0, h.head.head_bytes);
     http_in_.erase(0, h.head.head_bytes);
-    if (!h.head.upgrade.empty()) {
-      body_ = Body::Blind;  // after an upgrade the stream is not HTTP/1 any more
-    } else if (auto len = fixed_body_length(h.head)) {
+    ++heads_forwarded_;
+    if (auto len = fixed_body_length(h.head)) {
       body_left_ = *len;
       body_ = *len ? Body::Fixed : Body::Head;
     } else {
@@ -624,7 +660,7 @@ void Session::after_io() {
   // goes with EPOLLIN (a side we do not read keeps it asserted), and a side
   // we neither read nor write leaves the set (EPOLLHUP/EPOLLERR are always
   // reported and would spin until the other side moves).
-  bool read_client = !c2u_eof_ && !drain_then_refuse_ && c2u_out_.size() < kMaxPendingOut;
+  bool read_client = !c2u_eof_ && !drain_then_refuse_ && !client_held() && c2u_out_.size() < kMaxPendingOut;
   bool read_upstream = !u2c_eof_ && u2c_out_.size() < kMaxPendingOut;
   watch(client_, (read_client ? EPOLLIN | EPOLLRDHUP : 0u) | (u2c_out_.empty() ? 0u : EPOLLOUT));
   watch(upstream_, (read_upstream ? EPOLLIN | EPOLLRDHUP : 0u) | (c2u_out_.empty() ? 0u : EPOLLOUT));

@@ -61,6 +61,8 @@ class Session {
   void relay_client_readable();
   void relay_upstream_readable();
   bool http_advance();  // moves judged client bytes to c2u_out_; false if refused
+  void upgrade_answered();  // the origin's first status line arrived (or EOF): switched or not
+  bool client_held() const { return upgrade_wait_ && body_ == Body::Head; }  // client bytes wait for that answer
   bool flush(End& to, std::string& out, uint64_t& counter);
   void after_io();      // EOF propagation, completion, interest
   void refuse_now();    // sends refusal_ and closes
@@ -104,6 +106,9 @@ class Session {
   ChunkedDecoder chunked_;
   bool first_head_judged_ = false;  // the head in http_in_ was judged during Inspect
   HttpHead pending_head_;           // the head being judged
+  uint64_t heads_forwarded_ = 0;    // request heads sent to the origin
+  bool upgrade_wait_ = false;       // the first request asked to upgrade; its answer is not in yet
+  std::string resp_peek_;           // the answer's first bytes, until they say 101 or not
 };
 
 }  // namespace egressd::proxy
