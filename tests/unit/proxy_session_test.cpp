@@ -537,6 +537,7 @@ TEST_F(ProxySession, AuditModeRelaysAndRecords) {
   EXPECT_EQ(e->verdict, EGD_VERDICT_AUDIT);
 }
 
+
 // ---- hardening ----------------------------------------------------------------
 
 const std::string kWsHead =
@@ -629,6 +630,27 @@ TEST_F(ProxySession, ManyPipelinedRequestsInOneReadAllServed) {
   std::string got = exchange(c, all, [&](const std::string& g) { return count_of(g, "origin saw") >= kRequests; });
   close(c);
   EXPECT_EQ(count_of(got, "origin saw"), kRequests);
+}
+
+// Test that audit mode records every request on a kept-alive connection
+// (the list a policy is written from), and still forwards them all, a
+// request with ambiguous framing included.
+TEST_F(ProxySession, AuditModeRecordsEveryRequest) {
+  start("version = 1\nmode = \"audit\"\nevents = \"all\"\n", true);
+  int c = client();
+  send_all(c,
+           "GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+           "GET /b HTTP/1.1\r\nHost: other.test\r\n\r\n"
+           "GET /c HTTP/1.1\r\nHost: allowed.test\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+           "GET /d HTTP/1.1\r\nHost: third.test\r\n\r\n");
+  std::string got = read_until(c, "origin saw GET /d");
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /b"), std::string::npos) << got;
+  EXPECT_NE(got.find("origin saw GET /d"), std::string::npos) << got;
+  EXPECT_TRUE(event([](const Event& e) {
+    return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "other.test" && e.verdict == EGD_VERDICT_AUDIT;
+  }));
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_SMUGGLING) && e.verdict == EGD_VERDICT_AUDIT; }));
 }
 
 }  // namespace

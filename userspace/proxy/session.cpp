@@ -223,6 +223,7 @@ void Session::judge_tls(const ClientHelloInfo& hello) {
 
 void Session::judge_http(const HttpHead& head) {
   pending_head_ = head;
+  http_framed_ = true;
   if (!judge_request(head, /*first=*/true)) return;
   // judge_request resolved or refused; nothing else to do here.
 }
@@ -422,8 +423,10 @@ void Session::on_connected() {
   timer_ = 0;
   phase_ = Phase::Relay;
   ++proxy_.stats_.relayed;
-  if (tls_ || body_ == Body::Blind || policy_->policy.mode == policy::Mode::Audit) {
-    // TLS (and audit mode) are relayed blind once judged.
+  if (tls_ || !http_framed_) {
+    // TLS is relayed blind once judged; so is what audit mode let through
+    // without a well-formed request head (nothing to frame it by). Audit
+    // mode otherwise judges (and records) every request like enforcing.
     body_ = Body::Blind;
     c2u_out_ = std::move(inspect_);
   } else {
@@ -574,8 +577,12 @@ bool Session::http_advance() {
         continue;
       }
       if (r.status != ChunkStatus::NeedMore) {
+        if (deny(EGD_REASON_SMUGGLING, "malformed chunked body: " + chunked_.error())) {
+          body_ = Body::Blind;  // audit: recorded; what follows cannot be framed
+          continue;
+        }
         http_in_.clear();
-        return deny(EGD_REASON_SMUGGLING, "malformed chunked body: " + chunked_.error());
+        return false;
       }
       break;
     }
@@ -588,32 +595,42 @@ bool Session::http_advance() {
     bool first = first_head_judged_;
     first_head_judged_ = false;
     if (h.status != HeadStatus::Done) {
-      http_in_.clear();
       method_ = h.head.method;
       path_ = h.head.path;
       unsigned reason = h.status == HeadStatus::Smuggling ? EGD_REASON_SMUGGLING
                         : h.status == HeadStatus::NotHttp ? EGD_REASON_NOT_HTTP
                                                           : EGD_REASON_MALFORMED;
-      return deny(reason, h.error);
+      if (deny(reason, h.error)) {
+        body_ = Body::Blind;  // audit: recorded; what follows cannot be framed
+        continue;
+      }
+      http_in_.clear();
+      return false;
     }
     if (!first && !judge_request(h.head, /*first=*/false)) {
       http_in_.clear();
       return false;
     }
+    bool blind_after = false;
     if (!h.head.upgrade.empty()) {
       // Only on the first request can the origin's answer be found (its
       // first bytes) without parsing every response.
-      if (heads_forwarded_ > 0) {
+      if (heads_forwarded_ == 0) {
+        upgrade_wait_ = true;
+      } else if (deny(EGD_REASON_SMUGGLING,
+                      "upgrade on a connection that already carried a request (open a new connection for it)")) {
+        blind_after = true;  // audit: recorded; the switch cannot be followed
+      } else {
         http_in_.clear();
-        return deny(EGD_REASON_SMUGGLING,
-                    "upgrade on a connection that already carried a request (open a new connection for it)");
+        return false;
       }
-      upgrade_wait_ = true;
     }
     c2u_out_.append(http_in_, 0, h.head.head_bytes);
     http_in_.erase(0, h.head.head_bytes);
     ++heads_forwarded_;
-    if (auto len = fixed_body_length(h.head)) {
+    if (blind_after) {
+      body_ = Body::Blind;
+    } else if (auto len = fixed_body_length(h.head)) {
       body_left_ = *len;
       body_ = *len ? Body::Fixed : Body::Head;
     } else {

@@ -105,6 +105,7 @@ class Session {
   uint64_t body_left_ = 0;
   ChunkedDecoder chunked_;
   bool first_head_judged_ = false;  // the head in http_in_ was judged during Inspect
+  bool http_framed_ = false;        // the first request head parsed whole: requests can be framed
   HttpHead pending_head_;           // the head being judged
   uint64_t heads_forwarded_ = 0;    // request heads sent to the origin
   bool upgrade_wait_ = false;       // the first request asked to upgrade; its answer is not in yet
