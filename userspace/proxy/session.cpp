@@ -34,22 +34,6 @@ unsigned l7_reason(const std::string& r) {
   return EGD_REASON_HOST_NOT_ALLOWED;
 }
 
-// Is `orig` one of `addrs`? A NAT64 or 6to4 destination matches the IPv4 it carries.
-bool among(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
-  IpAddr o = orig.unmapped();
-  std::optional<IpAddr> embedded;
-  if (o.family == AF_INET6) {
-    __u32 w[4], v4 = 0;
-    std::memcpy(w, o.bytes.data(), 16);
-    if (egd_embedded_v4(w, &v4) != EGD_EMBED_NONE) embedded = IpAddr::v4(&v4);
-  }
-  for (const IpAddr& a : addrs) {
-    IpAddr u = a.unmapped();
-    if (u == o || (embedded && u == *embedded)) return true;
-  }
-  return false;
-}
-
 void set_nodelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -61,6 +45,23 @@ void set_rst_on_close(int fd) {
 }
 
 }  // namespace
+
+bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
+  IpAddr o = orig.unmapped();
+  std::optional<IpAddr> embedded;
+  if (o.family == AF_INET6) {
+    __u32 w[4], v4 = 0;
+    std::memcpy(w, o.bytes.data(), 16);
+    // 6to4 (2002::/16) embeds its router's IPv4 in a /48: not one host.
+    bool six_to_four = o.bytes[0] == 0x20 && o.bytes[1] == 0x02;
+    if (!six_to_four && egd_embedded_v4(w, &v4) != EGD_EMBED_NONE) embedded = IpAddr::v4(&v4);
+  }
+  for (const IpAddr& a : addrs) {
+    IpAddr u = a.unmapped();
+    if (u == o || (embedded && u == *embedded)) return true;
+  }
+  return false;
+}
 
 Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, OrigDst orig, std::shared_ptr<const ActivePolicy> policy)
     : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)) {
@@ -261,7 +262,7 @@ bool Session::judge_request(const HttpHead& head, bool first) {
     // Another name on a connection whose address was checked for the first:
     // it must resolve to the same address, from what we already know.
     auto known = proxy_.resolver_.cached(host);
-    if (!known || !among(orig_.target, known->addrs)) {
+    if (!known || !among_addresses(orig_.target, known->addrs)) {
       std::string saved = host_;
       host_ = host;
       bool audited = deny(EGD_REASON_SNI_IP_MISMATCH,
@@ -369,7 +370,7 @@ void Session::on_resolved(const ResolveResult& r) {
     if (deny(EGD_REASON_REBIND, orig_.target.to_string() + " is a blocked address")) connect_upstream();
     return;
   }
-  if (!among(orig_.target, r.addrs)) {
+  if (!among_addresses(orig_.target, r.addrs)) {
     bool all_blocked = !r.addrs.empty() && std::all_of(r.addrs.begin(), r.addrs.end(), [&](const IpAddr& a) {
       return !l3.tcp(a, orig_.port).allowed;
     });

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/loop.h"
 #include "common/unique_fd.h"
@@ -23,6 +24,13 @@
 namespace egressd::proxy {
 
 struct ClientHelloInfo;
+
+// The host-forgery check: is the original destination `orig` one of the
+// addresses a name resolved to? v4-mapped forms are their IPv4; an IPv6
+// destination that names exactly one IPv4 host (NAT64 64:ff9b::/96,
+// IPv4-translated, IPv4-compatible) matches that IPv4. 6to4 does not: the
+// 80 bits after its IPv4 name any host of the site behind that router.
+bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs);
 
 class Session {
  public:
