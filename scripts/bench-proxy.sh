@@ -189,6 +189,15 @@ if want egressd && [[ ! -x $EGRESSD ]]; then
   BUILD_DIR=$BUILD scripts/build.sh >&2 || die "scripts/build.sh"
 fi
 
+# a private copy: the build dir may be rebuilt while this runs (the idle test restarts egressd)
+EGRESSD_SRC=$EGRESSD
+EG_COMMIT=$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-100 || true)
+EG_DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no -- bpf userspace 2>/dev/null | wc -l)
+if want egressd; then
+  cp "$EGRESSD_SRC" "$WORK/egressd" && EGRESSD=$WORK/egressd
+  EG_BUILT=$(date -r "$EGRESSD_SRC" '+%Y-%m-%d %H:%M')
+fi
+
 # --- limits --------------------------------------------------------------------------------
 ulimit -Sn "$(ulimit -Hn)"
 NOFILE=$(ulimit -Hn)
@@ -553,15 +562,19 @@ run_lat() { # sec rep: every path of the section, interleaved sample by sample
   log "r$rep $sec latency: $(tail -n 1 "$RES/lat/summary-$sec.jsonl" 2>/dev/null)"
 }
 run_idle() { # sec path: RSS of a freshly started proxy holding IDLE_N idle kept-alive connections
-  local sec=$1 p=$2 port=443 tls=--tls pcg pids out
+  local sec=$1 p=$2 port=443 tls=--tls pcg pids out pc0 pc1
   [[ $sec == http ]] && port=80 && tls=""
   restart_proxy "$p" || { log "idle $sec $p: restart failed"; return 0; }
   sleep 1
   set_path "$p"
   pcg=$(proxy_cg "$p")
   pids=$(cat "$pcg/cgroup.procs" | xargs)
+  pc0=$(cg_cpu_us "$pcg")
   out=$(client "$p" timeout $((IDLE_MAX_S + 40)) "$PY" "$HELP/proxy-client.py" idle $tls --ip "$ORIGIN_IP" \
     --port $port --host a.test --path /small -n "$IDLE_N" --conc 64 --max-time "$IDLE_MAX_S" --settle 2 --pids "$pids" || true)
+  pc1=$(cg_cpu_us "$pcg")
+  # the proxy's CPU over the set-up, the 2 s idle and the close of them all
+  [[ $out == \{* ]] && out=$(jq -c --argjson us $((pc1 - pc0)) '. + {proxy_cpu_us: $us}' <<<"$out")
   echo "{\"section\": \"$sec\", \"path\": \"$p\", \"result\": ${out:-null}}" >>"$RES/idle.jsonl"
   log "idle $sec $p: ${out:-failed}"
   set_path direct
@@ -577,7 +590,10 @@ perf_egressd() { # optional: where egressd spends its CPU, during one TLS c=64 r
     sleep 0.3
     if [[ $what == cps64 ]]; then run_cps tls egressd 64 perf; else run_bulk tls egressd 16 perf; fi
     wait "$pp" || true
-    perf report -i "$WORK/perf-$what.data" --no-children --sort dso,sym --stdio 2>/dev/null | head -n 120 >"$RES/perf-$what.txt" || true
+    { perf report -i "$WORK/perf-$what.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%'
+      echo
+      perf report -i "$WORK/perf-$what.data" --no-children --sort dso,sym --stdio -g none --percent-limit 0.5 2>/dev/null | grep '%'
+    } >"$RES/perf-$what.txt" || true
     sed -i '/,perf,/d' "$RAW"
   done
 }
@@ -615,8 +631,6 @@ fi
 read -r BUSY1 STEAL1 TOT1 < <(cpu_snapshot)
 
 # --- report -----------------------------------------------------------------------------------
-EG_COMMIT=$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-100 || true)
-EG_DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no -- bpf userspace 2>/dev/null | wc -l)
 jq -n \
   --arg date "$(date -Is)" --arg kernel "$(uname -r)" --arg cpu "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)" \
   --arg nproc "$(nproc)" --arg mem "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)" \
@@ -628,7 +642,7 @@ jq -n \
   --arg haproxy "$(haproxy -v | head -1 | awk '{print $3}')" --arg nginx "$(nginx -v 2>&1 | sed 's#.*/##')" \
   --arg h2load "$(h2load --version | head -1 | awk '{print $2}')" --arg wrk "$(wrk -v 2>&1 | head -1 | awk '{print $2}')" \
   --arg openssl "$(openssl version | awk '{print $2}')" --arg python "$($PY -V | awk '{print $2}')" \
-  --arg egressd "$EGRESSD" --arg commit "$EG_COMMIT" --arg dirty "$EG_DIRTY" \
+  --arg egressd "$EGRESSD_SRC" --arg built "${EG_BUILT:-}" --arg commit "$EG_COMMIT" --arg dirty "$EG_DIRTY" \
   --arg tlsinfo "$(grep -h -m1 -A2 '^TLS Protocol' "$RES"/out/cps-tls-direct-c1-r1.txt 2>/dev/null | xargs)" \
   --arg reuse "$REUSE" --arg dns_arg "${EGRESSD_DNS_ARG[*]:-}" \
   '$ARGS.named' >"$RES/meta.json"

@@ -195,7 +195,7 @@ def main():
     w(f"Tools: haproxy {meta.get('haproxy', '?')}, origin nginx {meta.get('nginx', '?')}, h2load {meta.get('h2load', '?')}, "
       f"wrk {meta.get('wrk', '?')}, OpenSSL {meta.get('openssl', '?')}, Python {meta.get('python', '?')}. "
       f"TLS as negotiated by h2load: {meta.get('tlsinfo') or '?'}; origin resumption check: {meta.get('reuse', '?')}. "
-      f"egressd: `{meta.get('egressd', '?')}` at {meta.get('commit', '?')}"
+      f"egressd: `{meta.get('egressd', '?')}` (built {meta.get('built') or '?'}), source at {meta.get('commit', '?')}"
       f"{' (+ uncommitted changes under bpf/ userspace/)' if meta.get('dirty', '0') not in ('0', '') else ''}.")
     w("")
     for sec, title in SECTIONS:
@@ -236,6 +236,8 @@ def main():
                              f" ({f['idle_kib_conn']:.1f})")
                 if i.get("alive") is not None and i["alive"] < i["established"]:
                     idle_cell += f" [{i['established'] - i['alive']} closed]"
+                if i.get("capped"):
+                    idle_cell += f" [set-up capped at {i['setup_s']:.0f} s]"
             w(f"| {LABEL[p]} | {rate('cps1')} | {rate('cps64')} | {latc('p50')} | {latc('p99')} | {rate('bulk1')} "
               f"| {rate('bulk16')} | {fmt(f.get('cpu_s_gb'), '.2f')} | {cpu_cell} | {idle_cell} |")
         w("")
@@ -283,6 +285,16 @@ def main():
               f"| {acc} | {f['lat_n']} ({lat_err.get((sec, p), 0)}) | {fmt(f.get('origin_us_conn'))} "
               f"| {fmt(f.get('client_us_conn'))} | {fmt(f.get('origin_s_gb'), '.2f')} | {fmt(f.get('client_s_gb'), '.2f')} |")
     w("")
+    rows_idle = [(sec, p, figs[(sec, p)]["idle"]) for sec, _ in SECTIONS for p in ORDER
+                 if (sec, p) in figs and figs[(sec, p)].get("idle")]
+    if rows_idle:
+        w("| idle test | connections held / asked | set-up s | proxy CPU s (set-up + 2 s idle + close) | RSS KiB fresh → idle |")
+        w("|---|---:|---:|---:|---|")
+        for sec, p, i in rows_idle:
+            cpu = i.get("proxy_cpu_us")
+            w(f"| {sec} {p} | {i['established']:,} / {i['target']:,} | {i['setup_s']:.1f}{' (capped)' if i.get('capped') else ''} "
+              f"| {fmt(cpu / 1e6 if cpu is not None else None, '.2f')} | {i['rss_before_kib']:,} → {i['rss_idle_kib']:,} |")
+        w("")
     summary = {f"{sec}/{p}": {k: v for k, v in f.items() if k != "reps"} | {"reps": f["reps"]}
                for (sec, p), f in figs.items()}
     with open(os.path.join(res, "summary.json"), "w") as fo:
