@@ -291,7 +291,10 @@ class ProxySession : public ::testing::Test {
     th_ = std::thread([this] {
       while (!stop_) {
         (void)loop_->run_once(20);
-        ++turns_;
+        {
+          std::lock_guard<std::mutex> g(turn_mu_);  // no lost wake-up between a waiter's check and its wait
+          ++turns_;
+        }
         turn_cv_.notify_all();
       }
     });
@@ -320,6 +323,16 @@ class ProxySession : public ::testing::Test {
     uint64_t start = turns_;
     std::unique_lock<std::mutex> g(turn_mu_);
     return turn_cv_.wait_for(g, std::chrono::milliseconds(300), [&] { return turns_ - start > 200; });
+  }
+  // Waits (bounded) until the loop has finished a turn after `seen` turns.
+  void wait_turn(uint64_t seen) {
+    std::unique_lock<std::mutex> g(turn_mu_);
+    turn_cv_.wait_for(g, std::chrono::seconds(1), [&] { return turns_ > seen; });
+  }
+  // Stops the loop thread, so the proxy's state can be read without a race.
+  void stop_loop() {
+    stop_ = true;
+    if (th_.joinable()) th_.join();
   }
   static bool reason_is(const Event& e, unsigned r) { return e.reason == r && e.hook == EGD_HOOK_PROXY; }
 
@@ -651,6 +664,65 @@ TEST_F(ProxySession, AuditModeRecordsEveryRequest) {
     return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "other.test" && e.verdict == EGD_VERDICT_AUDIT;
   }));
   EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_SMUGGLING) && e.verdict == EGD_VERDICT_AUDIT; }));
+}
+
+
+// Sends `data` one byte per segment, each once `sent_one` has returned
+// (the loop turned), so the proxy reads it about a byte per read.
+void trickle(int fd, const std::string& data, const std::function<void(const std::function<void()>&)>& sent_one) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  for (char ch : data) sent_one([&] { send_all(fd, std::string(1, ch)); });
+}
+
+std::string padded_head(const std::string& first_lines, size_t size) {
+  std::string head = first_lines;
+  while (head.size() < size) head += "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+  return head + "\r\n";
+}
+
+// Test that a request head trickling in a byte per read, at the start of
+// a connection and later on a kept-alive one, is not parsed again from its
+// start on every read: that costs O(n^2) CPU for one slow client (1.4 s of
+// the daemon's only thread for one 32 KiB head).
+TEST_F(ProxySession, TricklingHeadIsNotReparsedPerRead) {
+  start(policy_text(), true);
+  int c = client();
+  std::string first = padded_head("GET /one HTTP/1.1\r\nHost: allowed.test\r\n", 12000);
+  std::string second = padded_head("GET /two HTTP/1.1\r\nHost: allowed.test\r\n", 12000);
+  // The turn count is taken before each send: the turn that reads the byte
+  // ends after it.
+  auto one_turn = [&](const std::function<void()>& send_it) {
+    uint64_t seen = turns_;
+    send_it();
+    wait_turn(seen);
+  };
+  trickle(c, first, one_turn);
+  EXPECT_NE(read_until(c, "origin saw GET /one").find("origin saw GET /one"), std::string::npos);
+  trickle(c, second, one_turn);
+  EXPECT_NE(read_until(c, "origin saw GET /two").find("origin saw GET /two"), std::string::npos);
+  close(c);
+  stop_loop();
+  EXPECT_LT(proxy_->stats().head_bytes_parsed, 8 * (first.size() + second.size()));
+}
+
+// Test that a broken head the client stops sending in the middle of is
+// still refused for what it is (not just timed out) when the inspection
+// time is up, whatever bytes were not parsed yet.
+TEST_F(ProxySession, BrokenHeadRefusedForItsReasonAtTimeout) {
+  ProxyOptions opt;
+  opt.inspect_timeout = std::chrono::milliseconds(300);
+  start(policy_text(), true, opt);
+  int c = client();
+  uint64_t seen = turns_;
+  send_all(c, "GET / HTTP/1.1\r\nHost: allowed.test\r\n");
+  wait_turn(seen + 1);              // read and parsed: NeedMore
+  send_all(c, "Bad Header\r\n");  // no ':': malformed, but too short to be parsed at once
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("X-Egressd-Reason: malformed"), std::string::npos) << got;
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_MALFORMED); }));
+  EXPECT_TRUE(origin_->received().empty());
 }
 
 }  // namespace

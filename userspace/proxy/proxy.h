@@ -58,6 +58,7 @@ struct ProxyStats {
   uint64_t active = 0;
   uint64_t relayed = 0;  // connections that reached the relay
   uint64_t bytes_up = 0, bytes_down = 0;
+  uint64_t head_bytes_parsed = 0;  // request-head bytes handed to the HTTP parser, re-parses included
   std::array<uint64_t, EGD_VERDICT__COUNT * EGD_REASON__COUNT> decisions{};  // verdict * REASON__COUNT + reason
 };
 

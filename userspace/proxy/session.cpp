@@ -84,6 +84,11 @@ void Session::start() {
   timer_ = proxy_.loop_.after(proxy_.opt_.inspect_timeout, [this] {
     timer_ = 0;
     if (phase_ != Phase::Inspect) return;
+    // Bytes the gate has not parsed yet may carry a verdict of their own.
+    if (!inspect_.empty()) {
+      judge_first_flight(false);
+      if (phase_ != Phase::Inspect) return;
+    }
     host_.clear();
     record(policy_->policy.mode == policy::Mode::Audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_TIMEOUT);
     abort();  // nothing decisive arrived: no answer is owed
@@ -152,6 +157,23 @@ void Session::inspect() {
     if (eof) finish();  // connected and left: nothing to judge
     return;
   }
+  if (!eof && static_cast<uint8_t>(inspect_[0]) != 0x16 && !gate_.due(inspect_)) return;
+  judge_first_flight(eof);
+}
+
+bool Session::HeadGate::due(const std::string& buf) {
+  if (buf.size() < searched) reset();  // a new head
+  bool yes = parsed == 0 || buf.size() >= 2 * parsed || buf.size() >= kMaxHttpHeadBytes;
+  if (!yes) {
+    size_t from = searched >= 2 ? searched - 2 : 0;
+    yes = buf.find("\n\r\n", from) != std::string::npos || buf.find("\n\n", from) != std::string::npos;
+  }
+  searched = buf.size();
+  if (yes) parsed = buf.size();
+  return yes;
+}
+
+void Session::judge_first_flight(bool eof) {
   auto bytes = std::span(reinterpret_cast<const uint8_t*>(inspect_.data()), inspect_.size());
   if (static_cast<uint8_t>(inspect_[0]) == 0x16) {
     tls_ = true;
@@ -171,6 +193,7 @@ void Session::inspect() {
     }
   }
   tls_ = false;
+  proxy_.stats_.head_bytes_parsed += bytes.size();
   HeadResult r = parse_http_head(bytes);
   switch (r.status) {
     case HeadStatus::NeedMore:
@@ -433,6 +456,7 @@ void Session::on_connected() {
   } else {
     http_in_ = std::move(inspect_);
     first_head_judged_ = true;
+    gate_.reset();
     http_advance();  // a refused later request sets drain_then_refuse_; earlier ones still go
   }
   inspect_ = std::string();
@@ -591,8 +615,11 @@ bool Session::http_advance() {
     // said whether it switched: if it did not, it reads these bytes as
     // HTTP requests, which must be judged first.
     if (upgrade_wait_) break;
+    if (!gate_.due(http_in_)) break;
+    proxy_.stats_.head_bytes_parsed += std::min(http_in_.size(), kMaxHttpHeadBytes);
     HeadResult h = parse_http_head(std::span(reinterpret_cast<const uint8_t*>(http_in_.data()), http_in_.size()));
     if (h.status == HeadStatus::NeedMore) break;
+    gate_.reset();  // a verdict: the next head starts afresh
     bool first = first_head_judged_;
     first_head_judged_ = false;
     if (h.status != HeadStatus::Done) {

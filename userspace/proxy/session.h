@@ -46,6 +46,17 @@ class Session {
  private:
   enum class Phase { Inspect, Resolve, Connect, Relay, Refuse, Done };
   enum class Body { Head, Fixed, Chunked, Blind };
+  // The parsers start from byte 0: parsing a head that trickles in on every
+  // read costs O(n^2). Parse again only when the buffer has doubled since
+  // the last parse, when new bytes may end the head ("\n\r\n", or "\n\n"
+  // which the parser refuses), or when it is full. Verdicts are
+  // prefix-stable, so this postpones a verdict, never changes it.
+  struct HeadGate {
+    size_t parsed = 0;    // buffer size at the last parse (0: none yet)
+    size_t searched = 0;  // bytes already scanned for a possible end
+    bool due(const std::string& buf);
+    void reset() { parsed = searched = 0; }
+  };
   struct End : Loop::Watcher {
     Session* s = nullptr;
     bool client = true;
@@ -57,6 +68,7 @@ class Session {
 
   void on_io(bool client, uint32_t events);
   void inspect();
+  void judge_first_flight(bool eof);  // parses inspect_ and acts on the verdict (NeedMore: waits)
   void judge_tls(const ClientHelloInfo& hello);
   void judge_http(const HttpHead& head);
   // Returns false and has refused if the request may not pass. `first`: it
@@ -115,6 +127,7 @@ class Session {
   bool first_head_judged_ = false;  // the head in http_in_ was judged during Inspect
   bool http_framed_ = false;        // the first request head parsed whole: requests can be framed
   HttpHead pending_head_;           // the head being judged
+  HeadGate gate_;                   // for the head at the start of inspect_ / http_in_
   uint64_t heads_forwarded_ = 0;    // request heads sent to the origin
   bool upgrade_wait_ = false;       // the first request asked to upgrade; its answer is not in yet
   std::string resp_peek_;           // the answer's first bytes, until they say 101 or not
