@@ -65,6 +65,22 @@ class TableResolver final : public Resolver {
   Loop& loop_;
 };
 
+// Keeps each resolve() callback until the test delivers it.
+class HeldResolver final : public Resolver {
+ public:
+  void resolve(const std::string&, ResolveDone done) override {
+    std::lock_guard<std::mutex> g(mu);
+    pending.push_back(std::move(done));
+  }
+  std::optional<ResolveResult> cached(const std::string&) const override { return std::nullopt; }
+  size_t count() {
+    std::lock_guard<std::mutex> g(mu);
+    return pending.size();
+  }
+  std::mutex mu;
+  std::vector<ResolveDone> pending;
+};
+
 int tcp_listen(uint16_t* port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -281,7 +297,8 @@ class ProxySession : public ::testing::Test {
     resolver_->names["elsewhere.test"] = {"203.0.113.7"};
     resolver_->names["rebind.test"] = {"10.0.0.5"};
     auto policy = policy::parse_policy(toml, "unit.toml");
-    auto p = Proxy::start(*loop_, orig_, *resolver_, [this](const Event& e) {
+    Resolver& resolver = resolver_override_ ? *resolver_override_ : *resolver_;
+    auto p = Proxy::start(*loop_, orig_, resolver, [this](const Event& e) {
       std::lock_guard<std::mutex> g(mu_);
       events_.push_back(e);
       cv_.notify_all();
@@ -337,6 +354,7 @@ class ProxySession : public ::testing::Test {
   static bool reason_is(const Event& e, unsigned r) { return e.reason == r && e.hook == EGD_HOOK_PROXY; }
 
   FixedOrig orig_;
+  Resolver* resolver_override_ = nullptr;  // instead of the table, if set before start()
   std::unique_ptr<Origin> origin_;
   std::unique_ptr<Loop> loop_;
   std::unique_ptr<TableResolver> resolver_;
@@ -723,6 +741,26 @@ TEST_F(ProxySession, BrokenHeadRefusedForItsReasonAtTimeout) {
   EXPECT_NE(got.find("X-Egressd-Reason: malformed"), std::string::npos) << got;
   EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_MALFORMED); }));
   EXPECT_TRUE(origin_->received().empty());
+}
+
+
+// Test that a resolver answer delivered after the proxy is gone (the
+// daemon tearing down while a lookup is in flight) touches nothing of it.
+TEST_F(ProxySession, ResolverAnswerAfterProxyGoneIsDropped) {
+  HeldResolver held;
+  resolver_override_ = &held;
+  start(policy_text(), false);
+  int c = client();
+  send_all(c, hello("allowed.test"));
+  for (int i = 0; i < 100 && held.count() == 0; ++i) wait_turn(turns_);
+  ASSERT_EQ(held.count(), 1u);
+  stop_loop();
+  proxy_.reset();
+  ResolveResult r;
+  r.addrs.push_back(*IpAddr::parse("127.0.0.1"));
+  for (auto& done : held.pending) done(r);  // must not reach the freed proxy (ASan)
+  EXPECT_TRUE(loop_->run_once(0).ok());
+  close(c);
 }
 
 }  // namespace

@@ -62,6 +62,8 @@ Proxy::Proxy(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink,
       scratch_(kScratchBytes) {}
 
 Proxy::~Proxy() {
+  alive_.reset();
+  if (pause_timer_) loop_.cancel(pause_timer_);
   sessions_.clear();
   for (auto& l : listeners_) loop_.remove(l->fd.get());
 }
@@ -133,14 +135,16 @@ void Proxy::pause_listeners() {
   if (paused_) return;
   paused_ = true;
   for (auto& l : listeners_) (void)loop_.modify(l->fd.get(), 0, l.get());
-  loop_.after(std::chrono::milliseconds(100), [this] {
+  pause_timer_ = loop_.after(std::chrono::milliseconds(100), [this] {
+    pause_timer_ = 0;
     paused_ = false;
     for (auto& l : listeners_) (void)loop_.modify(l->fd.get(), EPOLLIN, l.get());
   });
 }
 
 void Proxy::finished(uint64_t id) {
-  loop_.defer([this, id] {
+  loop_.defer([this, alive = std::weak_ptr<int>(alive_), id] {
+    if (alive.expired()) return;  // the proxy and its sessions are gone
     if (sessions_.erase(id)) --stats_.active;
   });
 }

@@ -115,6 +115,10 @@ class Proxy {
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   ProxyStats stats_;
   std::vector<char> scratch_;  // one read buffer for every relay: idle sessions hold no buffer
+  // Callbacks that may run after the proxy is gone (resolver answers,
+  // deferred erases) hold a weak_ptr to this and do nothing once it expired.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  Loop::TimerId pause_timer_ = 0;
 };
 
 }  // namespace egressd::proxy

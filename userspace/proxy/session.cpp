@@ -375,7 +375,8 @@ void Session::allowed(unsigned reason, uint32_t rule_id) {
   update_interest(client_, 0);  // later bytes wait in the socket until the upstream is there
   Proxy& proxy = proxy_;
   uint64_t id = id_;
-  proxy_.resolver_.resolve(host_, [&proxy, id](const ResolveResult& r) {
+  proxy_.resolver_.resolve(host_, [&proxy, alive = std::weak_ptr<int>(proxy_.alive_), id](const ResolveResult& r) {
+    if (alive.expired()) return;  // answered after the proxy was destroyed
     auto it = proxy.sessions_.find(id);
     if (it != proxy.sessions_.end()) it->second->on_resolved(r);
   });
