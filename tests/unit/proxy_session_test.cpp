@@ -183,11 +183,20 @@ class Origin {
     fd_ = tcp_listen(&port_);
     th_ = std::thread([this] { run(); });
   }
+  // Joins every connection's thread: none may outlive the members it uses.
   ~Origin() {
     stop_ = true;
     shutdown(fd_, SHUT_RDWR);
     close(fd_);
     th_.join();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      released_ = true;
+      cv_.notify_all();
+      for (int c : conns_) shutdown(c, SHUT_RDWR);  // unblocks recv/send
+    }
+    for (auto& t : serving_) t.join();
+    for (int c : conns_) close(c);
   }
   uint16_t port() const { return port_; }
   std::vector<std::string> received() {
@@ -219,7 +228,9 @@ class Origin {
       if (poll(&p, 1, 100) <= 0) continue;
       int c = accept(fd_, nullptr, nullptr);
       if (c < 0) continue;
-      std::thread([this, c] { serve(c); }).detach();
+      std::lock_guard<std::mutex> g(mu_);
+      conns_.push_back(c);  // closed by the destructor, after its thread is joined
+      serving_.emplace_back([this, c] { serve(c); });
     }
   }
   void serve(int c) {
@@ -266,7 +277,6 @@ class Origin {
       cv_.notify_all();
     }
     shutdown(c, SHUT_WR);
-    close(c);
   }
   bool http_;
   int fd_ = -1;
@@ -277,6 +287,8 @@ class Origin {
   std::condition_variable cv_;
   bool released_ = false;
   std::vector<std::string> got_;
+  std::vector<int> conns_;
+  std::vector<std::thread> serving_;
 };
 
 class ProxySession : public ::testing::Test {
