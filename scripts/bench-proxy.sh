@@ -561,6 +561,11 @@ run_lat() { # sec rep: every path of the section, interleaved sample by sample
     log "latency pass $sec r$rep failed"
   log "r$rep $sec latency: $(tail -n 1 "$RES/lat/summary-$sec.jsonl" 2>/dev/null)"
 }
+# Each path's idle connections go to its own origin address (lat-PATH.test): when the client
+# closes them, the proxy is the active closer upstream and keeps ~IDLE_N TIME_WAIT sockets from
+# 198.51.100.2 to that address:port. A proxy tested next against the same address:port would
+# then pay for them in connect() (__inet_hash_connect walks the port range: tcp_tw_reuse=2
+# reuses TIME_WAIT on loopback only), which measured the previous test, not this proxy.
 run_idle() { # sec path: RSS of a freshly started proxy holding IDLE_N idle kept-alive connections
   local sec=$1 p=$2 port=443 tls=--tls pcg pids out pc0 pc1
   [[ $sec == http ]] && port=80 && tls=""
@@ -570,15 +575,31 @@ run_idle() { # sec path: RSS of a freshly started proxy holding IDLE_N idle kept
   pcg=$(proxy_cg "$p")
   pids=$(cat "$pcg/cgroup.procs" | xargs)
   pc0=$(cg_cpu_us "$pcg")
-  out=$(client "$p" timeout $((IDLE_MAX_S + 40)) "$PY" "$HELP/proxy-client.py" idle $tls --ip "$ORIGIN_IP" \
-    --port $port --host a.test --path /small -n "$IDLE_N" --conc 64 --max-time "$IDLE_MAX_S" --settle 2 --pids "$pids" || true)
+  local perfpid=""
+  if [[ ${BENCH_PERF:-0} == 1 && $p == egressd ]] && command -v perf >/dev/null; then
+    perf record -F 999 -g -o "$WORK/perf-idle-$sec.data" -p "${DPID[egressd]}" -- sleep $((IDLE_MAX_S + 5)) >/dev/null 2>&1 &
+    perfpid=$!
+  fi
+  out=$(client "$p" timeout $((IDLE_MAX_S + 40)) "$PY" "$HELP/proxy-client.py" idle $tls --ip "${LAT_IP[$p]}" \
+    --port $port --host "lat-$p.test" --path /small -n "$IDLE_N" --conc 64 --max-time "$IDLE_MAX_S" --settle 2 --pids "$pids" || true)
   pc1=$(cg_cpu_us "$pcg")
+  if [[ -n $perfpid ]]; then
+    kill -INT "$perfpid" 2>/dev/null; wait "$perfpid" 2>/dev/null || true
+    perf_summary "$WORK/perf-idle-$sec.data" >"$RES/perf-idle-$sec.txt"
+  fi
   # the proxy's CPU over the set-up, the 2 s idle and the close of them all
   [[ $out == \{* ]] && out=$(jq -c --argjson us $((pc1 - pc0)) '. + {proxy_cpu_us: $us}' <<<"$out")
   echo "{\"section\": \"$sec\", \"path\": \"$p\", \"result\": ${out:-null}}" >>"$RES/idle.jsonl"
   log "idle $sec $p: ${out:-failed}"
   set_path direct
   sleep 1
+}
+perf_summary() { # perf.data -> flat profile by dso, then by symbol (callers of the top ones)
+  perf report -i "$1" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' || true
+  echo
+  perf report -i "$1" --no-children --sort dso,sym --stdio -g none --percent-limit 0.5 2>/dev/null | grep '%' || true
+  echo
+  perf report -i "$1" --no-children --sort sym --stdio -G --percent-limit 3 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 150 || true
 }
 perf_egressd() { # optional: where egressd spends its CPU, during one TLS c=64 run and one 16-stream TLS download
   command -v perf >/dev/null || { log "perf not installed: BENCH_PERF skipped"; return 0; }
@@ -590,10 +611,7 @@ perf_egressd() { # optional: where egressd spends its CPU, during one TLS c=64 r
     sleep 0.3
     if [[ $what == cps64 ]]; then run_cps tls egressd 64 perf; else run_bulk tls egressd 16 perf; fi
     wait "$pp" || true
-    { perf report -i "$WORK/perf-$what.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%'
-      echo
-      perf report -i "$WORK/perf-$what.data" --no-children --sort dso,sym --stdio -g none --percent-limit 0.5 2>/dev/null | grep '%'
-    } >"$RES/perf-$what.txt" || true
+    perf_summary "$WORK/perf-$what.data" >"$RES/perf-$what.txt"
     sed -i '/,perf,/d' "$RAW"
   done
 }
