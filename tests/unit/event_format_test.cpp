@@ -62,6 +62,37 @@ TEST(EventFormat, SockCreateHasNoDestination) {
   EXPECT_NE(j.find("\"reason\":\"raw-socket\""), std::string::npos) << j;
 }
 
+// A resolver decision names the question: its name and type.
+TEST(EventFormat, DnsEventsCarryNameAndType) {
+  Event e;
+  e.unix_ns = 1'700'000'000'000'000'000;
+  e.pid = e.tgid = 7;
+  e.uid = 1000;
+  e.comm = "dig";
+  e.family = AF_INET;
+  e.protocol = IPPROTO_UDP;
+  e.hook = EGD_HOOK_DNS;
+  e.verdict = EGD_VERDICT_DENY;
+  e.reason = EGD_REASON_DNS_NAME_NOT_ALLOWED;
+  e.daddr = "198.51.100.53";
+  e.dport = 53;
+  e.l7 = "dns";
+  e.host = "secret.evil.test";
+  e.qtype = 16;
+  std::string j = to_json(e);
+  EXPECT_NE(j.find("\"l7\":\"dns\",\"host\":\"secret.evil.test\",\"qtype\":\"TXT\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"hook\":\"dns\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"reason\":\"dns-name-not-allowed\""), std::string::npos) << j;
+  std::string t = to_text(e);
+  EXPECT_NE(t.find("dig[7] deny udp 198.51.100.53:53 dns secret.evil.test TXT dns-name-not-allowed via dns uid 1000"),
+            std::string::npos)
+      << t;
+  e.qtype = 65280;
+  EXPECT_NE(to_json(e).find("\"qtype\":\"TYPE65280\""), std::string::npos);
+  e.qtype = 0;  // a packet without a question: no type
+  EXPECT_EQ(to_json(e).find("qtype"), std::string::npos);
+}
+
 TEST(EventFormat, EveryReasonHasAName) {
   for (unsigned r = 0; r < EGD_REASON__COUNT; ++r) EXPECT_NE(reason_name(r), "unknown") << r;
   EXPECT_EQ(reason_name(EGD_REASON__COUNT), "unknown");

@@ -509,7 +509,16 @@ ports = [443, "8000-8002"]
       << s;
   EXPECT_NE(s.find("tcp 80, 443, 8000-8002; udp 53"), std::string::npos) << s;
   EXPECT_NE(s.find("events:     all"), std::string::npos) << s;
+  EXPECT_NE(s.find("dns:        resolves host-rule names; others NXDOMAIN; upstream /etc/resolv.conf"),
+            std::string::npos)
+      << s;
   EXPECT_EQ(s.back(), '\n');
+  Policy d = parse_policy("version = 1\n[dns]\nupstream = [\"127.0.0.53\"]\ndenied = \"refused\"\nallow = [\"a.example\"]\n",
+                          "t.toml");
+  EXPECT_NE(summarize(d).find("dns:        resolves host-rule names and 1 [dns] allow names; others REFUSED; upstream "
+                              "127.0.0.53"),
+            std::string::npos)
+      << summarize(d);
 }
 
 }  // namespace

@@ -205,7 +205,7 @@ TEST(PolicyParseError, Version) {
 TEST(PolicyParseError, UnknownKeysAtEveryLevel) {
   expect_error("version = 1\nmodes = \"enforce\"\n", 2, 1, "modes", "unknown key");
   expect_error("version = 1\n[proxy]\nech = \"deny\"\ntimeout = 5\n", 4, 1, "proxy.timeout", "unknown key");
-  expect_error("version = 1\n[dns]\nupstream = \"1.1.1.1\"\n", 2, 2, "dns", "unknown key");
+  expect_error("version = 1\n[dns]\nupstreams = [\"1.1.1.1\"]\n", 3, 1, "dns.upstreams", "unknown key");
   expect_error("version = 1\n[network]\nlan = \"deny\"\n", 3, 1, "network.lan", "unknown key");
   expect_error(section("allow_cidr", "cidr = \"203.0.113.1\"\nport = 22\n"), 4, 1, "allow_cidr[1].port", "unknown key");
   expect_error(section("deny_cidr", "cidr = \"203.0.113.1\"\nports = [22]\n"), 4, 1, "deny_cidr[1].ports",
@@ -227,6 +227,57 @@ TEST(PolicyParse, ModeAndProxy) {
   auto a = parse_policy("version = 1\nmode = \"audit\"\n[proxy]\nech = \"outer-sni\"\n", "t.toml");
   EXPECT_EQ(a.mode, Mode::Audit);
   EXPECT_EQ(a.proxy.ech, EchMode::OuterSni);
+}
+
+// Test that [dns] parses, with no upstreams (resolv.conf), NXDOMAIN and no
+// extra names by default.
+TEST(PolicyParse, Dns) {
+  Policy d = parse_ok("version = 1\n");
+  EXPECT_TRUE(d.dns.upstream.empty());
+  EXPECT_EQ(d.dns.denied, DnsDenied::NxDomain);
+  EXPECT_TRUE(d.dns.allow.empty());
+  Policy p = parse_ok(R"(version = 1
+[dns]
+upstream = ["127.0.0.53", "2001:db8::53"]
+denied = "refused"
+allow = ["Cdn.Example.NET.", "*.edge.example.net", "_acme-challenge.example.com"]
+)");
+  EXPECT_EQ(p.dns.upstream, (std::vector<std::string>{"127.0.0.53", "2001:db8::53"}));
+  EXPECT_EQ(p.dns.denied, DnsDenied::Refused);
+  EXPECT_EQ(p.dns.allow,
+            (std::vector<std::string>{"cdn.example.net", "*.edge.example.net", "_acme-challenge.example.com"}));
+  EXPECT_EQ(parse_ok("version = 1\n[dns]\ndenied = \"nxdomain\"\n").dns.denied, DnsDenied::NxDomain);
+}
+
+TEST(PolicyParseError, Dns) {
+  auto dns = [](const std::string& line, uint32_t col, const std::string& key, const std::string& message) {
+    expect_error("version = 1\n[dns]\n" + line + "\n", 3, col, key, message);
+  };
+  dns("upstream = \"1.1.1.1\"", 12, "dns.upstream", "expected an array, got a string");
+  dns("upstream = []", 12, "dns.upstream", "empty array: omit the key for the nameservers of /etc/resolv.conf");
+  dns("upstream = [\"dns.google\"]", 13, "dns.upstream[1]", "not an IP address");
+  dns("upstream = [\"1.1.1.1\", 53]", 24, "dns.upstream[2]", "expected a string, got an integer");
+  dns("upstream = [\"1.1.1.1:53\"]", 13, "dns.upstream[1]", "without brackets or port");
+  dns("upstream = [\"[::1]\"]", 13, "dns.upstream[1]", "without brackets or port");
+  dns("upstream = [\"10.0.0.0/8\"]", 13, "dns.upstream[1]", "not an IP address");
+  dns("upstream = [\"1.1.1.1\", \"1.0.0.1\", \"1.1.1.2\", \"1.1.1.3\", \"1.1.1.4\", \"1.1.1.5\", \"1.1.1.6\", "
+      "\"1.1.1.7\", \"1.1.1.8\"]",
+      12, "dns.upstream", "at most 8 upstreams");
+  dns("denied = \"drop\"", 10, "dns.denied", "expected \"nxdomain\" or \"refused\"");
+  dns("denied = \"NXDOMAIN\"", 10, "dns.denied", "expected \"nxdomain\" or \"refused\"");
+  dns("allow = []", 9, "dns.allow", "empty array: omit the key");
+  dns("allow = [\"example.com\", \"*.com\"]", 25, "dns.allow[2]", "at least two labels");
+  dns("allow = [\"10.0.0.1\"]", 10, "dns.allow[1]", "IP literals are not host names");
+  dns("allow = [\"a.*.example.com\"]", 10, "dns.allow[1]", "'*' is only allowed as a whole leading label");
+  dns("allow = [\"exa mple.com\"]", 10, "dns.allow[1]", "invalid character ' '");
+  dns("allow = [\"example.com:53\"]", 10, "dns.allow[1]", "no port in the host name");
+  dns("ech = \"deny\"", 1, "dns.ech", "unknown key (allowed here: upstream, denied, allow)");
+  expect_error("version = 1\ndns = 1\n", 2, 7, "dns", "expected a table, got an integer");
+  // The issue's `[[dns]]` rules became `[dns] allow`: say so.
+  expect_error("version = 1\n[[dns]]\nhost = \"example.com\"\n", 2, 1, "dns",
+               "expected a table ([dns]), got an array: write [dns] with allow");
+  // '_' is for [dns] allow names only, never host rules.
+  expect_error(section("allow", "host = \"_acme.example.com\"\n"), 3, 8, "allow[1].host", "invalid character '_'");
 }
 
 TEST(PolicyParseError, Events) {

@@ -51,12 +51,12 @@ struct Status1 {
   Counters counters;
   int links;
   int daemon;
-  uint16_t proxy_port;  // 0: no proxy registered (web ports are refused)
+  egd_proxy_conf steering;  // port 0: no proxy registered (web ports are refused); dns_port likewise
 };
 
-uint16_t proxy_port(const MapFds& maps) {
+egd_proxy_conf steering(const MapFds& maps) {
   auto c = read_proxy_conf(maps);
-  return c ? c->port : 0;
+  return c ? *c : egd_proxy_conf{};
 }
 
 void print_counters_text(const Counters& c, unsigned verdict) {
@@ -183,7 +183,7 @@ int cmd_status(const std::vector<std::string>& argv) {
     auto counters = read_counters(*maps);
     if (!meta || !counters) continue;
     Target t{cstr(meta->cgroup_path, sizeof(meta->cgroup_path)), id, pins};
-    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t), proxy_port(*maps)});
+    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t), steering(*maps)});
   }
   bool json = args.has("json");
   if (json) std::printf("{\"attachments\":[");
@@ -195,11 +195,12 @@ int cmd_status(const std::vector<std::string>& argv) {
     if (json) {
       std::printf("%s{\"cgroup\":\"%s\",\"cgroup_id\":%llu,\"policy\":\"%s\",\"generation\":%u,"
                   "\"attached_at\":\"%s\",\"policy_loaded_at\":\"%s\",\"links\":%d,\"fenced\":%s,"
-                  "\"daemon_pid\":%d,\"proxy_port\":%u,\"allowed\":%s,\"denied\":%s,\"audited\":%s,\"ring_drops\":%llu}",
+                  "\"daemon_pid\":%d,\"proxy_port\":%u,\"dns_port\":%u,\"dns_steered\":%s,\"allowed\":%s,\"denied\":%s,\"audited\":%s,\"ring_drops\":%llu}",
                   i ? "," : "", json_escape(cg).c_str(), static_cast<unsigned long long>(s.id),
                   json_escape(pol).c_str(), s.meta.gen, iso8601(s.meta.attached_at_unix_ns).c_str(),
                   iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == kProgramCount ? "true" : "false", s.daemon,
-                  static_cast<unsigned>(s.proxy_port), counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
+                  static_cast<unsigned>(s.steering.port), static_cast<unsigned>(s.steering.dns_port),
+                  (s.steering.flags & EGD_PROXY_F_DNS) ? "true" : "false", counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
                   counters_json(s.counters, EGD_VERDICT_DENY).c_str(),
                   counters_json(s.counters, EGD_VERDICT_AUDIT).c_str(), static_cast<unsigned long long>(drops));
       continue;
@@ -215,10 +216,18 @@ int cmd_status(const std::vector<std::string>& argv) {
       std::printf("  daemon:   pid %d\n", s.daemon);
     else
       std::printf("  daemon:   not running (the fence holds; events wait in the ring until one attaches)\n");
-    if (s.proxy_port)
-      std::printf("  proxy:    127.0.0.1:%u and [::1]:%u (web ports are steered there)\n", s.proxy_port, s.proxy_port);
+    if (s.steering.port)
+      std::printf("  proxy:    127.0.0.1:%u and [::1]:%u (web ports are steered there)\n", s.steering.port,
+                  s.steering.port);
     else
       std::printf("  proxy:    none registered (web ports are refused)\n");
+    if (s.steering.dns_port)
+      std::printf("  resolver: 127.0.0.1:%u and [::1]:%u (DNS to any address is steered there)\n", s.steering.dns_port,
+                  s.steering.dns_port);
+    else if (s.steering.flags & EGD_PROXY_F_DNS)
+      std::printf("  resolver: none running (DNS is refused until a daemon serves it)\n");
+    else
+      std::printf("  resolver: none registered yet (DNS passes at L4)\n");
     std::printf("  denied:  ");
     print_counters_text(s.counters, EGD_VERDICT_DENY);
     std::printf("  allowed: ");

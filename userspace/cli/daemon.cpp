@@ -23,6 +23,9 @@
 #include "bpf/loader.h"
 #include "cli/proxy_resolver.h"
 #include "common/loop.h"
+#include "dns/client_identity.h"
+#include "dns/server.h"
+#include "dns/stub_resolver.h"
 #include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
 #include "cli/args.h"
@@ -152,7 +155,7 @@ uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) 
 }  // namespace
 
 int cmd_attach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "policy", "dns-upstream", "proxy-port", "proxy-timeout-ms"}, {});
+  Args args(argv, {"cgroup", "policy", "dns-upstream", "dns-port", "proxy-port", "proxy-timeout-ms"}, {});
   std::string cg_arg = args.require("cgroup");
   std::string policy_path = args.get("policy");
   proxy::ProxyOptions popt;
@@ -161,6 +164,12 @@ int cmd_attach(const std::vector<std::string>& argv) {
     int port = std::atoi(args.get("proxy-port").c_str());
     if (port < 1 || port > 65535) throw UsageError("--proxy-port takes 1..65535");
     popt.port = static_cast<uint16_t>(port);
+  }
+  dns::ServerOptions dopt;
+  if (args.has("dns-port")) {
+    int port = std::atoi(args.get("dns-port").c_str());
+    if (port < 1 || port > 65535) throw UsageError("--dns-port takes 1..65535");
+    dopt.port = static_cast<uint16_t>(port);
   }
   // Logs go to stderr (journald under systemd); stdout stays free.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("egressd"));
@@ -194,7 +203,13 @@ int cmd_attach(const std::vector<std::string>& argv) {
 
   auto loop = Loop::create();
   if (!loop) return fail("attach", loop.error().message());
-  auto resolver = make_proxy_resolver(*loop, args.get("dns-upstream"));
+  // One list for the proxy's checks and the resolver: --dns-upstream >
+  // [dns] upstream > /etc/resolv.conf. egressd is outside the fence, so an
+  // upstream on loopback (systemd-resolved's 127.0.0.53) is never steered.
+  auto upstreams = dns_upstreams(args.get("dns-upstream"), *p);
+  if (!upstreams) return fail("attach", upstreams.error().message());
+  dopt.upstream.upstreams = *upstreams;
+  auto resolver = make_proxy_resolver(*loop, *upstreams);
   if (!resolver) return fail("attach", resolver.error().message());
 
   Result<Attached> attached = logic_error("unset");
@@ -227,9 +242,26 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // The proxy the hooks steer web ports to. Until it is registered in
   // egd_proxy, steered connects are refused (fail closed).
   proxy::BpfOrigDstTable orig_table(maps.orig_by_port.get());
-  auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, active(*p), popt);
+  auto in_force = active(*p);  // one compiled policy for the proxy and the resolver
+  auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, in_force, popt);
   if (!proxy) return fail("attach", "start the proxy: " + proxy.error().message());
-  if (auto s = set_proxy_ports(maps, (*proxy)->port(), 0); !s) return fail("attach", s.error().message());
+  // The resolver the hooks steer DNS to. Registering its port turns DNS
+  // steering on for good: from then on no query from the cgroup leaves
+  // unless this resolver (or a successor) forwards it.
+  dns::BpfClientIdentity dns_identity(maps.orig_by_cookie.get(), maps.orig_by_port.get());
+  auto dns_server = dns::Server::start(*loop, dns_identity, publish, in_force, dopt);
+  if (!dns_server) return fail("attach", "start the resolver: " + dns_server.error().message());
+  (*resolver)->answers_first([server = dns_server->get()](const std::string& name) { return server->cached_addresses(name); });
+  if (auto s = set_proxy_ports(maps, (*proxy)->port(), (*dns_server)->port()); !s)
+    return fail("attach", s.error().message());
+  // A new policy for both; [dns] upstream is read at attach only.
+  auto swap_policy = [&](const policy::Policy& np) {
+    auto next = active(np);
+    (*proxy)->set_policy(next);
+    (*dns_server)->set_policy(next);
+    if (!args.has("dns-upstream") && np.dns.upstream != p->dns.upstream)
+      spdlog::warn("[dns] upstream changed: the resolver keeps its upstreams until the next attach");
+  };
 
   RingContext rctx{&hub.value(), boottime_to_unix_offset_ns()};
   ring_buffer* rb = ring_buffer__new(maps.events.get(), on_ring_record, &rctx, nullptr);
@@ -255,9 +287,9 @@ int cmd_attach(const std::vector<std::string>& argv) {
     signalfd_siginfo si{};
     while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
       if (si.ssi_signo == SIGHUP) {
-        if (auto np = reload_policy(*target, maps)) (*proxy)->set_policy(active(*np));
+        if (auto np = reload_policy(*target, maps)) swap_policy(*np);
       } else if (si.ssi_signo == SIGUSR1) {
-        if (auto np = reread_policy(maps)) (*proxy)->set_policy(active(*np));
+        if (auto np = reread_policy(maps)) swap_policy(*np);
       } else {
         if (path_exists(target->pins.dir))
           spdlog::info("exiting on signal {}; {} stays fenced (egressd detach removes the fence)",
@@ -277,9 +309,13 @@ int cmd_attach(const std::vector<std::string>& argv) {
                target->path, target->id, p->source, attached->install.gen, attached->install.entries,
                attached->adopted ? ", adopted existing pins" : "", attached->load_ms, attached->install.write_ms);
   spdlog::info("proxy listening on 127.0.0.1:{} and [::1]:{}", (*proxy)->port(), (*proxy)->port());
+  std::string ups;
+  for (const auto& u : *upstreams) ups += (ups.empty() ? "" : ", ") + dns::to_string(u);
+  spdlog::info("resolver listening on 127.0.0.1:{} and [::1]:{} (UDP and TCP; upstreams {}); the cgroup's DNS goes there",
+               (*dns_server)->port(), (*dns_server)->port(), ups);
   sd_notify("READY=1\nSTATUS=enforcing on " + target->path + "\nMAINPID=" + std::to_string(getpid()));
 
-  uint64_t last_drops = 0, last_hub_drops = 0;
+  uint64_t last_drops = 0, last_hub_drops = 0, last_dns_suppressed = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
   while (running) {
     // Producers wake us only when the ring fills up (EGD_RING_WAKEUP_BYTES);
@@ -301,6 +337,10 @@ int cmd_attach(const std::vector<std::string>& argv) {
         last_hub_drops = hub->dropped_lines();
         spdlog::warn("{} event lines dropped for subscribers too slow to read them", last_hub_drops);
       }
+      if (uint64_t n = (*dns_server)->stats().events_suppressed; n != last_dns_suppressed) {
+        last_dns_suppressed = n;
+        spdlog::warn("resolver: {} events not recorded so far (rate limit: a flood of denied or malformed queries)", n);
+      }
       if (auto c = read_counters(maps); c && (*c)[EGD_STAT_RING_DROPS] != last_drops) {
         spdlog::warn("event ring overflowed: {} events dropped so far", (*c)[EGD_STAT_RING_DROPS]);
         last_drops = (*c)[EGD_STAT_RING_DROPS];
@@ -314,7 +354,8 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // took over has registered its own port, which stays.
   if (path_exists(target->pins.dir)) {
     auto c = read_proxy_conf(maps);
-    if (c && c->port == (*proxy)->port()) (void)set_proxy_ports(maps, 0, 0);
+    // DNS steering stays on: steered queries are refused (no-proxy), never let out.
+    if (c && c->port == (*proxy)->port() && c->dns_port == (*dns_server)->port()) (void)set_proxy_ports(maps, 0, 0);
   }
   // Our pidfile, still locked by us: remove it before the lock goes.
   unlink(target->pins.pidfile().c_str());

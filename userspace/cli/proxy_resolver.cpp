@@ -2,8 +2,6 @@
 
 #include <cstring>
 
-#include "dns/stub_resolver.h"
-
 namespace egressd::cli {
 namespace {
 
@@ -15,23 +13,7 @@ proxy::ResolveResult convert(const dns::Resolution& r) {
   return out;
 }
 
-class DnsResolver final : public proxy::Resolver {
- public:
-  DnsResolver(Loop& loop, dns::StubResolver::Options o) : stub_(loop, std::move(o)) {}
-  void resolve(const std::string& name, proxy::ResolveDone done) override {
-    stub_.resolve(name, [done = std::move(done)](const dns::Resolution& r) { done(convert(r)); });
-  }
-  std::optional<proxy::ResolveResult> cached(const std::string& name) const override {
-    auto r = stub_.cached(name);
-    if (!r) return std::nullopt;
-    return convert(*r);
-  }
-
- private:
-  dns::StubResolver stub_;
-};
-
-Result<std::vector<sockaddr_storage>> parse_upstreams(const std::string& list) {
+Result<std::vector<sockaddr_storage>> parse_upstreams(const std::string& list, const std::string& what) {
   std::vector<sockaddr_storage> out;
   size_t start = 0;
   while (start <= list.size()) {
@@ -40,26 +22,64 @@ Result<std::vector<sockaddr_storage>> parse_upstreams(const std::string& list) {
     start = comma == std::string::npos ? list.size() + 1 : comma + 1;
     if (item.empty()) continue;
     auto addr = IpAddr::parse(item);
-    if (!addr) return logic_error("--dns-upstream: not an IP address: " + item);
+    if (!addr) return logic_error(what + ": not an IP address: " + item);
     sockaddr_storage ss;
     addr->to_sockaddr(53, &ss);
     out.push_back(ss);
   }
-  if (out.empty()) return logic_error("--dns-upstream names no address");
+  if (out.empty()) return logic_error(what + " names no address");
   return out;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<proxy::Resolver>> make_proxy_resolver(Loop& loop, const std::string& upstreams) {
-  dns::StubResolver::Options o;
-  auto ups = upstreams.empty() ? dns::read_resolv_conf() : parse_upstreams(upstreams);
-  if (!ups) {
-    return logic_error("no DNS upstream for the proxy's name checks: " + ups.error().message() +
-                       " (pass --dns-upstream IP)");
+// Only an answer with addresses is taken from the DNS server's cache: for
+// a cached NXDOMAIN or an answer emptied by the rebinding filter the stub
+// asks, so the proxy's reasons (resolve-failed, rebind) stay what they were.
+std::optional<proxy::ResolveResult> ProxyResolver::given(const std::string& name) const {
+  if (!answers_) return std::nullopt;
+  auto addrs = answers_(name);
+  if (!addrs || addrs->empty()) return std::nullopt;
+  proxy::ResolveResult r;
+  r.addrs = std::move(*addrs);
+  return r;
+}
+
+void ProxyResolver::resolve(const std::string& name, proxy::ResolveDone done) {
+  if (auto r = given(name)) {
+    // `done` never runs inside resolve().
+    loop_.defer([alive = std::weak_ptr<int>(alive_), done = std::move(done), r = std::move(*r)] {
+      if (!alive.expired()) done(r);
+    });
+    return;
   }
-  o.upstreams = std::move(*ups);
-  return std::unique_ptr<proxy::Resolver>(new DnsResolver(loop, std::move(o)));
+  stub_.resolve(name, [done = std::move(done)](const dns::Resolution& r) { done(convert(r)); });
+}
+
+std::optional<proxy::ResolveResult> ProxyResolver::cached(const std::string& name) const {
+  if (auto r = given(name)) return r;
+  auto r = stub_.cached(name);
+  if (!r) return std::nullopt;
+  return convert(*r);
+}
+
+Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, const policy::Policy& policy) {
+  if (!flag.empty()) return parse_upstreams(flag, "--dns-upstream");
+  if (!policy.dns.upstream.empty()) {
+    std::string list;
+    for (const std::string& u : policy.dns.upstream) list += u + ",";
+    return parse_upstreams(list, policy.source + ": dns.upstream");
+  }
+  auto ups = dns::read_resolv_conf();
+  if (!ups)
+    return logic_error("no DNS upstream: " + ups.error().message() + " (pass --dns-upstream IP or set [dns] upstream)");
+  return ups;
+}
+
+Result<std::unique_ptr<ProxyResolver>> make_proxy_resolver(Loop& loop, std::vector<sockaddr_storage> upstreams) {
+  dns::StubResolver::Options o;
+  o.upstreams = std::move(upstreams);
+  return std::make_unique<ProxyResolver>(loop, std::move(o));
 }
 
 }  // namespace egressd::cli

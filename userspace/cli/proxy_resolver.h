@@ -1,18 +1,53 @@
-// proxy_resolver.h: the resolver the proxy checks names with: egressd's own
-// asynchronous DNS client, asking the upstreams given on the command line
-// (--dns-upstream) or, by default, the nameservers of /etc/resolv.conf.
+// proxy_resolver.h: the resolver the proxy checks names with. The filtering
+// DNS server's cache comes first: a client that resolved through egressd is
+// checked against the very answer it was given (CDNs rotate addresses, so a
+// fresh lookup may disagree). Otherwise egressd's own asynchronous DNS
+// client asks the upstreams: --dns-upstream, else the policy's [dns]
+// upstream, else the nameservers of /etc/resolv.conf.
 #pragma once
 
-#include <memory>
-#include <string>
+#include <sys/socket.h>
 
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ip_addr.h"
 #include "common/loop.h"
 #include "common/result.h"
+#include "dns/stub_resolver.h"
+#include "policy/model.h"
 #include "proxy/proxy.h"
 
 namespace egressd::cli {
 
-// `upstreams`: "IP[,IP...]" (port 53), empty for /etc/resolv.conf.
-Result<std::unique_ptr<proxy::Resolver>> make_proxy_resolver(Loop& loop, const std::string& upstreams);
+class ProxyResolver final : public proxy::Resolver {
+ public:
+  // The addresses a client was given for a name, if known (dns::Server::cached_addresses).
+  using Answers = std::function<std::optional<std::vector<IpAddr>>(const std::string& name)>;
+
+  ProxyResolver(Loop& loop, dns::StubResolver::Options o) : loop_(loop), stub_(loop, std::move(o)) {}
+  // Consulted first from now on (the DNS server starts after the proxy).
+  void answers_first(Answers answers) { answers_ = std::move(answers); }
+
+  void resolve(const std::string& name, proxy::ResolveDone done) override;
+  std::optional<proxy::ResolveResult> cached(const std::string& name) const override;
+
+ private:
+  std::optional<proxy::ResolveResult> given(const std::string& name) const;
+
+  Loop& loop_;
+  dns::StubResolver stub_;
+  Answers answers_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // deferred answers hold a weak_ptr
+};
+
+// The DNS upstreams: `flag` ("IP[,IP...]", port 53) if given, else the
+// policy's [dns] upstream, else /etc/resolv.conf's nameservers.
+Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, const policy::Policy& policy);
+
+Result<std::unique_ptr<ProxyResolver>> make_proxy_resolver(Loop& loop, std::vector<sockaddr_storage> upstreams);
 
 }  // namespace egressd::cli

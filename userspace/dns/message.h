@@ -40,6 +40,8 @@ inline constexpr size_t kMaxCnameHops = 8;
 
 // "NOERROR", "NXDOMAIN", ... or the number.
 std::string rcode_name(uint16_t rcode);
+// "A", "HTTPS", ... or "TYPE65280" (RFC 3597), for events and logs.
+std::string type_name(uint16_t type);
 
 enum class ParseStatus {
   Ok,

@@ -33,6 +33,9 @@ struct Event {
   std::string l7;                     // "tls" or "http"; empty for kernel events
   std::string host;                   // SNI or Host, as the client sent it (canonical)
   std::string method, path;           // plain HTTP
+  // Decided by the resolver (hook == EGD_HOOK_DNS): l7 "dns", host the
+  // name asked, and its type (0 for a packet without a question).
+  uint16_t qtype = 0;
 };
 
 // Offset to add to CLOCK_BOOTTIME ns to get Unix time ns.

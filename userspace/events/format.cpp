@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "dns/message.h"
+
 namespace egressd {
 namespace {
 
@@ -74,6 +76,7 @@ std::string to_json(const Event& e) {
     s += ",\"host\":\"" + json_escape(e.host) + "\"";
     if (!e.method.empty()) s += ",\"method\":\"" + json_escape(e.method) + "\"";
     if (!e.path.empty()) s += ",\"path\":\"" + json_escape(e.path) + "\"";
+    if (e.qtype) s += ",\"qtype\":\"" + dns::type_name(e.qtype) + "\"";
   }
   s += ",\"verdict\":\"" + std::string(verdict_name(e.verdict)) + "\"";
   s += ",\"reason\":\"" + std::string(reason_name(e.reason)) + "\"";
@@ -89,6 +92,7 @@ std::string to_text(const Event& e) {
   if (!e.l7.empty()) {
     s += " " + e.l7 + " " + (e.host.empty() ? std::string("-") : json_escape(e.host));
     if (!e.method.empty()) s += " " + json_escape(e.method) + " " + json_escape(e.path);
+    if (e.qtype) s += " " + dns::type_name(e.qtype);
   }
   s += " " + std::string(reason_name(e.reason));
   if (e.rule_id) s += " rule " + std::to_string(e.rule_id);

@@ -319,6 +319,12 @@ std::string summarize(const Policy& p) {
        action_name(n.broadcast) + ", reserved " + action_name(n.reserved) + "\n";
   s += "  ports:      tcp " + tcp_ports_text(p) + "; udp " + std::to_string(kDnsPort) + "\n";
   s += std::string("  proxy:      ech ") + (p.proxy.ech == EchMode::Deny ? "deny" : "outer-sni") + "\n";
+  std::string upstream;
+  for (const std::string& u : p.dns.upstream) upstream += (upstream.empty() ? "" : ", ") + u;
+  s += "  dns:        resolves host-rule names" +
+       (p.dns.allow.empty() ? std::string() : " and " + std::to_string(p.dns.allow.size()) + " [dns] allow names") +
+       "; others " + (p.dns.denied == DnsDenied::Refused ? "REFUSED" : "NXDOMAIN") + "; upstream " +
+       (upstream.empty() ? "/etc/resolv.conf" : upstream) + "\n";
   s += std::string("  events:     ") + (p.events == EventsMode::All ? "all" : "deny") + "\n";
   return s;
 }

@@ -72,6 +72,15 @@ struct ProxySettings {
   EchMode ech = EchMode::Deny;
 };
 
+enum class DnsDenied : uint8_t { NxDomain, Refused };  // the answer to a name no rule allows
+
+// [dns]: the resolver the cgroup's DNS is steered to.
+struct DnsSettings {
+  std::vector<std::string> upstream;  // IP literals (port 53); empty: /etc/resolv.conf. --dns-upstream wins over both
+  DnsDenied denied = DnsDenied::NxDomain;
+  std::vector<std::string> allow;     // names ("*." wildcards) that may be resolved without a host rule
+};
+
 struct Policy {
   uint32_t version = 1;
   Mode mode = Mode::Enforce;
@@ -80,6 +89,7 @@ struct Policy {
   EventsMode events = EventsMode::Deny;
   Network network;
   ProxySettings proxy;
+  DnsSettings dns;
   std::vector<AllowCidr> allow_cidrs;
   std::vector<DenyCidr> deny_cidrs;
   std::vector<HostRule> hosts;

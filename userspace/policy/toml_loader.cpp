@@ -72,10 +72,12 @@ class Loader {
     Policy p;
     p.source = source_;
     p.hash = hash;
-    check_keys(root, "", {"version", "mode", "events", "network", "proxy", "allow_cidr", "deny_cidr", "allow"});
+    check_keys(root, "",
+               {"version", "mode", "events", "network", "proxy", "dns", "allow_cidr", "deny_cidr", "allow"});
     p.version = load_version(root);
     if (auto* n = root.get("mode")) p.mode = load_mode(*n, "mode");
     if (auto* n = root.get("proxy")) p.proxy = load_proxy(*n, "proxy");
+    if (auto* n = root.get("dns")) p.dns = load_dns(*n, "dns");
     if (auto* n = root.get("events")) p.events = load_events(*n, "events");
     if (auto* n = root.get("network")) p.network = load_network(*n, "network");
     each_table(root, "allow_cidr", [&](const toml::table& t, const std::string& key, uint32_t id) {
@@ -200,6 +202,48 @@ class Loader {
     return ps;
   }
 
+  // [dns]. A `[[dns]]` array (the first sketch) cannot coexist with
+  // the table in TOML, so its allow rules are the table's `allow` list.
+  DnsSettings load_dns(const toml::node& n, const std::string& key) const {
+    if (n.is_array()) fail(n, key, "expected a table ([dns]), got an array: write [dns] with allow = [\"name\", ...]");
+    const auto& t = want_table(n, key);
+    check_keys(t, key, {"upstream", "denied", "allow"});
+    DnsSettings d;
+    if (auto* u = t.get("upstream")) {
+      d.upstream = load_strings(*u, child(key, "upstream"), "the nameservers of /etc/resolv.conf", check_upstream);
+      if (d.upstream.size() > kMaxDnsUpstreams)
+        fail(*u, child(key, "upstream"), "at most " + std::to_string(kMaxDnsUpstreams) + " upstreams");
+    }
+    if (auto* v = t.get("denied")) {
+      std::string k = child(key, "denied");
+      const auto& s = want_string(*v, k);
+      if (s == "nxdomain") d.denied = DnsDenied::NxDomain;
+      else if (s == "refused") d.denied = DnsDenied::Refused;
+      else fail(*v, k, "expected \"nxdomain\" or \"refused\"");
+    }
+    if (auto* a = t.get("allow")) {
+      const auto& arr = want_list(*a, child(key, "allow"), "no names beyond the [[allow]] hosts");
+      for (size_t i = 0; i < arr.size(); ++i) {
+        std::string k = at_index(child(key, "allow"), i);
+        std::string name = want_string(arr[i], k);
+        if (auto err = check_host(name, /*dns_name=*/true)) fail(arr[i], k, *err);
+        d.allow.push_back(std::move(name));
+      }
+    }
+    return d;
+  }
+
+  static constexpr size_t kMaxDnsUpstreams = 8;
+
+  // An upstream is an address: names would need a resolver to find the resolver.
+  static std::optional<std::string> check_upstream(const std::string& s) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1) return std::nullopt;
+    if (s.starts_with('[') || (s.find(':') != std::string::npos && s.find(':') == s.rfind(':')))
+      return "write the bare address, without brackets or port: upstreams are asked on port 53";
+    return "not an IP address: \"" + s + "\" (upstreams are addresses, asked on port 53)";
+  }
+
   Action load_action(const toml::node& n, const std::string& key) const {
     const auto& s = want_string(n, key);
     if (s == "allow") return Action::Allow;
@@ -309,7 +353,9 @@ class Loader {
 
   // Normalises `host` (lower case, one trailing dot stripped); returns an
   // error message if it is not a DNS name or a "*." wildcard over one.
-  static std::optional<std::string> check_host(std::string& host) {
+  // `dns_name`: a [dns] allow entry, where '_' may start labels of service
+  // names ("_acme-challenge.example.com", "_https._tcp.example.com").
+  static std::optional<std::string> check_host(std::string& host, bool dns_name = false) {
     for (auto& c : host)
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     if (host.find("://") != std::string::npos) return "not a URL: write the bare host name";
@@ -337,7 +383,8 @@ class Loader {
       if (label.empty()) return "empty label in host name";
       if (label.size() > 63) return "label longer than 63 characters: " + std::string(label);
       for (char c : label)
-        if (!is_lower_alnum(c) && c != '-') return "invalid character '" + std::string(1, c) + "' in host name";
+        if (!is_lower_alnum(c) && c != '-' && !(dns_name && c == '_'))
+          return "invalid character '" + std::string(1, c) + "' in host name";
       if (label.front() == '-' || label.back() == '-') return "label starts or ends with '-': " + std::string(label);
       ++labels;
       last = label;

@@ -106,4 +106,42 @@ L3Verdict L3Check::tcp(const IpAddr& addr, uint16_t port) const {
   return judge(addr, port);
 }
 
+bool L3Check::reachable_as(const IpAddr& a) const {
+  if (deny_.find(a)) return false;
+  if (allow_.find(a)) return true;  // some port of some protocol is open there
+  __u32 cat;
+  if (a.family == AF_INET) {
+    __u32 v4;
+    std::memcpy(&v4, a.bytes.data(), 4);
+    cat = egd_classify4(v4);
+  } else {
+    __u32 w[4];
+    std::memcpy(w, a.bytes.data(), 16);
+    cat = egd_classify6(w);
+  }
+  if (cat == EGD_CAT_PUBLIC) return true;
+  const policy::Network& n = policy_.network;
+  policy::Action act = cat == EGD_CAT_LOOPBACK     ? n.loopback
+                       : cat == EGD_CAT_PRIVATE    ? n.private_
+                       : cat == EGD_CAT_LINK_LOCAL ? n.link_local
+                       : cat == EGD_CAT_MULTICAST  ? n.multicast
+                       : cat == EGD_CAT_BROADCAST  ? n.broadcast
+                                                   : n.reserved;
+  return act == policy::Action::Allow;
+}
+
+bool L3Check::reachable(const IpAddr& addr) const {
+  if (addr.family == AF_INET6) {
+    __u32 w[4], v4 = 0;
+    std::memcpy(w, addr.bytes.data(), 16);
+    int embed = egd_embedded_v4(w, &v4);
+    if (embed != EGD_EMBED_NONE) {
+      bool as4 = reachable_as(IpAddr::v4(&v4));
+      if (embed == EGD_EMBED_MAPPED || !as4) return as4;
+      return reachable_as(addr);  // translated forms leave as IPv6: both must pass
+    }
+  }
+  return reachable_as(addr);
+}
+
 }  // namespace egressd::proxy

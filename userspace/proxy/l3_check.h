@@ -27,6 +27,12 @@ class L3Check {
   // TCP to `addr`:`port` as the connect hooks would judge it, embedded IPv4
   // forms included (v4-mapped: as IPv4; translated: as both).
   L3Verdict tcp(const IpAddr& addr, uint16_t port) const;
+  // Whether the kernel lets anything (some port, TCP or UDP) reach `addr`:
+  // false when a deny_cidr or a denied category blocks it and no
+  // allow_cidr opens it. The resolver removes answers pointing at such
+  // addresses (DNS rebinding); an allow_cidr for a LAN host keeps its name
+  // resolvable.
+  bool reachable(const IpAddr& addr) const;
 
  private:
   struct Index {
@@ -35,6 +41,7 @@ class L3Check {
     const size_t* find(const IpAddr& a) const;  // most specific first
   };
   L3Verdict judge(const IpAddr& addr, uint16_t port) const;  // no embedded forms
+  bool reachable_as(const IpAddr& addr) const;               // no embedded forms
 
   const policy::Policy& policy_;
   Index deny_, allow_;

@@ -1,0 +1,748 @@
+// Test the filtering resolver (dns/server.h) end to end on loopback: real
+// UDP and TCP clients, a fake upstream on 127.0.0.1 that counts every
+// query, the client identity faked. Allowed names are forwarded and
+// cached, denied ones never reach the upstream (whatever the type, also in
+// a burst of 500), ANY is refused, TC moves to TCP, TCP clients pipeline,
+// malformed packets are dropped while the server keeps serving, answers
+// lose blocked addresses, events name the client. Every wait has a deadline.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../support/fake_dns_upstream.h"
+#include "dns/builder.h"
+#include "dns/filter.h"
+#include "dns/message.h"
+#include "dns/reply.h"
+#include "dns/server.h"
+#include "policy/toml_loader.h"
+
+namespace egressd::dns {
+namespace {
+
+using namespace std::chrono_literals;
+using egressd::testing::Bytes;
+using egressd::testing::FakeDnsUpstream;
+
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+size_t count_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// ---- messages -------------------------------------------------------------------
+
+struct Ask {
+  std::string name;
+  uint16_t type = kTypeA;
+  uint16_t id = 0x1234;
+  int edns = -1;  // -1: none; else the UDP size advertised
+  bool dnssec_ok = false;
+};
+
+Bytes query(const Ask& a) {
+  Header h;
+  h.id = a.id;
+  h.rd = true;
+  MessageBuilder b(h, false);
+  EXPECT_TRUE(b.question(a.name, a.type));
+  if (a.edns >= 0) b.opt(static_cast<uint16_t>(a.edns), 0, a.dnssec_ok);
+  return b.bytes();
+}
+
+// What an upstream answers: `addrs` of the query's family (CNAME first if set).
+Bytes respond(const Message& q, std::vector<IpAddr> addrs, uint16_t rcode = 0, bool tc = false, uint32_t ttl = 300,
+              std::string cname = "") {
+  Header h;
+  h.id = q.header.id;
+  h.qr = h.ra = true;
+  h.rd = q.header.rd;
+  h.tc = tc;
+  h.rcode = rcode;
+  MessageBuilder b(h);
+  const Question& question = q.questions.at(0);
+  b.question(question.name, question.type);
+  std::string owner = question.name;
+  if (!cname.empty()) {
+    b.cname(Section::Answer, owner, ttl, cname);
+    owner = cname;
+  }
+  for (const IpAddr& a : addrs)
+    if ((question.type == kTypeA && a.family == AF_INET) || (question.type == kTypeAAAA && a.family == AF_INET6))
+      b.address(Section::Answer, owner, ttl, a);
+  if (rcode == kRcodeNxDomain)
+    b.record(Section::Authority, "test", kTypeSOA, 60,
+             Bytes{1, 'n', 0, 1, 'h', 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 60});
+  if (q.edns) b.opt(1232, 0, q.edns->dnssec_ok);
+  return b.bytes();
+}
+
+// Answers by name: "rebind.test" gets a private address too, "big.test"
+// more than 512 bytes, anything unknown NXDOMAIN.
+FakeDnsUpstream::Handler world() {
+  return [](const Message& q, bool) -> std::vector<Bytes> {
+    const std::string& n = q.questions.at(0).name;
+    if (n == "allowed.test" || n == "a.wild.test" || n == "other.allowed.test")
+      return {respond(q, {ip("203.0.113.10"), ip("2001:db8::10")})};
+    if (n == "rebind.test") return {respond(q, {ip("10.0.0.5"), ip("203.0.113.10"), ip("169.254.169.254")})};
+    if (n == "alias.test") return {respond(q, {ip("203.0.113.10")}, 0, false, 300, "allowed.test")};
+    if (n == "big.test") {
+      std::vector<IpAddr> many;
+      for (int i = 1; i <= 60; ++i) many.push_back(*IpAddr::parse("203.0.113." + std::to_string(i)));
+      return {respond(q, many)};
+    }
+    return {respond(q, {}, kRcodeNxDomain)};
+  };
+}
+
+Message parse_ok(const Bytes& wire) {
+  ParseResult p = parse_message(wire);
+  EXPECT_EQ(p.status, ParseStatus::Ok) << p.error;
+  return p.message;
+}
+
+std::vector<std::string> addrs_of(const Message& m) {
+  std::vector<std::string> out;
+  for (const Record& r : m.answers)
+    if (r.addr) out.push_back(r.addr->to_string());
+  return out;
+}
+
+// ---- the fixture ------------------------------------------------------------------
+
+class FakeIdentity final : public ClientIdentity {
+ public:
+  std::optional<proxy::OrigDst> tcp(int, const sockaddr_storage&) override {
+    ++tcp_calls;
+    return who("dig-tcp");
+  }
+  std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override {
+    ++udp_calls;
+    EXPECT_EQ(peer.ss_family, local.ss_family);
+    return who("dig");
+  }
+  int tcp_calls = 0, udp_calls = 0;
+
+ private:
+  static proxy::OrigDst who(const char* comm) {
+    proxy::OrigDst o;
+    o.family = AF_INET;
+    o.given = o.target = ip("198.51.100.53");
+    o.port = 53;
+    o.pid = o.tgid = 4242;
+    o.uid = 1000;
+    o.cgroup_id = 77;
+    o.comm = comm;
+    return o;
+  }
+};
+
+const char* kPolicy = R"(version = 1
+[[allow]]
+host = "allowed.test"
+[[allow]]
+host = "*.wild.test"
+[[allow]]
+host = "rebind.test"
+[[allow]]
+host = "alias.test"
+[[allow]]
+host = "big.test"
+[[allow]]
+host = "missing.test"
+)";
+
+class DnsServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(up_.ok()); }
+
+  std::shared_ptr<const proxy::ActivePolicy> policy(const std::string& text) {
+    return std::make_shared<const proxy::ActivePolicy>(policy::parse_policy(text, "t.toml"));
+  }
+
+  ServerOptions options() {
+    ServerOptions o;
+    o.upstream.upstreams = {up_.addr};
+    o.upstream.try_timeout = 200ms;
+    o.upstream.attempts = 1;
+    return o;
+  }
+
+  void start(const std::string& text = kPolicy, std::optional<ServerOptions> o = std::nullopt) {
+    auto s = Server::start(
+        loop_, identity_, [this](const Event& e) { events_.push_back(e); }, policy(text), o ? *o : options());
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    server_ = std::move(*s);
+    ASSERT_NE(server_->port(), 0);
+  }
+
+  // Runs the loop until `cond` or `limit`; then one more turn so deferred work runs.
+  bool run_until(const std::function<bool()>& cond, std::chrono::milliseconds limit = 3000ms) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    bool met = cond();
+    while (!met && std::chrono::steady_clock::now() < end) {
+      EXPECT_TRUE(loop_.run_once(5).ok());
+      met = cond();
+    }
+    (void)loop_.run_once(0);
+    return met;
+  }
+
+  UniqueFd udp_client(int family = AF_INET) {
+    UniqueFd fd(socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_storage ss;
+    socklen_t len = (family == AF_INET ? ip("127.0.0.1") : ip("::1")).to_sockaddr(server_->port(), &ss);
+    EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+    return fd;
+  }
+
+  std::optional<Bytes> recv_one(int fd, std::chrono::milliseconds limit = 3000ms) {
+    std::optional<Bytes> got;
+    run_until(
+        [&] {
+          uint8_t buf[65536];
+          ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+          if (n > 0) got = Bytes(buf, buf + n);
+          return got.has_value();
+        },
+        limit);
+    return got;
+  }
+
+  // One query over UDP; the reply, if any came within `limit`.
+  std::optional<Bytes> ask_udp(const Bytes& q, int family = AF_INET, std::chrono::milliseconds limit = 3000ms) {
+    UniqueFd fd = udp_client(family);
+    EXPECT_EQ(send(fd.get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+    return recv_one(fd.get(), limit);
+  }
+
+  UniqueFd tcp_client() {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_storage ss;
+    socklen_t len = ip("127.0.0.1").to_sockaddr(server_->port(), &ss);
+    EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);  // the backlog takes it
+    return fd;
+  }
+
+  static Bytes framed(const std::vector<Bytes>& messages) {
+    Bytes out;
+    for (const Bytes& m : messages) {
+      out.push_back(static_cast<uint8_t>(m.size() >> 8));
+      out.push_back(static_cast<uint8_t>(m.size()));
+      out.insert(out.end(), m.begin(), m.end());
+    }
+    return out;
+  }
+
+  // Reads `n` framed replies from a TCP client (or fewer at EOF/deadline).
+  std::vector<Bytes> tcp_replies(int fd, size_t n, bool* eof = nullptr) {
+    Bytes in;
+    std::vector<Bytes> out;
+    run_until([&] {
+      uint8_t buf[65536];
+      ssize_t got = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+      if (got == 0) {
+        if (eof) *eof = true;
+        return true;
+      }
+      if (got > 0) in.insert(in.end(), buf, buf + got);
+      while (in.size() >= 2 && in.size() >= 2u + (in[0] << 8 | in[1])) {
+        size_t len = static_cast<size_t>(in[0] << 8 | in[1]);
+        out.emplace_back(in.begin() + 2, in.begin() + 2 + static_cast<std::ptrdiff_t>(len));
+        in.erase(in.begin(), in.begin() + 2 + static_cast<std::ptrdiff_t>(len));
+      }
+      return out.size() >= n;
+    });
+    return out;
+  }
+
+  const Event* find_event(uint16_t reason, const std::string& host = "") {
+    for (const Event& e : events_)
+      if (e.reason == reason && (host.empty() || e.host == host)) return &e;
+    return nullptr;
+  }
+
+  Loop loop_ = *Loop::create();
+  FakeDnsUpstream up_{loop_, world()};
+  FakeIdentity identity_;
+  std::vector<Event> events_;
+  std::unique_ptr<Server> server_;
+};
+
+// ---- allowed names ---------------------------------------------------------------------
+
+TEST_F(DnsServerTest, AllowedNameIsForwardedWithAFreshIdAndAnsweredInTheClientsSpelling) {
+  start();
+  Bytes q = query({.name = "AlLoWeD.TeSt", .id = 0xbeef});
+  auto r = ask_udp(q);
+  ASSERT_TRUE(r);
+  Message m = parse_ok(*r);
+  EXPECT_EQ(m.header.id, 0xbeef);
+  EXPECT_TRUE(m.header.qr && m.header.rd && m.header.ra);
+  EXPECT_FALSE(m.header.aa);
+  EXPECT_EQ(m.header.rcode, kRcodeNoError);
+  EXPECT_EQ(addrs_of(m), (std::vector<std::string>{"203.0.113.10"}));
+  // The question comes back byte for byte (0x20 clients check the case).
+  EXPECT_TRUE(std::equal(q.begin() + 12, q.end(), r->begin() + 12));
+  EXPECT_FALSE(m.edns) << "no OPT for a client that sent none";
+  ASSERT_EQ(up_.udp_queries, 1);
+  const Message& sent = up_.seen.at(0);
+  EXPECT_EQ(sent.questions.at(0).name, "allowed.test");
+  EXPECT_TRUE(sent.header.rd);
+  EXPECT_TRUE(sent.edns) << "upstream is always asked with EDNS (1232)";
+  EXPECT_EQ(sent.edns->udp_size, 1232);
+  EXPECT_TRUE(events_.empty()) << "allowed queries are events only with events = \"all\"";
+  EXPECT_EQ(server_->stats().forwarded, 1u);
+}
+
+TEST_F(DnsServerTest, AnswersAreCachedAndGivenToEachClientWithItsOwnId) {
+  start();
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .id = 1})));
+  auto second = ask_udp(query({.name = "ALLOWED.test", .id = 2}));
+  ASSERT_TRUE(second);
+  Message m = parse_ok(*second);
+  EXPECT_EQ(m.header.id, 2);
+  EXPECT_EQ(m.questions.at(0).name, "allowed.test");
+  EXPECT_EQ(addrs_of(m), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_LE(m.answers.at(0).ttl, 300u);
+  EXPECT_EQ(up_.queries(), 1) << "the second came from the cache";
+  EXPECT_EQ(server_->stats().cache_hits, 1u);
+  // AAAA is another question.
+  auto v6 = ask_udp(query({.name = "allowed.test", .type = kTypeAAAA}));
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(addrs_of(parse_ok(*v6)), (std::vector<std::string>{"2001:db8::10"}));
+  EXPECT_EQ(up_.queries(), 2);
+  // The proxy sees what the clients were given.
+  auto given = server_->cached_addresses("Allowed.Test.");
+  ASSERT_TRUE(given);
+  EXPECT_EQ(given->size(), 2u);
+  EXPECT_FALSE(server_->cached_addresses("other.test"));
+}
+
+TEST_F(DnsServerTest, ConcurrentIdenticalQuestionsShareOneUpstreamQuery) {
+  start();
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(udp_client());
+    Bytes q = query({.name = "a.wild.test", .id = static_cast<uint16_t>(100 + i)});
+    ASSERT_EQ(send(clients.back().get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+  }
+  for (int i = 0; i < 5; ++i) {
+    auto r = recv_one(clients[i].get());
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(parse_ok(*r).header.id, 100 + i);
+  }
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_EQ(server_->stats().coalesced, 4u);
+}
+
+TEST_F(DnsServerTest, EdnsAndTheDoBitPassThrough) {
+  start();
+  auto r = ask_udp(query({.name = "allowed.test", .edns = 4096, .dnssec_ok = true}));
+  ASSERT_TRUE(r);
+  Message m = parse_ok(*r);
+  ASSERT_TRUE(m.edns);
+  EXPECT_TRUE(m.edns->dnssec_ok);
+  ASSERT_EQ(up_.seen.size(), 1u);
+  ASSERT_TRUE(up_.seen[0].edns);
+  EXPECT_TRUE(up_.seen[0].edns->dnssec_ok);
+  // DO=0 is another cache entry: asked again.
+  auto plain = ask_udp(query({.name = "allowed.test", .edns = 1232}));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(parse_ok(*plain).edns->dnssec_ok);
+  EXPECT_EQ(up_.queries(), 2);
+  // EDNS version 1 is not spoken: BADVERS, nothing forwarded.
+  Header h;
+  h.id = 9;
+  MessageBuilder b(h, false);
+  b.question("allowed.test", kTypeA);
+  b.opt(1232);
+  Bytes v1 = b.bytes();
+  v1[v1.size() - 5] = 1;  // the OPT TTL's version octet
+  auto bad = ask_udp(v1);
+  ASSERT_TRUE(bad);
+  Message bm = parse_ok(*bad);
+  EXPECT_EQ(bm.header.rcode, kRcodeBadVers);
+  EXPECT_EQ(up_.queries(), 2);
+}
+
+TEST_F(DnsServerTest, CnamesAreAnsweredWholeAndTheProxySeesTheAddresses) {
+  start();
+  auto r = ask_udp(query({.name = "alias.test"}));
+  ASSERT_TRUE(r);
+  Message m = parse_ok(*r);
+  ASSERT_EQ(m.answers.size(), 2u);
+  EXPECT_EQ(m.answers[0].target, "allowed.test");
+  auto given = server_->cached_addresses("alias.test");
+  ASSERT_TRUE(given);
+  EXPECT_EQ(*given, std::vector<IpAddr>{ip("203.0.113.10")});
+}
+
+// ---- denied names ------------------------------------------------------------------------
+
+TEST_F(DnsServerTest, DeniedNamesGetNxdomainAndNeverReachTheUpstreamWhateverTheType) {
+  start();
+  for (uint16_t type : {kTypeA, kTypeAAAA, kTypeTXT, kTypeHTTPS, uint16_t{255}, uint16_t{252}, kTypePTR}) {
+    auto r = ask_udp(query({.name = "secret-data.evil.test", .type = type, .id = type}));
+    ASSERT_TRUE(r) << type;
+    Message m = parse_ok(*r);
+    EXPECT_EQ(m.header.rcode, kRcodeNxDomain) << type;
+    EXPECT_EQ(m.header.id, type);
+    EXPECT_TRUE(m.answers.empty());
+  }
+  EXPECT_EQ(up_.queries(), 0);
+  const Event* e = find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "secret-data.evil.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->hook, EGD_HOOK_DNS);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  EXPECT_EQ(e->qtype, kTypeA);
+  EXPECT_EQ(e->l7, "dns");
+  EXPECT_EQ(e->comm, "dig");
+  EXPECT_EQ(e->pid, 4242u);
+  EXPECT_EQ(e->uid, 1000u);
+  EXPECT_EQ(e->cgroup_id, 77u);
+  EXPECT_EQ(e->daddr, "198.51.100.53");
+  EXPECT_EQ(e->dport, 53);
+  EXPECT_EQ(e->protocol, IPPROTO_UDP);
+  EXPECT_EQ(events_.size(), 7u);
+  EXPECT_EQ(identity_.udp_calls, 7) << "the identity is looked up for events only";
+}
+
+TEST_F(DnsServerTest, DeniedAnswerCarriesAnExtendedErrorForEdnsClientsAndCanBeRefused) {
+  start(std::string(kPolicy) + "[dns]\ndenied = \"refused\"\n");
+  auto r = ask_udp(query({.name = "evil.test", .edns = 1232}));
+  ASSERT_TRUE(r);
+  Message m = parse_ok(*r);
+  EXPECT_EQ(m.header.rcode, kRcodeRefused);
+  ASSERT_TRUE(m.edns);
+  const Record& opt = m.additional.at(0);
+  ASSERT_GE(opt.rdata_length, 6);
+  EXPECT_EQ((*r)[opt.rdata_offset + 1], kEdnsOptionEde);
+  EXPECT_EQ((*r)[opt.rdata_offset + 5], kEdeBlocked);
+  EXPECT_EQ(up_.queries(), 0);
+}
+
+TEST_F(DnsServerTest, AnyAndOtherTypesAreRefusedForAllowedNames) {
+  start();
+  for (uint16_t type : {uint16_t{255}, uint16_t{252}, uint16_t{10}}) {
+    auto r = ask_udp(query({.name = "allowed.test", .type = type}));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(parse_ok(*r).header.rcode, kRcodeRefused) << type;
+  }
+  EXPECT_EQ(up_.queries(), 0);
+  const Event* e = find_event(EGD_REASON_DNS_TYPE_NOT_ALLOWED, "allowed.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->qtype, 255);
+}
+
+TEST_F(DnsServerTest, TunnellingBurstUnderADeniedZoneSendsNothingUpstream) {
+  start();
+  UniqueFd fd = udp_client();
+  std::mt19937 rng(5);
+  const char* alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::map<uint16_t, bool> waiting;
+  for (uint16_t i = 1; i <= 500; ++i) {
+    std::string label;
+    for (int j = 0; j < 40; ++j) label.push_back(alphabet[rng() % 36]);
+    Bytes q = query({.name = label + ".exfil.evil.test", .type = i % 2 ? kTypeA : kTypeTXT, .id = i});
+    ASSERT_EQ(send(fd.get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+    waiting[i] = true;
+    if (i % 50 == 0) {  // a socket buffer holds a few hundred: let the server drain it
+      ASSERT_TRUE(run_until([&] {
+        uint8_t buf[4096];
+        for (ssize_t n; (n = recv(fd.get(), buf, sizeof(buf), MSG_DONTWAIT)) > 0;) {
+          Message m = parse_ok(Bytes(buf, buf + n));
+          EXPECT_EQ(m.header.rcode, kRcodeNxDomain);
+          waiting.erase(m.header.id);
+        }
+        return waiting.size() == 0;
+      }));
+    }
+  }
+  EXPECT_TRUE(waiting.empty());
+  EXPECT_EQ(up_.queries(), 0);
+  EXPECT_EQ(server_->stats().decisions[EGD_VERDICT_DENY * EGD_REASON__COUNT + EGD_REASON_DNS_NAME_NOT_ALLOWED], 500u);
+}
+
+// ---- rebinding -----------------------------------------------------------------------------
+
+TEST_F(DnsServerTest, BlockedAddressesAreRemovedFromAnswers) {
+  start();
+  auto r = ask_udp(query({.name = "rebind.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));
+  const Event* e = find_event(EGD_REASON_REBIND, "rebind.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  EXPECT_EQ(server_->stats().rebind_removed, 2u);
+  EXPECT_EQ(*server_->cached_addresses("rebind.test"), std::vector<IpAddr>{ip("203.0.113.10")});
+  // A new policy empties the cache: its answers were filtered by the old one.
+  server_->set_policy(policy(std::string(kPolicy) + "[network]\nprivate = \"allow\"\n"));
+  EXPECT_FALSE(server_->cached_addresses("rebind.test"));
+  auto again = ask_udp(query({.name = "rebind.test"}));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(addrs_of(parse_ok(*again)), (std::vector<std::string>{"10.0.0.5", "203.0.113.10"}));
+}
+
+// ---- truncation and TCP ---------------------------------------------------------------------
+
+TEST_F(DnsServerTest, TruncatedUpstreamAnswerIsAskedAgainOverTcp) {
+  up_.set_handler([](const Message& q, bool tcp) -> std::vector<Bytes> {
+    if (!tcp) return {respond(q, {}, 0, /*tc=*/true)};
+    return {respond(q, {ip("203.0.113.10")})};
+  });
+  start();
+  auto r = ask_udp(query({.name = "allowed.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_EQ(up_.udp_queries, 1);
+  EXPECT_EQ(up_.tcp_queries, 1);
+}
+
+TEST_F(DnsServerTest, AnswersTooBigForTheClientAreTruncatedAndWholeOverTcp) {
+  start();
+  auto r = ask_udp(query({.name = "big.test"}));  // no EDNS: 512 bytes at most
+  ASSERT_TRUE(r);
+  Message m = parse_ok(*r);
+  EXPECT_TRUE(m.header.tc);
+  EXPECT_TRUE(m.answers.empty());
+  EXPECT_LE(r->size(), 512u);
+  auto big = ask_udp(query({.name = "big.test", .edns = 4096}));
+  ASSERT_TRUE(big);
+  EXPECT_FALSE(parse_ok(*big).header.tc);
+  EXPECT_EQ(addrs_of(parse_ok(*big)).size(), 60u);
+  UniqueFd fd = tcp_client();
+  Bytes out = framed({query({.name = "big.test", .id = 77})});
+  ASSERT_EQ(send(fd.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  auto replies = tcp_replies(fd.get(), 1);
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(addrs_of(parse_ok(replies[0])).size(), 60u);
+  EXPECT_EQ(up_.queries(), 1) << "one upstream answer served all three";
+}
+
+TEST_F(DnsServerTest, TcpClientsPipelineAndAreAnsweredByAcceptIdentity) {
+  start();
+  UniqueFd fd = tcp_client();
+  Bytes out = framed({query({.name = "allowed.test", .id = 1}), query({.name = "evil.test", .id = 2}),
+                      query({.name = "a.wild.test", .type = kTypeAAAA, .id = 3}),
+                      query({.name = "allowed.test", .type = 255, .id = 4})});
+  // One byte at a time: framing must not care how the bytes arrive.
+  for (uint8_t byte : out) ASSERT_EQ(send(fd.get(), &byte, 1, 0), 1);
+  auto replies = tcp_replies(fd.get(), 4);
+  ASSERT_EQ(replies.size(), 4u);
+  std::map<uint16_t, Message> by_id;
+  for (const Bytes& r : replies) {
+    Message m = parse_ok(r);
+    by_id[m.header.id] = m;
+  }
+  EXPECT_EQ(addrs_of(by_id[1]), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_EQ(by_id[2].header.rcode, kRcodeNxDomain);
+  EXPECT_EQ(addrs_of(by_id[3]), (std::vector<std::string>{"2001:db8::10"}));
+  EXPECT_EQ(by_id[4].header.rcode, kRcodeRefused);
+  EXPECT_EQ(up_.queries(), 2);
+  EXPECT_EQ(identity_.tcp_calls, 1);
+  EXPECT_EQ(identity_.udp_calls, 0);
+  const Event* e = find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "evil.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->comm, "dig-tcp");
+  EXPECT_EQ(e->protocol, IPPROTO_TCP);
+}
+
+TEST_F(DnsServerTest, IdleTcpClientsAreClosedAndHalfClosedOnesAnsweredFirst) {
+  ServerOptions o = options();
+  o.tcp_idle_timeout = 100ms;
+  start(kPolicy, o);
+  UniqueFd idle = tcp_client();
+  bool eof = false;
+  tcp_replies(idle.get(), 1, &eof);
+  EXPECT_TRUE(eof) << "an idle connection is closed";
+  UniqueFd half = tcp_client();
+  Bytes out = framed({query({.name = "allowed.test", .id = 5})});
+  ASSERT_EQ(send(half.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  shutdown(half.get(), SHUT_WR);
+  eof = false;
+  auto replies = tcp_replies(half.get(), 1);
+  ASSERT_EQ(replies.size(), 1u);
+  tcp_replies(half.get(), 2, &eof);
+  EXPECT_TRUE(eof);
+  EXPECT_TRUE(run_until([&] { return server_->stats().tcp_active == 0; }));
+}
+
+TEST_F(DnsServerTest, TcpConnectionsAreBounded) {
+  ServerOptions o = options();
+  o.max_tcp_clients = 2;
+  start(kPolicy, o);
+  UniqueFd a = tcp_client(), b = tcp_client(), c = tcp_client();
+  ASSERT_TRUE(run_until([&] { return server_->stats().tcp_refused == 1; }));
+  bool eof = false;
+  tcp_replies(c.get(), 1, &eof);
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(server_->stats().tcp_active, 2u);
+  EXPECT_EQ(identity_.tcp_calls, 3) << "the refused one's record is taken too";
+}
+
+// ---- malformed input -------------------------------------------------------------------------
+
+TEST_F(DnsServerTest, MalformedPacketsAreDroppedAndTheServerKeepsServing) {
+  start();
+  Bytes loop_name = {0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1};  // points at itself
+  Bytes response = query({.name = "allowed.test"});
+  response[2] |= 0x80;  // QR: a response sent to us (reflection)
+  Bytes long_label = {0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 64};
+  long_label.resize(long_label.size() + 64, 'a');
+  std::vector<Bytes> bad = {{}, {1, 2, 3}, Bytes(11, 0), loop_name, response, long_label, Bytes(600, 0xff)};
+  UniqueFd fd = udp_client();
+  for (const Bytes& b : bad) ASSERT_GE(send(fd.get(), b.data(), b.size(), 0), 0);
+  // Two questions: FORMERR (a reply, but nothing forwarded).
+  Bytes two = query({.name = "allowed.test", .id = 0x2222});
+  two[5] = 2;
+  two.insert(two.end(), two.begin() + 12, two.end());
+  ASSERT_GE(send(fd.get(), two.data(), two.size(), 0), 0);
+  auto formerr = recv_one(fd.get());
+  ASSERT_TRUE(formerr);
+  EXPECT_EQ((*formerr)[0], 0x22);
+  EXPECT_EQ((*formerr)[3] & 0x0f, kRcodeFormErr);
+  // Still serving.
+  auto ok = ask_udp(query({.name = "allowed.test"}));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(parse_ok(*ok).header.rcode, kRcodeNoError);
+  uint8_t buf[512];
+  EXPECT_LT(recv(fd.get(), buf, sizeof(buf), MSG_DONTWAIT), 0) << "nothing answered the garbage";
+  EXPECT_EQ(server_->stats().malformed, bad.size() - 1 + 1) << "the empty datagram counts too";
+  EXPECT_EQ(up_.queries(), 1);
+  const Event* e = find_event(EGD_REASON_DNS_MALFORMED);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->comm, "dig");
+  // A TCP frame shorter than a header loses the framing: closed.
+  UniqueFd t = tcp_client();
+  Bytes runt = {0, 3, 1, 2, 3};
+  ASSERT_EQ(send(t.get(), runt.data(), runt.size(), 0), 5);
+  bool eof = false;
+  tcp_replies(t.get(), 1, &eof);
+  EXPECT_TRUE(eof);
+}
+
+TEST_F(DnsServerTest, MalformedFloodEventsAreRateLimited) {
+  ServerOptions o = options();
+  o.malformed_burst = 5;
+  o.malformed_per_second = 0.001;
+  start(kPolicy, o);
+  UniqueFd fd = udp_client();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(send(fd.get(), "xx", 2, 0), 2);
+  ASSERT_TRUE(run_until([&] { return server_->stats().malformed == 50; }));
+  EXPECT_EQ(events_.size(), 5u);
+  EXPECT_EQ(server_->stats().events_suppressed, 45u);
+  EXPECT_EQ(identity_.udp_calls, 5) << "suppressed events cost no lookup";
+}
+
+// ---- upstream trouble ------------------------------------------------------------------------
+
+TEST_F(DnsServerTest, SilentUpstreamGivesServfailAndAnEvent) {
+  up_.set_handler([](const Message&, bool) { return std::vector<Bytes>{}; });
+  start();
+  auto r = ask_udp(query({.name = "allowed.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(parse_ok(*r).header.rcode, kRcodeServFail);
+  ASSERT_NE(find_event(EGD_REASON_DNS_UPSTREAM_FAILED, "allowed.test"), nullptr);
+  EXPECT_EQ(server_->stats().upstream_failed, 1u);
+}
+
+TEST_F(DnsServerTest, FailsOverToTheNextUpstreamAndIgnoresSpoofs) {
+  FakeDnsUpstream good(loop_, [](const Message& q, bool) {
+    Message spoof = q;
+    spoof.header.id = static_cast<uint16_t>(q.header.id + 1);
+    return std::vector<Bytes>{respond(spoof, {ip("203.0.113.66")}), respond(q, {ip("203.0.113.10")})};
+  });
+  ASSERT_TRUE(good.ok());
+  up_.set_handler([](const Message&, bool) { return std::vector<Bytes>{}; });
+  ServerOptions o = options();
+  o.upstream.upstreams = {up_.addr, good.addr};
+  o.upstream.try_timeout = 100ms;
+  start(kPolicy, o);
+  auto r = ask_udp(query({.name = "allowed.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_EQ(good.queries(), 1);
+}
+
+TEST_F(DnsServerTest, UpstreamNxdomainIsPassedOnAndCached) {
+  start();
+  auto r = ask_udp(query({.name = "missing.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(parse_ok(*r).header.rcode, kRcodeNxDomain);
+  ASSERT_TRUE(ask_udp(query({.name = "missing.test"})));
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_TRUE(server_->cached_addresses("missing.test")->empty());
+}
+
+// ---- audit mode and events = "all" -------------------------------------------------------------
+
+TEST_F(DnsServerTest, AuditForwardsEverythingAndRecordsWhatWouldBeDenied) {
+  start(std::string("mode = \"audit\"\n") + kPolicy);
+  auto r = ask_udp(query({.name = "evil.test"}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(parse_ok(*r).header.rcode, kRcodeNxDomain);  // the upstream's answer
+  EXPECT_EQ(up_.queries(), 1);
+  const Event* e = find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "evil.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_AUDIT);
+  auto rebind = ask_udp(query({.name = "rebind.test"}));
+  ASSERT_TRUE(rebind);
+  EXPECT_EQ(addrs_of(parse_ok(*rebind)).size(), 3u) << "audit filters nothing";
+  const Event* re = find_event(EGD_REASON_REBIND, "rebind.test");
+  ASSERT_NE(re, nullptr);
+  EXPECT_EQ(re->verdict, EGD_VERDICT_AUDIT);
+}
+
+TEST_F(DnsServerTest, EventsAllRecordsAllowedQueries) {
+  start(std::string("events = \"all\"\n") + kPolicy);
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .type = kTypeAAAA})));
+  const Event* e = find_event(EGD_REASON_DNS_NAME_ALLOWED, "allowed.test");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_ALLOW);
+  EXPECT_EQ(e->qtype, kTypeAAAA);
+  EXPECT_EQ(e->rule_id, 1u);
+}
+
+// ---- families, lifetime ------------------------------------------------------------------------
+
+TEST_F(DnsServerTest, ServesIpv6ClientsOnTheSamePort) {
+  start();
+  UniqueFd probe(socket(AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_storage ss;
+  socklen_t len = ip("::1").to_sockaddr(0, &ss);
+  if (bind(probe.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) GTEST_SKIP() << "no ::1 here";
+  auto r = ask_udp(query({.name = "allowed.test"}), AF_INET6);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));
+}
+
+TEST_F(DnsServerTest, DestroyedWithWorkInFlightLeavesNoFds) {
+  up_.set_handler([](const Message&, bool) { return std::vector<Bytes>{}; });
+  size_t before = count_fds();
+  start();
+  {
+    UniqueFd udp = udp_client();
+    UniqueFd tcp = tcp_client();
+    Bytes q = query({.name = "allowed.test"});
+    ASSERT_EQ(send(udp.get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+    ASSERT_TRUE(run_until([&] { return up_.queries() == 1 && server_->stats().tcp_active == 1; }));
+    server_.reset();
+    (void)loop_.run_once(0);
+  }
+  EXPECT_EQ(count_fds(), before);
+}
+
+}  // namespace
+}  // namespace egressd::dns

@@ -1,0 +1,33 @@
+#include "dns/client_identity.h"
+
+#include <bpf/bpf.h>
+
+#include <cstring>
+
+#include "egressd_abi.h"
+
+namespace egressd::dns {
+
+std::optional<proxy::OrigDst> BpfClientIdentity::udp(const sockaddr_storage& peer, const sockaddr_storage& local) {
+  auto cookie = diag_.udp_cookie(peer, local);
+  if (!cookie) return std::nullopt;  // the client closed its socket already, or was never steered
+  egd_orig o{};
+  uint64_t key = *cookie;
+  // Looked up, not taken: the record answers recvmsg for as long as the
+  // socket lives, and sock_release deletes it.
+  if (bpf_map_lookup_elem(by_cookie_, &key, &o) != 0) return std::nullopt;
+  proxy::OrigDst d;
+  d.family = o.family;
+  d.given = o.family == AF_INET ? IpAddr::v4(o.daddr) : IpAddr::v6(o.daddr);
+  d.target = d.given.unmapped();
+  d.port = o.dport;
+  d.pid = o.pid;
+  d.tgid = o.tgid;
+  d.uid = o.uid;
+  d.cgroup_id = o.cgroup_id;
+  d.sock_cookie = o.sock_cookie;
+  d.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
+  return d;
+}
+
+}  // namespace egressd::dns

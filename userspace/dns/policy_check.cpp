@@ -1,0 +1,86 @@
+#include "dns/policy_check.h"
+
+#include "dns/filter.h"
+#include "dns/message.h"
+#include "proxy/host_rules.h"
+
+namespace egressd::dns {
+namespace {
+
+constexpr uint16_t kTypeCAA = 257;
+
+}  // namespace
+
+bool type_allowed(uint16_t qtype) {
+  switch (qtype) {
+    case kTypeA:
+    case kTypeNS:
+    case kTypeCNAME:
+    case kTypeSOA:
+    case kTypePTR:
+    case kTypeMX:
+    case kTypeTXT:
+    case kTypeAAAA:
+    case kTypeSRV:
+    case kTypeSVCB:
+    case kTypeHTTPS:
+    case kTypeCAA: return true;
+    default: return false;
+  }
+}
+
+bool plain_name(std::string_view qname) {
+  if (qname.empty() || qname.size() > 253) return false;
+  size_t label = 0;
+  for (char c : qname) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok || ++label > kMaxLabelBytes) return false;
+  }
+  return label > 0;
+}
+
+bool name_allowed(const policy::Policy& policy, std::string_view qname, uint32_t* rule_id) {
+  if (!plain_name(qname)) return false;
+  for (const policy::HostRule& r : policy.hosts) {  // first rule naming it, as `explain` would say
+    if (proxy::host_matches(r.host, qname)) {
+      if (rule_id) *rule_id = r.id;
+      return true;
+    }
+  }
+  for (const std::string& pattern : policy.dns.allow) {
+    if (proxy::host_matches(pattern, qname)) {
+      if (rule_id) *rule_id = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uint16_t qtype, uint16_t qclass) {
+  QueryCheck c;
+  if (!name_allowed(policy, qname, &c.rule_id)) {
+    c.reason = EGD_REASON_DNS_NAME_NOT_ALLOWED;
+    c.rcode = policy.dns.denied == policy::DnsDenied::Refused ? kRcodeRefused : kRcodeNxDomain;
+  } else if (qclass != kClassIN || !type_allowed(qtype)) {
+    c.reason = EGD_REASON_DNS_TYPE_NOT_ALLOWED;
+    c.rcode = kRcodeRefused;
+  } else {
+    c.forward = true;
+    c.verdict = EGD_VERDICT_ALLOW;
+    c.reason = EGD_REASON_DNS_NAME_ALLOWED;
+    c.rcode = kRcodeNoError;
+    return c;
+  }
+  if (policy.mode == policy::Mode::Audit) {
+    c.forward = true;
+    c.verdict = EGD_VERDICT_AUDIT;
+  }
+  return c;
+}
+
+}  // namespace egressd::dns

@@ -1,0 +1,606 @@
+#include "dns/server.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "dns/filter.h"
+#include "dns/policy_check.h"
+
+namespace egressd::dns {
+namespace {
+
+constexpr int kDatagramsPerWakeup = 64;
+constexpr int kAcceptsPerWakeup = 64;
+constexpr int kTcpReadsPerWakeup = 16;
+constexpr size_t kTcpMaxInput = 2 + kMaxMessageBytes + 4096;  // one whole frame and the start of the next
+constexpr int kBindAttempts = 16;
+
+Result<UniqueFd> listen_on(int family, int type, uint16_t port, sockaddr_storage* bound) {
+  std::string what = std::string(type == SOCK_STREAM ? "TCP " : "UDP ") +
+                     (family == AF_INET ? "127.0.0.1:" : "[::1]:") + std::to_string(port);
+  UniqueFd fd(socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return sys_error("resolver socket " + what);
+  int one = 1;
+  if (type == SOCK_STREAM) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  IpAddr lo = family == AF_INET ? *IpAddr::parse("127.0.0.1") : *IpAddr::parse("::1");
+  sockaddr_storage ss;
+  socklen_t len = lo.to_sockaddr(port, &ss);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) return sys_error("bind resolver " + what);
+  if (type == SOCK_STREAM && listen(fd.get(), 1024) != 0) return sys_error("listen on resolver " + what);
+  len = sizeof(*bound);
+  getsockname(fd.get(), reinterpret_cast<sockaddr*>(bound), &len);
+  return fd;
+}
+
+uint16_t port_of(const sockaddr_storage& ss) {
+  return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);  // same offset for sockaddr_in6
+}
+
+socklen_t addr_len(const sockaddr_storage& ss) {
+  return ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+uint64_t unix_now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+struct Server::Listener final : Loop::Watcher {
+  Server* server = nullptr;
+  UniqueFd fd;
+  bool tcp = false;
+  sockaddr_storage local{};
+  void on_io(uint32_t) override {
+    if (tcp)
+      server->on_accept(*this);
+    else
+      server->on_udp(*this);
+  }
+};
+
+struct Server::TcpClient final : Loop::Watcher {
+  Server* server = nullptr;
+  uint64_t id = 0;
+  UniqueFd fd;
+  Listener* listener = nullptr;
+  sockaddr_storage peer{};
+  std::shared_ptr<const proxy::OrigDst> who;  // taken at accept
+  std::vector<uint8_t> in, out;
+  size_t out_sent = 0;
+  size_t in_flight = 0;  // queries read, not yet answered
+  bool eof = false;      // the client half-closed: answer what is in flight, then close
+  bool closed = false;
+  bool framing = false;   // inside tcp_frames: answers given meanwhile need no new pass
+  bool pass_due = false;  // a deferred tcp_frames pass is scheduled
+  uint32_t interest = EPOLLIN;
+  Loop::TimerId idle = 0;
+  void on_io(uint32_t events) override {
+    if (!closed) server->tcp_io(*this, events);
+  }
+};
+
+// Someone to answer: a UDP peer (through the listener it wrote to) or a
+// TCP connection (by id: it may be gone when the answer comes).
+struct Server::Waiter {
+  Listener* listener = nullptr;
+  sockaddr_storage peer{};
+  uint64_t tcp_id = 0;  // 0: UDP
+  std::shared_ptr<const proxy::OrigDst> who;
+  QueryInfo q;
+};
+
+struct Server::Pending {
+  std::vector<Waiter> waiters;
+};
+
+bool Server::Bucket::take(double rate, double burst, Loop::Clock::time_point now) {
+  if (last == Loop::Clock::time_point{}) {
+    tokens = burst;
+  } else {
+    double dt = std::chrono::duration<double>(now - last).count();
+    tokens = std::min(burst, tokens + dt * rate);
+  }
+  last = now;
+  if (tokens < 1) return false;
+  tokens -= 1;
+  return true;
+}
+
+Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
+               ServerOptions o)
+    : loop_(loop),
+      identity_(identity),
+      sink_(std::move(sink)),
+      policy_(std::move(p)),
+      opt_(std::move(o)),
+      upstream_(loop, opt_.upstream),
+      cache_(opt_.cache) {
+  rx_.resize(kMaxMessageBytes + 1);
+}
+
+Server::~Server() {
+  alive_.reset();
+  for (auto& l : listeners_) loop_.remove(l->fd.get());
+  for (auto& [id, c] : tcp_) {
+    if (c->idle) loop_.cancel(c->idle);
+    if (c->fd.valid()) loop_.remove(c->fd.get());
+  }
+}
+
+Result<std::unique_ptr<Server>> Server::start(Loop& loop, ClientIdentity& identity, EventSink sink,
+                                              std::shared_ptr<const proxy::ActivePolicy> policy,
+                                              ServerOptions options) {
+  std::unique_ptr<Server> s(new Server(loop, identity, std::move(sink), std::move(policy), std::move(options)));
+  EGD_TRY(s->bind_all());
+  return s;
+}
+
+// One port for UDP and TCP on both families: the hooks know one. With port
+// 0 the first bind picks it; if it is taken for another of the four, try
+// again (bounded).
+Status Server::bind_all() {
+  Error last = logic_error("no attempt");
+  for (int attempt = 0; attempt < kBindAttempts; ++attempt) {
+    std::vector<std::unique_ptr<Listener>> ls;
+    sockaddr_storage bound{};
+    auto first = listen_on(AF_INET, SOCK_DGRAM, opt_.port, &bound);
+    if (!first) return first.error();
+    uint16_t port = port_of(bound);
+    auto add = [&](UniqueFd fd, bool tcp, const sockaddr_storage& local) {
+      auto l = std::make_unique<Listener>();
+      l->server = this;
+      l->fd = std::move(fd);
+      l->tcp = tcp;
+      l->local = local;
+      ls.push_back(std::move(l));
+    };
+    add(std::move(*first), false, bound);
+    bool retry = false;
+    for (auto [family, type] : {std::pair{AF_INET, SOCK_STREAM}, {AF_INET6, SOCK_DGRAM}, {AF_INET6, SOCK_STREAM}}) {
+      sockaddr_storage local{};
+      auto fd = listen_on(family, type, port, &local);
+      if (fd) {
+        add(std::move(*fd), type == SOCK_STREAM, local);
+        continue;
+      }
+      int err = fd.error().err;
+      if (err == EADDRINUSE && opt_.port == 0) {
+        last = fd.error();
+        retry = true;
+        break;
+      }
+      // No ::1 in this namespace: IPv4 only (steered IPv6 DNS is refused there).
+      if (family == AF_INET6 && (err == EADDRNOTAVAIL || err == EAFNOSUPPORT)) break;
+      return fd.error();
+    }
+    if (retry) continue;
+    for (auto& l : ls) EGD_TRY(loop_.add(l->fd.get(), EPOLLIN, l.get()));
+    listeners_ = std::move(ls);
+    port_ = port;
+    return {};
+  }
+  return last;
+}
+
+void Server::set_policy(std::shared_ptr<const proxy::ActivePolicy> p) {
+  policy_ = std::move(p);
+  cache_.clear();
+}
+
+std::optional<std::vector<IpAddr>> Server::cached_addresses(std::string_view name) const {
+  return cache_.addresses(name, Loop::Clock::now());
+}
+
+// ---- UDP ----------------------------------------------------------------------
+
+void Server::on_udp(Listener& l) {
+  for (int i = 0; i < kDatagramsPerWakeup; ++i) {
+    Waiter w;
+    w.listener = &l;
+    socklen_t len = sizeof(w.peer);
+    ssize_t n = recvfrom(l.fd.get(), rx_.data(), rx_.size(), 0, reinterpret_cast<sockaddr*>(&w.peer), &len);
+    if (n < 0) return;  // EAGAIN; errors of a UDP socket are about earlier sends
+    ++stats_.udp;
+    query(std::move(w), std::span(rx_.data(), static_cast<size_t>(n)));
+  }
+}
+
+// ---- TCP ------------------------------------------------------------------------
+
+void Server::on_accept(Listener& l) {
+  for (int i = 0; i < kAcceptsPerWakeup; ++i) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof(peer);
+    UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting();
+      return;
+    }
+    auto who = identity_.tcp(fd.get(), peer);  // taken even if refused below: the map must not fill
+    if (tcp_.size() >= opt_.max_tcp_clients) {
+      ++stats_.tcp_refused;
+      continue;  // closes it; the client retries or gives up
+    }
+    auto c = std::make_unique<TcpClient>();
+    c->server = this;
+    c->id = next_tcp_id_++;
+    c->fd = std::move(fd);
+    c->listener = &l;
+    c->peer = peer;
+    if (who) c->who = std::make_shared<const proxy::OrigDst>(std::move(*who));
+    if (!loop_.add(c->fd.get(), EPOLLIN, c.get()).ok()) continue;
+    TcpClient& ref = *c;
+    tcp_.emplace(ref.id, std::move(c));
+    ++stats_.tcp_accepted;
+    ++stats_.tcp_active;
+    tcp_arm_idle(ref);
+  }
+}
+
+void Server::pause_accepting() {
+  if (accept_paused_) return;
+  accept_paused_ = true;
+  for (auto& l : listeners_)
+    if (l->tcp) (void)loop_.modify(l->fd.get(), 0, l.get());
+  loop_.after(std::chrono::milliseconds(100), [this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    accept_paused_ = false;
+    for (auto& l : listeners_)
+      if (l->tcp) (void)loop_.modify(l->fd.get(), EPOLLIN, l.get());
+  });
+}
+
+void Server::tcp_arm_idle(TcpClient& c) {
+  if (c.idle) loop_.cancel(c.idle);
+  uint64_t id = c.id;
+  c.idle = loop_.after(opt_.tcp_idle_timeout, [this, id] {
+    auto it = tcp_.find(id);
+    if (it == tcp_.end() || it->second->closed) return;
+    TcpClient& c = *it->second;
+    c.idle = 0;
+    if (c.in_flight > 0) return tcp_arm_idle(c);  // upstream timeouts bound this
+    tcp_close(c);
+  });
+}
+
+void Server::tcp_close(TcpClient& c) {
+  if (c.closed) return;
+  c.closed = true;
+  if (c.idle) loop_.cancel(c.idle);
+  c.idle = 0;
+  loop_.remove(c.fd.get());
+  c.fd.reset();
+  --stats_.tcp_active;
+  // The loop may still hold events for it in this batch: freed after.
+  loop_.defer([this, id = c.id, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) tcp_.erase(id);
+  });
+}
+
+void Server::tcp_io(TcpClient& c, uint32_t events) {
+  if (events & EPOLLOUT) tcp_flush(c);
+  if (!c.closed && (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) tcp_read(c);
+  if (!c.closed) tcp_update_interest(c);
+}
+
+void Server::tcp_read(TcpClient& c) {
+  for (int i = 0; i < kTcpReadsPerWakeup && !c.closed && !c.eof; ++i) {
+    if (c.in.size() >= kTcpMaxInput) break;  // frames in hand first
+    ssize_t n = recv(c.fd.get(), rx_.data(), std::min(rx_.size(), kTcpMaxInput - c.in.size()), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) tcp_close(c);
+      break;
+    }
+    if (n == 0) {
+      c.eof = true;
+      break;
+    }
+    c.in.insert(c.in.end(), rx_.begin(), rx_.begin() + n);
+    tcp_frames(c);
+  }
+  if (!c.closed) tcp_frames(c);
+  if (!c.closed && c.eof && c.in_flight == 0 && c.out_sent == c.out.size()) tcp_close(c);
+}
+
+// Every complete frame, as long as the connection has room for more
+// queries in flight (the rest wait in `in`, and reading pauses).
+void Server::tcp_frames(TcpClient& c) {
+  if (c.framing) return;
+  c.framing = true;
+  size_t at = 0;
+  while (!c.closed && c.in_flight < opt_.max_tcp_queries && c.in.size() - at >= 2) {
+    size_t len = static_cast<size_t>(c.in[at]) << 8 | c.in[at + 1];
+    if (len < kHeaderBytes) {
+      Waiter w;
+      w.listener = c.listener;
+      w.peer = c.peer;
+      w.tcp_id = c.id;
+      w.who = c.who;
+      ++stats_.malformed;
+      record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
+      return tcp_close(c);  // framing lost: nothing after it can be trusted
+    }
+    if (c.in.size() - at < 2 + len) break;
+    Waiter w;
+    w.listener = c.listener;
+    w.peer = c.peer;
+    w.tcp_id = c.id;
+    w.who = c.who;
+    ++c.in_flight;
+    ++stats_.tcp;
+    tcp_arm_idle(c);
+    // A copy: answering may close the connection and free `in`.
+    std::vector<uint8_t> frame(c.in.begin() + static_cast<std::ptrdiff_t>(at + 2),
+                               c.in.begin() + static_cast<std::ptrdiff_t>(at + 2 + len));
+    at += 2 + len;
+    query(std::move(w), frame);
+  }
+  c.framing = false;
+  if (!c.closed) c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(at));
+}
+
+void Server::tcp_send(TcpClient& c, std::vector<uint8_t> message) {
+  if (c.closed || message.empty()) return;
+  if (c.out.size() - c.out_sent + message.size() + 2 > opt_.max_tcp_output) return tcp_close(c);  // not reading
+  if (c.out_sent == c.out.size()) {
+    c.out.clear();
+    c.out_sent = 0;
+  }
+  c.out.push_back(static_cast<uint8_t>(message.size() >> 8));
+  c.out.push_back(static_cast<uint8_t>(message.size()));
+  c.out.insert(c.out.end(), message.begin(), message.end());
+  tcp_flush(c);
+}
+
+void Server::tcp_flush(TcpClient& c) {
+  while (!c.closed && c.out_sent < c.out.size()) {  // each turn sends bytes or stops
+    ssize_t n = send(c.fd.get(), c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) tcp_close(c);
+      return;
+    }
+    c.out_sent += static_cast<size_t>(n);
+  }
+  if (!c.closed && c.out_sent == c.out.size()) {
+    c.out.clear();
+    c.out_sent = 0;
+    if (c.eof && c.in_flight == 0) tcp_close(c);
+  }
+}
+
+void Server::tcp_update_interest(TcpClient& c) {
+  if (c.closed) return;
+  uint32_t want = 0;
+  if (!c.eof && c.in_flight < opt_.max_tcp_queries && c.in.size() < kTcpMaxInput) want |= EPOLLIN;
+  if (c.out_sent < c.out.size()) want |= EPOLLOUT;
+  if (want == c.interest) return;
+  c.interest = want;
+  if (!loop_.modify(c.fd.get(), want, &c).ok()) tcp_close(c);
+}
+
+// ---- queries ------------------------------------------------------------------------
+
+void Server::query(Waiter w, std::span<const uint8_t> wire) {
+  ++stats_.queries;
+  auto drop = [&] {
+    ++stats_.malformed;
+    record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
+    reply(w, {});  // nothing sent; a TCP query is accounted for
+  };
+  ParseResult p = parse_message(wire);
+  // Garbage, responses (reflection) and compression tricks get no answer.
+  if (p.status != ParseStatus::Ok || p.message.header.qr) return drop();
+  const Message& m = p.message;
+  if (m.questions.size() != 1) {
+    ++stats_.formerr;
+    record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
+    return reply(w, format_error_reply(wire));
+  }
+  auto info = query_info(wire, m);
+  if (!info) return drop();
+  w.q = std::move(*info);
+  const QueryInfo& q = w.q;
+  const proxy::ActivePolicy& active = *policy_;
+
+  if (q.opcode != 0) {  // NOTIFY, UPDATE, ...: never forwarded
+    record(w, &q, EGD_VERDICT_DENY, EGD_REASON_DNS_TYPE_NOT_ALLOWED, 0);
+    return reply(w, bare_reply(q, kRcodeNotImp, opt_.udp_payload));
+  }
+  if (q.edns && q.edns_version != 0) return reply(w, bare_reply(q, kRcodeBadVers, opt_.udp_payload));
+
+  QueryCheck check = check_query(active.policy, q.qname, q.qtype, q.qclass);
+  record(w, &q, check.verdict, check.reason, check.rule_id);
+  if (!check.forward) {
+    bool name = check.reason == EGD_REASON_DNS_NAME_NOT_ALLOWED;
+    return reply(w, bare_reply(q, check.rcode, opt_.udp_payload, false, name ? kEdeBlocked : kEdeNotSupported,
+                               name ? "egressd: name not allowed by policy" : "egressd: query type not allowed"));
+  }
+
+  std::string key = AnswerCache::key(q.qname, q.qtype, q.qclass, q.dnssec_ok, q.cd);
+  if (auto hit = cache_.get(key, Loop::Clock::now())) {
+    ++stats_.cache_hits;
+    size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(q, opt_.udp_payload);
+    return reply(w, answer_reply(q, *hit, opt_.udp_payload, limit));
+  }
+  if (auto it = pending_.find(key); it != pending_.end()) {
+    if (it->second->waiters.size() < opt_.max_waiters) {
+      ++stats_.coalesced;
+      it->second->waiters.push_back(std::move(w));
+      return;
+    }
+    ++stats_.overloaded;
+    return reply(w, bare_reply(q, kRcodeServFail, opt_.udp_payload));
+  }
+  if (pending_.size() >= opt_.max_pending) {
+    ++stats_.overloaded;
+    return reply(w, bare_reply(q, kRcodeServFail, opt_.udp_payload));
+  }
+  UpstreamQuestion uq;
+  uq.name = q.qname_wire;
+  uq.text = q.qname;
+  uq.type = q.qtype;
+  uq.klass = q.qclass;
+  uq.dnssec_ok = q.dnssec_ok;
+  uq.checking_disabled = q.cd;
+  auto pending = std::make_unique<Pending>();
+  pending->waiters.push_back(std::move(w));
+  if (!upstream_.ask(uq, [this, key](UpstreamReply&& r) { answered(key, std::move(r)); })) {
+    ++stats_.overloaded;
+    const Waiter& only = pending->waiters.front();
+    record(only, &only.q, EGD_VERDICT_DENY, EGD_REASON_DNS_UPSTREAM_FAILED, 0);
+    return reply(only, bare_reply(only.q, kRcodeServFail, opt_.udp_payload));
+  }
+  ++stats_.forwarded;
+  pending_.emplace(std::move(key), std::move(pending));
+}
+
+void Server::answered(const std::string& key, UpstreamReply&& r) {
+  auto it = pending_.find(key);
+  if (it == pending_.end()) return;
+  std::unique_ptr<Pending> pending = std::move(it->second);
+  pending_.erase(it);
+  if (pending->waiters.empty()) return;
+  const proxy::ActivePolicy& active = *policy_;
+  const QueryInfo& first = pending->waiters.front().q;
+
+  std::vector<uint8_t> message;
+  uint16_t rcode = kRcodeServFail;
+  if (r.answered) {
+    ParseResult p = parse_message(r.wire);
+    if (p.status == ParseStatus::Ok) {
+      rcode = p.message.header.rcode;
+      bool audit = active.policy.mode == policy::Mode::Audit;
+      FilterOptions by_policy;
+      by_policy.blocked = [&active](const IpAddr& a) { return !active.l3.reachable(a); };
+      by_policy.strip_ech = active.policy.proxy.ech == policy::EchMode::Deny;
+      if (rcode == kRcodeNoError || rcode == kRcodeNxDomain) {
+        // Audit mode answers unfiltered (OPT dropped all the same) and
+        // records what the filter would have removed.
+        FilterResult f = filter_answer(r.wire, p.message, audit ? FilterOptions{} : by_policy);
+        if (f.ok) {
+          message = std::move(f.message);
+          if (audit) f = filter_answer(r.wire, p.message, by_policy);
+          if (!f.removed.empty()) {
+            if (!audit) stats_.rebind_removed += f.removed.size();
+            const Waiter& w = pending->waiters.front();
+            record(w, &w.q, audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_REBIND, 0);
+          }
+          if (!audit) stats_.ech_stripped += f.ech_stripped;
+          cache_.put(key, first.qname, message, Loop::Clock::now());
+        } else {
+          rcode = kRcodeServFail;
+        }
+      }
+    }
+  }
+  if (message.empty()) ++stats_.upstream_failed;
+  for (const Waiter& w : pending->waiters) {  // bounded by max_waiters
+    if (!message.empty()) {
+      size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(w.q, opt_.udp_payload);
+      std::vector<uint8_t> out = answer_reply(w.q, message, opt_.udp_payload, limit);
+      if (!out.empty()) {
+        if (out.size() >= 3 && (out[2] & 0x02)) ++stats_.truncated;
+        reply(w, std::move(out));
+        continue;
+      }
+    }
+    record(w, &w.q, EGD_VERDICT_DENY, EGD_REASON_DNS_UPSTREAM_FAILED, 0);
+    reply(w, bare_reply(w.q, rcode == kRcodeNoError || rcode == kRcodeNxDomain ? kRcodeServFail : rcode,
+                        opt_.udp_payload));
+  }
+}
+
+void Server::reply(const Waiter& w, std::vector<uint8_t> message) {
+  if (!w.tcp_id) {
+    if (!message.empty())
+      sendto(w.listener->fd.get(), message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+             reinterpret_cast<const sockaddr*>(&w.peer), addr_len(w.peer));
+    return;
+  }
+  auto it = tcp_.find(w.tcp_id);
+  if (it == tcp_.end() || it->second->closed) return;
+  TcpClient& c = *it->second;
+  if (c.in_flight) --c.in_flight;
+  tcp_send(c, std::move(message));
+  if (c.closed) return;
+  if (c.in_flight == 0 && c.out_sent == c.out.size()) {
+    if (c.eof) return tcp_close(c);
+    tcp_arm_idle(c);
+  }
+  tcp_update_interest(c);
+  // Room for more queries: frames already read are taken in a pass of
+  // their own (not from here: this may run inside a pass).
+  if (c.framing || c.pass_due || c.in.size() < 2) return;
+  c.pass_due = true;
+  loop_.defer([this, id = c.id, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    auto it = tcp_.find(id);
+    if (it == tcp_.end() || it->second->closed) return;
+    TcpClient& c = *it->second;
+    c.pass_due = false;
+    tcp_frames(c);
+    if (!c.closed && c.eof && c.in_flight == 0 && c.out_sent == c.out.size()) return tcp_close(c);
+    tcp_update_interest(c);
+  });
+}
+
+// ---- events ---------------------------------------------------------------------
+
+std::optional<proxy::OrigDst> Server::who(const Waiter& w) {
+  if (w.tcp_id) return w.who ? std::optional<proxy::OrigDst>(*w.who) : std::nullopt;
+  return identity_.udp(w.peer, w.listener->local);
+}
+
+void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id) {
+  size_t v = verdict < EGD_VERDICT__COUNT ? verdict : size_t{EGD_VERDICT_DENY};
+  size_t r = reason < EGD_REASON__COUNT ? reason : size_t{EGD_REASON_INTERNAL};
+  ++stats_.decisions[v * EGD_REASON__COUNT + r];
+  if (!sink_) return;
+  if (verdict == EGD_VERDICT_ALLOW && policy_->policy.events != policy::EventsMode::All) return;
+  bool malformed = reason == EGD_REASON_DNS_MALFORMED;
+  Bucket& bucket = malformed ? malformed_ : events_;
+  if (!bucket.take(malformed ? opt_.malformed_per_second : opt_.events_per_second,
+                   malformed ? opt_.malformed_burst : opt_.event_burst, Loop::Clock::now())) {
+    ++stats_.events_suppressed;
+    return;
+  }
+  Event e;
+  e.unix_ns = unix_now_ns();
+  e.hook = EGD_HOOK_DNS;
+  e.protocol = w.tcp_id ? IPPROTO_TCP : IPPROTO_UDP;
+  e.sock_type = w.tcp_id ? SOCK_STREAM : SOCK_DGRAM;
+  e.verdict = verdict;
+  e.reason = reason;
+  e.rule_id = rule_id;
+  e.family = w.peer.ss_family;
+  if (auto o = who(w)) {
+    e.cgroup_id = o->cgroup_id;
+    e.sock_cookie = o->sock_cookie;
+    e.pid = o->pid;
+    e.tgid = o->tgid;
+    e.uid = o->uid;
+    e.comm = o->comm;
+    e.family = o->family;
+    e.daddr = o->given.to_string();
+    e.dport = o->port;
+    if (o->family == AF_INET6 && !(o->target == o->given)) e.judged = o->target.to_string();
+  }
+  e.l7 = "dns";
+  if (q) {
+    e.host = q->qname;
+    e.qtype = q->qtype;
+  }
+  sink_(e);
+}
+
+}  // namespace egressd::dns

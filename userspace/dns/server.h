@@ -1,0 +1,147 @@
+// server.h: the filtering DNS resolver the hooks steer the cgroup's DNS to
+// (UDP and TCP port 53, any address). It listens on 127.0.0.1 and [::1]
+// (UDP and TCP, one port), on the daemon's Loop, and per query:
+//  - exactly one question, else FORMERR; garbage is dropped (with an
+//    event, rate-limited);
+//  - a name no rule allows: NXDOMAIN (or REFUSED, [dns] denied) at once,
+//    never forwarded, whatever the type; an allowed name asking ANY or a
+//    type outside policy_check.h's list: REFUSED;
+//  - an allowed name: from the cache, or asked upstream (upstream.h: fresh
+//    id and source port, failover, TC -> TCP); identical questions in
+//    flight share one upstream exchange. The answer is filtered (filter.h:
+//    blocked addresses and ECH removed), cached, and given to each client
+//    with its own id, spelling and EDNS.
+//  - audit mode forwards everything and records what would have been
+//    denied (verdict audit), answers unfiltered.
+// Every denied query is an Event (hook dns) naming the client process
+// (client_identity.h); allowed ones with events = "all".
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/ip_addr.h"
+#include "common/loop.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "dns/answer_cache.h"
+#include "dns/client_identity.h"
+#include "dns/reply.h"
+#include "dns/upstream.h"
+#include "egressd_abi.h"
+#include "events/event.h"
+#include "proxy/proxy.h"
+
+namespace egressd::dns {
+
+struct ServerOptions {
+  uint16_t port = 0;  // 0: any free port (the same for UDP/TCP and both families)
+  UpstreamClient::Options upstream;
+  size_t max_pending = 4096;  // distinct questions waiting on upstreams
+  size_t max_waiters = 64;    // clients waiting on one of them
+  size_t max_tcp_clients = 512;
+  size_t max_tcp_queries = 16;                        // in flight per TCP connection (RFC 7766 pipelining)
+  size_t max_tcp_output = 256 * 1024;                 // unread replies before a TCP client is dropped
+  std::chrono::milliseconds tcp_idle_timeout{10000};  // RFC 7766 suggests seconds
+  AnswerCache::Options cache;
+  uint16_t udp_payload = 4096;  // the largest UDP reply (clients' EDNS sizes are capped by it)
+  // Events: a token bucket each for denials (with their identity lookups)
+  // and for malformed packets, so a flood costs neither the loop nor the log.
+  double events_per_second = 1000, event_burst = 2000;
+  double malformed_per_second = 10, malformed_burst = 50;
+};
+
+struct ServerStats {
+  uint64_t queries = 0, udp = 0, tcp = 0;
+  uint64_t cache_hits = 0, forwarded = 0, coalesced = 0;
+  uint64_t malformed = 0, formerr = 0, upstream_failed = 0, overloaded = 0, truncated = 0;
+  uint64_t rebind_removed = 0, ech_stripped = 0;
+  uint64_t tcp_accepted = 0, tcp_active = 0, tcp_refused = 0;
+  uint64_t events_suppressed = 0;
+  std::array<uint64_t, size_t{EGD_VERDICT__COUNT} * size_t{EGD_REASON__COUNT}>
+      decisions{};  // verdict * REASON__COUNT + reason
+};
+
+class Server {
+ public:
+  using EventSink = std::function<void(const Event&)>;
+
+  // Binds UDP and TCP on 127.0.0.1:port and [::1]:port (IPv6 optional, as
+  // for the proxy: a netns without ::1 gets IPv4 only).
+  static Result<std::unique_ptr<Server>> start(Loop& loop, ClientIdentity& identity, EventSink sink,
+                                               std::shared_ptr<const proxy::ActivePolicy> policy,
+                                               ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  uint16_t port() const { return port_; }
+  // A new policy; the cache is emptied (its answers were filtered by the
+  // old one). Exchanges in flight finish under the new one.
+  void set_policy(std::shared_ptr<const proxy::ActivePolicy> p);
+  // The A/AAAA addresses a client was given for `name` (canonical or not),
+  // while the answer is cached; nullopt if none is.
+  std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
+  const ServerStats& stats() const { return stats_; }
+
+ private:
+  struct Listener;
+  struct TcpClient;
+  struct Waiter;
+  struct Pending;
+  struct Bucket {
+    double tokens = 0;
+    Loop::Clock::time_point last{};
+    bool take(double rate, double burst, Loop::Clock::time_point now);
+  };
+
+  Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
+         ServerOptions o);
+  Status bind_all();
+  void on_udp(Listener& l);
+  void on_accept(Listener& l);
+  void pause_accepting();
+  void tcp_io(TcpClient& c, uint32_t events);
+  void tcp_read(TcpClient& c);
+  void tcp_frames(TcpClient& c);
+  void tcp_send(TcpClient& c, std::vector<uint8_t> message);
+  void tcp_flush(TcpClient& c);
+  void tcp_update_interest(TcpClient& c);
+  void tcp_arm_idle(TcpClient& c);
+  void tcp_close(TcpClient& c);
+
+  void query(Waiter w, std::span<const uint8_t> wire);
+  void reply(const Waiter& w, std::vector<uint8_t> message);
+  void answered(const std::string& key, UpstreamReply&& r);
+  void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
+  std::optional<proxy::OrigDst> who(const Waiter& w);
+
+  Loop& loop_;
+  ClientIdentity& identity_;
+  EventSink sink_;
+  std::shared_ptr<const proxy::ActivePolicy> policy_;
+  ServerOptions opt_;
+  uint16_t port_ = 0;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  bool accept_paused_ = false;
+  UpstreamClient upstream_;
+  AnswerCache cache_;
+  std::unordered_map<std::string, std::unique_ptr<Pending>> pending_;  // by cache key
+  uint64_t next_tcp_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<TcpClient>> tcp_;
+  std::vector<uint8_t> rx_;  // one datagram or TCP read
+  Bucket events_, malformed_;
+  ServerStats stats_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+};
+
+}  // namespace egressd::dns
