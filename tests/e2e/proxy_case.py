@@ -196,12 +196,12 @@ class ProxyCase(FenceCase):
         self.assertNotIn(needle, self.w.origin_log(), "a refused request reached the origin")
 
     def proxy_port(self):
-        """egressd's proxy listener on the agent's loopback (ss -ltnp)."""
-        ports = [(a, p) for a, p in self.w.listening_ports(self.daemon.pid) if a in ("127.0.0.1", "::1", "*",
-                                                                                      "0.0.0.0", "::")]
-        self.assertTrue(ports, f"egressd (pid {self.daemon.pid}) listens on no TCP port in the agent netns: "
-                               f"{self.w.listening_ports(self.daemon.pid)}")
-        return ports[0]
+        """egressd's proxy listener on the agent's loopback, as `status --json`
+        reports it (ss cannot tell: the resolver listens on TCP too)."""
+        cg = self.w.cgroup_id()
+        att = [a for a in self.w.status_json()["attachments"] if a["cgroup_id"] == cg]
+        self.assertTrue(att and att[0]["proxy_port"], f"no proxy registered for cgroup {cg}: {att}")
+        return "127.0.0.1", att[0]["proxy_port"]
 
 
 def dig(world, *args):
