@@ -27,15 +27,25 @@ class WebAndDns(FenceCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "hello from 203.0.113.10 80\n")
 
-    def test_dns_udp_sendto_echo(self):
-        r = self.assertProbeOk("sendto", "203.0.113.10", 53, "--send", "query-1")
-        self.assertEqual(r["received"], "query-1", r)
-        self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["tgid"] == r["pid"]
-                               and e["reason"] == "dns-port" and e["hook"] == "sendmsg4", what="dns-port event")
+    # DNS to any address goes to egressd's resolver (more in test_dns.py):
+    # the UDP echo servers on port 53 never see it, dig gets an answer for
+    # the name the host rule allows.
+    def test_dns_is_steered_to_the_resolver(self):
+        for server, qtype, addr, hook in (("203.0.113.10", "A", "203.0.113.10", "connect4"),
+                                          ("2001:db8::10", "AAAA", "2001:db8::10", "connect6")):
+            with self.subTest(server=server):
+                r = self.w.agent_run(["dig", "+time=2", "+tries=1", "+short", f"@{server}", "public.test", qtype])
+                self.assertEqual((r.returncode, r.stdout.split()), (0, [addr]), r.stderr)
+                self.tail.expect_event(lambda e: e["verdict"] == "allow" and e["tgid"] == r.pid
+                                       and e["reason"] == "dns-steered" and e["hook"] == hook,
+                                       what="dns-steered event")
 
-    def test_dns_udp_v6_connected_echo(self):
-        r = self.assertProbeOk("connect", "udp", "2001:db8::10", 53, "--send", "query-2")
-        self.assertEqual(r["received"], "query-2", r)
+    def test_udp_53_without_dns_goes_to_the_resolver(self):
+        # Not DNS: the resolver drops it (no echo) and says so.
+        r = self.assertProbeOk("sendto", "203.0.113.10", 53, "--send", "query-1", "--timeout", "1")
+        self.assertEqual(r["received"], "", f"the echo server got a datagram to port 53: {r}")
+        self.tail.expect_event(lambda e: e["tgid"] == r["pid"] and e["hook"] == "dns"
+                               and e["reason"] == "dns-malformed", what="dns-malformed event")
 
     def test_curl_private_fails_with_eperm(self):
         r = self.w.curl("http://10.0.0.5/")

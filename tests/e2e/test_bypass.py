@@ -18,9 +18,11 @@ class Bypasses(FenceCase):
         self.assertProbeDenied("tfo", "fd00::10", 80, reason="private", hook="connect6")
 
     def test_sendto_other_address_on_connected_udp(self):
-        # connect() to an allowed resolver, then sendto() a private host on the
-        # same socket: the explicit address is judged again (sendmsg4).
-        self.assertProbeDenied("udp-switch", "203.0.113.10", 53, "10.0.0.5", 53, reason="private",
+        # connect() to a resolver (steered to egressd's), then sendto() a
+        # private host on the same socket: the explicit address is judged
+        # again (sendmsg4). Port 123 there: port 53 to any address would go
+        # to the resolver too (test_dns.py).
+        self.assertProbeDenied("udp-switch", "203.0.113.10", 53, "10.0.0.5", 123, reason="private",
                                hook="sendmsg4", daddr="10.0.0.5", step="send")
 
     def test_sendto_other_port_on_connected_udp(self):
@@ -46,7 +48,7 @@ class Bypasses(FenceCase):
         self.assertProbeDenied("connect", "tcp", "0.1.2.3", 80, reason="reserved")
 
     def test_v4_mapped_multicast(self):
-        self.assertProbeDenied("sendto", "::ffff:224.0.0.1", 53, reason="multicast")
+        self.assertProbeDenied("sendto", "::ffff:224.0.0.1", 123, reason="multicast")
 
     def test_v4_mapped_cgnat(self):
         self.assertProbeDenied("connect", "tcp", "::ffff:100.64.0.5", 80, reason="private", judged="100.64.0.5")

@@ -190,7 +190,11 @@ class ShippedPolicies(FenceCase):
         r = self.w.curl("--cacert", self.w.ca, "https://api.anthropic.com/")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("s_server", r.stdout)
+        # A name it does not allow does not resolve (egressd's resolver) and,
+        # given an address, is refused by the proxy.
         r = self.w.curl("--cacert", self.w.ca, "https://public.test/")
+        self.assertEqual(r.returncode, 6, f"{r.stdout}{r.stderr}")
+        r = self.w.curl("--cacert", self.w.ca, "--resolve", "public.test:443:203.0.113.10", "https://public.test/")
         self.assertEqual(r.returncode, 35, f"{r.stdout}{r.stderr}")
 
 
