@@ -56,6 +56,23 @@ DNS_RECORDS = {
 CNAMES = {
     "alias.test": "allowed.test",
 }
+# The resolver tests' records (test_dns.py), not in the certificate:
+# ech.test has an HTTPS record (type 65): priority 1, target ".", alpn h2,
+# ipv4hint 203.0.113.10 and 10.0.0.5, an ech config (key 5), ipv6hint
+# 2001:db8::10 and fd00::10; big.test a TXT record of BIG_TXT_STRINGS
+# strings of 200 bytes (1.6 KB: more than a 1232-byte EDNS answer holds,
+# so it takes TCP between egressd and dnsmasq, and from egressd to a client).
+ECH_CONFIG_HEX = "0010fe0d000c0001000102030405060708090a"
+HTTPS_RDATA_HEX = ("0001" "00"
+                   "0001" "0003" "026832"
+                   "0004" "0008" "cb00710a" "0a000005"
+                   "0005" + f"{len(ECH_CONFIG_HEX) // 2:04x}" + ECH_CONFIG_HEX +
+                   "0006" "0020" "20010db8000000000000000000000010" "fd000000000000000000000000000010")
+BIG_TXT_STRINGS = 8
+BIG_TXT = ["".join(chr(ord("a") + (i + j) % 26) for j in range(200)) for i in range(BIG_TXT_STRINGS)]
+DNS_RAW_RECORDS = {"ech.test": (65, HTTPS_RDATA_HEX)}
+DNS_TXT_RECORDS = {"big.test": BIG_TXT}
+
 # Answered by the certificate, not by DNS (tests use them with curl --resolve).
 CERT_ONLY_NAMES = ["nodns.test"]
 CERT_NAMES = sorted(set(DNS_RECORDS) | set(CNAMES) | set(CERT_ONLY_NAMES))
@@ -87,6 +104,10 @@ def dnsmasq_cmd(tmp):
         args.append(f"--host-record={name},{','.join(addrs)}")
     for name, target in CNAMES.items():
         args.append(f"--cname={name},{target}")
+    for name, (rrtype, hexdata) in DNS_RAW_RECORDS.items():
+        args.append(f"--dns-rr={name},{rrtype},{hexdata}")
+    for name, strings in DNS_TXT_RECORDS.items():
+        args.append(f"--txt-record={name}," + ",".join(strings))  # no shell: no quotes
     return args
 
 
