@@ -618,6 +618,7 @@ perf_egressd() { # optional: where egressd spends its CPU, during one TLS c=64 r
 
 cpu_snapshot() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 read -r BUSY0 STEAL0 TOT0 < <(cpu_snapshot)
+OURS0=$(cg_cpu_us "$CG_TOP")       # clients, proxies, origin, DNS: everything of ours that matters
 T0=$(date +%s)
 LOAD0=$(cat /proc/loadavg)
 log "measure: reps=$REPS dur=${DUR}s latency rounds=$LAT_ROUNDS idle=$IDLE_N (fd limit $NOFILE)"
@@ -647,6 +648,7 @@ if ((IDLE_N > 0)); then
   done
 fi
 read -r BUSY1 STEAL1 TOT1 < <(cpu_snapshot)
+OURS1=$(cg_cpu_us "$CG_TOP")
 
 # --- report -----------------------------------------------------------------------------------
 jq -n \
@@ -655,6 +657,8 @@ jq -n \
   --arg os "$(. /etc/os-release && echo "$PRETTY_NAME")" --arg load0 "$LOAD0" --arg load1 "$(cat /proc/loadavg)" \
   --arg busy "$(awk -v b=$((BUSY1 - BUSY0)) -v t=$((TOT1 - TOT0)) 'BEGIN {printf "%.0f", 100 * b / t}')" \
   --arg steal "$(awk -v s=$((STEAL1 - STEAL0)) -v t=$((TOT1 - TOT0)) 'BEGIN {printf "%.1f", 100 * s / t}')" \
+  --arg others "$(awk -v b=$((BUSY1 - BUSY0)) -v t=$((TOT1 - TOT0)) -v o=$((OURS1 - OURS0)) -v hz="$(getconf CLK_TCK)" \
+      'BEGIN {x = (b / hz - o / 1e6) / (t / hz); if (x < 0) x = 0; printf "%.0f", 100 * x}')" \
   --arg wall "$(($(date +%s) - T0))" --arg reps "$REPS" --arg dur "$DUR" --arg lat_rounds "$LAT_ROUNDS" \
   --arg idle_n "$IDLE_N" --arg nofile "$NOFILE" --arg quick "$QUICK" --arg paths "$PATHS" \
   --arg haproxy "$(haproxy -v | head -1 | awk '{print $3}')" --arg nginx "$(nginx -v 2>&1 | sed 's#.*/##')" \

@@ -187,7 +187,9 @@ def main():
     w = print
     w(f"Machine: {meta.get('nproc', '?')} vCPU {meta.get('cpu', '')}, {meta.get('mem', '')}, kernel "
       f"{meta.get('kernel', '?')}, {meta.get('os', '')}. Whole machine {meta.get('busy', '?')}% busy during the run "
-      f"(all tenants, this benchmark included), {meta.get('steal', '?')}% steal; loadavg at start "
+      f"(all tenants, this benchmark included), of which about {meta.get('others', '?')}% of the machine was "
+      f"other processes (busy CPU minus this benchmark's cgroups; the benchmark's own tools outside them, "
+      f"ip/nft/bash, count as other); {meta.get('steal', '?')}% steal; loadavg at start "
       f"{meta.get('load0', '?').split(' ')[0]}. {meta.get('reps', '?')} repetitions × {meta.get('dur', '?')} s per "
       f"load run, {meta.get('lat_rounds', '?')} latency rounds per repetition, {int(meta.get('idle_n', 0)):,} idle "
       f"connections (fd hard limit {int(meta.get('nofile', 0)):,}); wall time {meta.get('wall', '?')} s.")
