@@ -16,18 +16,7 @@ std::optional<proxy::OrigDst> BpfClientIdentity::udp(const sockaddr_storage& pee
   // Looked up, not taken: the record answers recvmsg for as long as the
   // socket lives, and sock_release deletes it.
   if (bpf_map_lookup_elem(by_cookie_, &key, &o) != 0) return std::nullopt;
-  proxy::OrigDst d;
-  d.family = o.family;
-  d.given = o.family == AF_INET ? IpAddr::v4(o.daddr) : IpAddr::v6(o.daddr);
-  d.target = d.given.unmapped();
-  d.port = o.dport;
-  d.pid = o.pid;
-  d.tgid = o.tgid;
-  d.uid = o.uid;
-  d.cgroup_id = o.cgroup_id;
-  d.sock_cookie = o.sock_cookie;
-  d.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
-  return d;
+  return proxy::orig_from_record(o);
 }
 
 }  // namespace egressd::dns

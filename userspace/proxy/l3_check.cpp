@@ -40,6 +40,29 @@ void build(std::vector<std::pair<uint8_t, std::unordered_map<IpAddr, size_t>>>& 
   std::sort(out.begin(), out.end(), [](auto& x, auto& y) { return x.first > y.first; });
 }
 
+// bpf/addr_class.h's classification of an address value.
+__u32 category_of(const IpAddr& a) {
+  if (a.family == AF_INET) {
+    __u32 v4;
+    std::memcpy(&v4, a.bytes.data(), 4);
+    return egd_classify4(v4);
+  }
+  __u32 w[4];
+  std::memcpy(w, a.bytes.data(), 16);
+  return egd_classify6(w);
+}
+
+policy::Action category_action(const policy::Network& n, __u32 cat) {
+  switch (cat) {
+    case EGD_CAT_LOOPBACK: return n.loopback;
+    case EGD_CAT_PRIVATE: return n.private_;
+    case EGD_CAT_LINK_LOCAL: return n.link_local;
+    case EGD_CAT_MULTICAST: return n.multicast;
+    case EGD_CAT_BROADCAST: return n.broadcast;
+    default: return n.reserved;
+  }
+}
+
 }  // namespace
 
 const size_t* L3Check::Index::find(const IpAddr& a) const {
@@ -68,24 +91,9 @@ L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
     if ((r.proto_mask & policy::kProtoTcp) && (r.ports.empty() || port_in(r.ports, port)))
       return {true, EGD_REASON_ALLOW_CIDR};
   }
-  __u32 cat;
-  if (a.family == AF_INET) {
-    __u32 v4;
-    std::memcpy(&v4, a.bytes.data(), 4);
-    cat = egd_classify4(v4);
-  } else {
-    __u32 w[4];
-    std::memcpy(w, a.bytes.data(), 16);
-    cat = egd_classify6(w);
-  }
+  __u32 cat = category_of(a);
   if (cat != EGD_CAT_PUBLIC) {
-    const policy::Network& n = policy_.network;
-    policy::Action act = cat == EGD_CAT_LOOPBACK     ? n.loopback
-                         : cat == EGD_CAT_PRIVATE    ? n.private_
-                         : cat == EGD_CAT_LINK_LOCAL ? n.link_local
-                         : cat == EGD_CAT_MULTICAST  ? n.multicast
-                         : cat == EGD_CAT_BROADCAST  ? n.broadcast
-                                                     : n.reserved;
+    policy::Action act = category_action(policy_.network, cat);
     if (act == policy::Action::Deny || cat == EGD_CAT_LOOPBACK)
       return {act == policy::Action::Allow, static_cast<uint16_t>(egd_category_reason(cat))};
   }
@@ -109,24 +117,9 @@ L3Verdict L3Check::tcp(const IpAddr& addr, uint16_t port) const {
 bool L3Check::reachable_as(const IpAddr& a) const {
   if (deny_.find(a)) return false;
   if (allow_.find(a)) return true;  // some port of some protocol is open there
-  __u32 cat;
-  if (a.family == AF_INET) {
-    __u32 v4;
-    std::memcpy(&v4, a.bytes.data(), 4);
-    cat = egd_classify4(v4);
-  } else {
-    __u32 w[4];
-    std::memcpy(w, a.bytes.data(), 16);
-    cat = egd_classify6(w);
-  }
+  __u32 cat = category_of(a);
   if (cat == EGD_CAT_PUBLIC) return true;
-  const policy::Network& n = policy_.network;
-  policy::Action act = cat == EGD_CAT_LOOPBACK     ? n.loopback
-                       : cat == EGD_CAT_PRIVATE    ? n.private_
-                       : cat == EGD_CAT_LINK_LOCAL ? n.link_local
-                       : cat == EGD_CAT_MULTICAST  ? n.multicast
-                       : cat == EGD_CAT_BROADCAST  ? n.broadcast
-                                                   : n.reserved;
+  policy::Action act = category_action(policy_.network, cat);
   return act == policy::Action::Allow;
 }
 

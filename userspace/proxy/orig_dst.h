@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/ip_addr.h"
+#include "egressd_abi.h"
 
 namespace egressd::proxy {
 
@@ -23,6 +24,9 @@ struct OrigDst {
   uint64_t sock_cookie = 0;
   std::string comm;
 };
+
+// The record the hooks wrote, as a value.
+OrigDst orig_from_record(const egd_orig& o);
 
 // Injected into the proxy so tests can stand in for the BPF map.
 class OrigDstTable {
