@@ -8,7 +8,10 @@
 //  - rebuilding a parsed message with MessageBuilder (names compressed
 //    anew) parses back to the same questions and records;
 //  - build_query on the input as a name either refuses it or produces a
-//    query that parses back to that name.
+//    query that parses back to that name;
+//  - the resolver's fast query reader (fast_query_info) takes only what the
+//    full parser takes as a one-question query, and reads it the same
+//    (every field of QueryInfo), also into buffers holding an older query.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +24,7 @@
 
 #include "dns/builder.h"
 #include "dns/message.h"
+#include "dns/reply.h"
 
 namespace {
 
@@ -157,11 +161,37 @@ void check_query(std::span<const uint8_t> in) {
     check(r.message.questions[0].name == canonical_name(name), "built query name");
 }
 
+void check_fast_query(std::span<const uint8_t> in) {
+  QueryInfo fast;
+  // Stale contents, longer than any real name: none may survive.
+  fast.question.assign(300, 0xee);
+  fast.qname_wire.assign(300, 0xee);
+  fast.qname.assign(1100, 'x');
+  fast.edns = fast.dnssec_ok = fast.rd = fast.cd = true;
+  fast.udp_size = 9;
+  fast.edns_version = 9;
+  if (!fast_query_info(in, fast)) return;
+  ParseResult r = parse_message(in);
+  check(r.status == ParseStatus::Ok && !r.message.header.qr && r.message.questions.size() == 1,
+        "fast query reader took what the parser refuses as a query");
+  auto slow = query_info(in, r.message);
+  check(slow.has_value(), "fast query reader took what query_info refuses");
+  check(fast.id == slow->id && fast.opcode == slow->opcode && fast.rd == slow->rd && fast.cd == slow->cd,
+        "fast query header");
+  check(fast.question == slow->question && fast.qname_wire == slow->qname_wire && fast.qname == slow->qname,
+        "fast query name");
+  check(fast.qtype == slow->qtype && fast.qclass == slow->qclass, "fast query type/class");
+  check(fast.edns == slow->edns && fast.edns_version == slow->edns_version && fast.dnssec_ok == slow->dnssec_ok &&
+            fast.udp_size == slow->udp_size,
+        "fast query EDNS");
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);
   check_message(in);
   check_query(in);
+  check_fast_query(in);
   return 0;
 }

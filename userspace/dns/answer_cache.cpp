@@ -18,18 +18,26 @@ uint32_t be32(const uint8_t* p) {
 
 std::string AnswerCache::key(std::string_view qname, uint16_t qtype, uint16_t qclass, bool dnssec_ok,
                              bool checking_disabled) {
-  std::string k(qname);
-  k.push_back('\0');  // names never hold a raw NUL (the parser escapes it)
-  k.push_back(static_cast<char>(qtype >> 8));
-  k.push_back(static_cast<char>(qtype));
-  k.push_back(static_cast<char>(qclass >> 8));
-  k.push_back(static_cast<char>(qclass));
-  k.push_back(static_cast<char>((dnssec_ok ? 1 : 0) | (checking_disabled ? 2 : 0)));
+  std::string k;
+  key_into(k, qname, qtype, qclass, dnssec_ok, checking_disabled);
   return k;
 }
 
+void AnswerCache::key_into(std::string& k, std::string_view qname, uint16_t qtype, uint16_t qclass, bool dnssec_ok,
+                           bool checking_disabled) {
+  // names never hold a raw NUL (the parser escapes it)
+  const char tail[6] = {'\0',
+                        static_cast<char>(qtype >> 8),
+                        static_cast<char>(qtype),
+                        static_cast<char>(qclass >> 8),
+                        static_cast<char>(qclass),
+                        static_cast<char>((dnssec_ok ? 1 : 0) | (checking_disabled ? 2 : 0))};
+  k.assign(qname);
+  k.append(tail, sizeof(tail));
+}
+
 bool AnswerCache::put(const std::string& key, std::string_view qname, std::vector<uint8_t> message,
-                      Clock::time_point now) {
+                      Clock::time_point now, uint64_t tag) {
   ParseResult p = parse_message(message);
   if (p.status != ParseStatus::Ok) return false;
   const Message& m = p.message;
@@ -61,6 +69,7 @@ bool AnswerCache::put(const std::string& key, std::string_view qname, std::vecto
   auto life = std::clamp(std::chrono::seconds(ttl), opt_.min_lifetime, opt_.max_ttl);
   e.stored = now;
   e.expires = now + life;
+  e.tag = tag;
   e.cost = message.size() + 2 * key.size() + e.ttls.size() * 8 + e.addrs.size() * sizeof(IpAddr) + kEntryOverhead;
   if (e.cost > opt_.max_bytes / 4) return false;
   e.message = std::move(message);
@@ -75,17 +84,23 @@ bool AnswerCache::put(const std::string& key, std::string_view qname, std::vecto
 }
 
 std::optional<std::vector<uint8_t>> AnswerCache::get(const std::string& key, Clock::time_point now) {
+  std::vector<uint8_t> out;
+  if (!get_into(key, now, out)) return std::nullopt;
+  return out;
+}
+
+bool AnswerCache::get_into(const std::string& key, Clock::time_point now, std::vector<uint8_t>& out, uint64_t* tag) {
   auto it = entries_.find(key);
-  if (it == entries_.end()) return std::nullopt;
+  if (it == entries_.end()) return false;
   Entry& e = it->second;
   if (e.expires <= now) {
     erase(it);
-    return std::nullopt;
+    return false;
   }
   lru_.splice(lru_.begin(), lru_, e.lru);
   auto age = std::chrono::duration_cast<std::chrono::seconds>(now - e.stored).count();
   auto left = std::chrono::duration_cast<std::chrono::seconds>(e.expires - now).count();
-  std::vector<uint8_t> out = e.message;
+  out.assign(e.message.begin(), e.message.end());
   for (auto [offset, original] : e.ttls) {
     int64_t ttl = std::min<int64_t>(static_cast<int64_t>(original) - age, left);
     uint32_t v = static_cast<uint32_t>(std::max<int64_t>(ttl, 0));
@@ -94,7 +109,8 @@ std::optional<std::vector<uint8_t>> AnswerCache::get(const std::string& key, Clo
     out[offset + 2] = static_cast<uint8_t>(v >> 8);
     out[offset + 3] = static_cast<uint8_t>(v);
   }
-  return out;
+  if (tag) *tag = e.tag;
+  return true;
 }
 
 std::optional<std::vector<IpAddr>> AnswerCache::addresses(std::string_view raw, Clock::time_point now) const {

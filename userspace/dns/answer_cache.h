@@ -39,14 +39,23 @@ class AnswerCache {
 
   static std::string key(std::string_view qname, uint16_t qtype, uint16_t qclass, bool dnssec_ok,
                          bool checking_disabled);
+  // The same into `out` (replaced, its capacity reused).
+  static void key_into(std::string& out, std::string_view qname, uint16_t qtype, uint16_t qclass, bool dnssec_ok,
+                       bool checking_disabled);
 
   // Stores an answer (no OPT record; NOERROR or NXDOMAIN) for `qname`.
   // False if it is not cacheable: another rcode, truncated, does not parse,
   // a negative answer without SOA, or too large for the budget.
-  bool put(const std::string& key, std::string_view qname, std::vector<uint8_t> message, Clock::time_point now);
+  // `tag` is the caller's, kept with the entry and given back with every
+  // hit (the resolver keeps its policy decision for the question there).
+  bool put(const std::string& key, std::string_view qname, std::vector<uint8_t> message, Clock::time_point now,
+           uint64_t tag = 0);
   // A copy with every TTL aged (and capped by the entry's remaining life);
   // the caller sets the id and the client's spelling of the question.
   std::optional<std::vector<uint8_t>> get(const std::string& key, Clock::time_point now);
+  // The same copy into `out` (replaced, its capacity reused: no allocation
+  // per hit) and the entry's tag; false, `out` untouched, on a miss.
+  bool get_into(const std::string& key, Clock::time_point now, std::vector<uint8_t>& out, uint64_t* tag = nullptr);
   // The A and AAAA addresses cached for `name` (CNAMEs followed, as the
   // client was given them), from every fresh entry; nullopt if none is
   // cached. Does not count as a use.
@@ -63,6 +72,7 @@ class AnswerCache {
     std::vector<IpAddr> addrs;                        // for A/AAAA questions
     Clock::time_point stored, expires;
     size_t cost = 0;
+    uint64_t tag = 0;
     std::list<std::string>::iterator lru;
   };
   void erase(std::unordered_map<std::string, Entry>::iterator it);

@@ -9,6 +9,8 @@
 namespace egressd::dns {
 namespace {
 
+uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+
 void put16(std::vector<uint8_t>& out, uint16_t v) {
   out.push_back(static_cast<uint8_t>(v >> 8));
   out.push_back(static_cast<uint8_t>(v));
@@ -39,6 +41,58 @@ std::optional<QueryInfo> query_info(std::span<const uint8_t> wire, const Message
     q.udp_size = m.edns->udp_size;
   }
   return q;
+}
+
+bool fast_query_info(std::span<const uint8_t> wire, QueryInfo& q) {
+  const size_t size = wire.size();
+  if (size < kHeaderBytes || size > kMaxMessageBytes) return false;
+  const uint8_t* p = wire.data();
+  // QR clear, one question, no answer or authority records, at most one additional.
+  if ((p[2] & 0x80) || be16(p + 4) != 1 || be16(p + 6) != 0 || be16(p + 8) != 0) return false;
+  uint16_t arcount = be16(p + 10);
+  if (arcount > 1) return false;
+  // The name: plain labels (no pointer: a query has nothing before its name to point at).
+  size_t at = kHeaderBytes;
+  for (;;) {
+    if (at >= size) return false;
+    uint8_t len = p[at];
+    if (len & 0xc0) return false;
+    if (at + 1 + len - kHeaderBytes > kMaxNameWireBytes) return false;
+    at += 1 + len;
+    if (len == 0) break;
+  }
+  size_t name_end = at;
+  if (size - at < 4) return false;
+  size_t question_end = at + 4;
+  bool edns = false;
+  uint16_t udp_size = 0;
+  uint32_t opt_ttl = 0;
+  if (arcount == 1) {
+    // Only an OPT record owned by the root; its rdata is not looked into (as the parser).
+    if (size - question_end < 11 || p[question_end] != 0 || be16(p + question_end + 1) != kTypeOPT) return false;
+    const uint8_t* r = p + question_end + 1;
+    udp_size = be16(r + 2);
+    opt_ttl = static_cast<uint32_t>(r[4]) << 24 | static_cast<uint32_t>(r[5]) << 16 |
+              static_cast<uint32_t>(r[6]) << 8 | r[7];
+    if (size - question_end - 11 < be16(r + 8)) return false;
+    edns = true;
+  }
+  std::span<const uint8_t> name = wire.subspan(kHeaderBytes, name_end - kHeaderBytes);
+  q.id = be16(p);
+  q.opcode = (p[2] >> 3) & 0x0f;
+  q.rd = p[2] & 0x01;
+  q.cd = p[3] & 0x10;
+  q.question.assign(wire.begin() + kHeaderBytes, wire.begin() + static_cast<std::ptrdiff_t>(question_end));
+  q.qname_wire.assign(name.begin(), name.end());
+  lower_wire_name(q.qname_wire);
+  wire_name_text(name, q.qname);
+  q.qtype = be16(p + name_end);
+  q.qclass = be16(p + name_end + 2);
+  q.edns = edns;
+  q.edns_version = edns ? static_cast<uint8_t>(opt_ttl >> 16) : 0;
+  q.dnssec_ok = edns && (opt_ttl & 0x8000) != 0;
+  q.udp_size = udp_size;
+  return true;
 }
 
 size_t udp_limit(const QueryInfo& q, size_t our_max) {
@@ -84,17 +138,25 @@ std::vector<uint8_t> format_error_reply(std::span<const uint8_t> wire) {
 
 std::vector<uint8_t> answer_reply(const QueryInfo& q, std::span<const uint8_t> answer, uint16_t our_udp_size,
                                   size_t limit) {
-  size_t name_len = q.qname_wire.size();
-  if (q.question.size() != name_len + 4 || answer.size() < kHeaderBytes + q.question.size()) return {};
-  if (answer[4] != 0 || answer[5] != 1) return {};  // exactly one question
-  std::vector<uint8_t> name(answer.begin() + kHeaderBytes,
-                            answer.begin() + static_cast<std::ptrdiff_t>(kHeaderBytes + name_len));
-  lower_wire_name(name);
-  if (name != q.qname_wire || !std::equal(q.question.end() - 4, q.question.end(),
-                                          answer.begin() + static_cast<std::ptrdiff_t>(kHeaderBytes + name_len)))
-    return {};
-
   std::vector<uint8_t> out(answer.begin(), answer.end());
+  if (!answer_reply_in_place(q, out, our_udp_size, limit)) return {};
+  return out;
+}
+
+bool answer_reply_in_place(const QueryInfo& q, std::vector<uint8_t>& out, uint16_t our_udp_size, size_t limit) {
+  size_t name_len = q.qname_wire.size();
+  if (q.question.size() != name_len + 4 || out.size() < kHeaderBytes + q.question.size()) return false;
+  if (out[4] != 0 || out[5] != 1) return false;  // exactly one question
+  // The answer's question is q's in any case: compared lower-cased (qname_wire is).
+  const uint8_t* name = out.data() + kHeaderBytes;
+  for (size_t i = 0; i < name_len; ++i) {
+    uint8_t c = name[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<uint8_t>(c - 'A' + 'a');
+    if (c != q.qname_wire[i]) return false;
+  }
+  if (!std::equal(q.question.end() - 4, q.question.end(), name + name_len)) return false;
+
+  uint8_t rcode = out[3] & 0x0f;
   out[0] = static_cast<uint8_t>(q.id >> 8);
   out[1] = static_cast<uint8_t>(q.id);
   // RD is the client's; AA goes: a forwarder's answers are not authoritative.
@@ -111,8 +173,8 @@ std::vector<uint8_t> answer_reply(const QueryInfo& q, std::span<const uint8_t> a
     out[10] = static_cast<uint8_t>(arcount >> 8);
     out[11] = static_cast<uint8_t>(arcount);
   }
-  if (out.size() > limit) return bare_reply(q, static_cast<uint16_t>(answer[3] & 0x0f), our_udp_size, /*tc=*/true);
-  return out;
+  if (out.size() > limit) out = bare_reply(q, rcode, our_udp_size, /*tc=*/true);
+  return true;
 }
 
 }  // namespace egressd::dns

@@ -40,6 +40,16 @@ struct QueryInfo {
 // question; nullopt otherwise.
 std::optional<QueryInfo> query_info(std::span<const uint8_t> wire, const Message& m);
 
+// The common query read without parse_message: header, one uncompressed
+// question, nothing else but at most a root-owned OPT record (what stub
+// resolvers, dig and dnsperf send). True when `wire` is such a query: `q`
+// then holds exactly what query_info(wire, parse_message(wire).message)
+// would, and parse_message would accept it as a query (Ok, QR clear, one
+// question). False for anything else, which the caller gives to the full
+// parser (it decides: malformed, FORMERR, other sections...). `q` is
+// overwritten, reusing its buffers: no allocation per query once warm.
+bool fast_query_info(std::span<const uint8_t> wire, QueryInfo& q);
+
 // How large a UDP reply this client takes: 512 without EDNS, else its
 // advertised size within 512..`our_max`.
 size_t udp_limit(const QueryInfo& q, size_t our_max);
@@ -60,5 +70,9 @@ std::vector<uint8_t> format_error_reply(std::span<const uint8_t> wire);
 // truncated bare reply instead.
 std::vector<uint8_t> answer_reply(const QueryInfo& q, std::span<const uint8_t> answer, uint16_t our_udp_size,
                                   size_t limit);
+// The same in place: `message` holds the answer (e.g. a cache hit copied
+// into a reused send buffer) and becomes the reply. False, `message`
+// unspecified, if the question does not match.
+bool answer_reply_in_place(const QueryInfo& q, std::vector<uint8_t>& message, uint16_t our_udp_size, size_t limit);
 
 }  // namespace egressd::dns

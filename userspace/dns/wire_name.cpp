@@ -1,7 +1,6 @@
 #include "dns/wire_name.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "dns/message.h"
 
@@ -55,23 +54,33 @@ void lower_wire_name(std::span<uint8_t> name) {
 
 std::string wire_name_text(std::span<const uint8_t> name) {
   std::string out;
+  wire_name_text(name, out);
+  return out;
+}
+
+void wire_name_text(std::span<const uint8_t> name, std::string& out) {
+  // Written through a pointer into room for the worst case (every octet
+  // \DDD, a dot per label), then cut to size: no per-character push_back.
+  out.resize(4 * name.size());
+  char* o = out.data();
   for (size_t i = 0; i < name.size() && name[i] != 0; i += 1 + name[i]) {
-    if (!out.empty()) out.push_back('.');
+    if (o != out.data()) *o++ = '.';
     for (size_t j = i + 1; j <= i + name[i] && j < name.size(); ++j) {
       uint8_t c = name[j];
       if (c == '.' || c == '\\') {
-        out.push_back('\\');
-        out.push_back(static_cast<char>(c));
+        *o++ = '\\';
+        *o++ = static_cast<char>(c);
       } else if (c < 0x21 || c > 0x7e) {
-        char buf[5];
-        std::snprintf(buf, sizeof(buf), "\\%03u", c);
-        out.append(buf);
+        *o++ = '\\';
+        *o++ = static_cast<char>('0' + c / 100);
+        *o++ = static_cast<char>('0' + c / 10 % 10);
+        *o++ = static_cast<char>('0' + c % 10);
       } else {
-        out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c));
+        *o++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c);
       }
     }
   }
-  return out;
+  out.resize(static_cast<size_t>(o - out.data()));
 }
 
 }  // namespace egressd::dns

@@ -27,5 +27,8 @@ void lower_wire_name(std::span<uint8_t> name);
 // '.' and '\\' escaped, other octets outside visible ASCII as \DDD, no
 // trailing dot, "" for the root. `name` must be a valid wire name.
 std::string wire_name_text(std::span<const uint8_t> name);
+// The same into `out` (replaced; its capacity is reused: no allocation per
+// query on the resolver's fast path).
+void wire_name_text(std::span<const uint8_t> name, std::string& out);
 
 }  // namespace egressd::dns
