@@ -4,7 +4,9 @@
 // cached, denied ones never reach the upstream (whatever the type, also in
 // a burst of 500), ANY is refused, TC moves to TCP, TCP clients pipeline,
 // malformed packets are dropped while the server keeps serving, answers
-// lose blocked addresses, events name the client. Every wait has a deadline.
+// lose blocked addresses, events name the client. UDP batches (one
+// recvmmsg, one sendmmsg per wakeup) answer every kind of query in them as
+// one at a time would. Every wait has a deadline.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -713,6 +715,192 @@ TEST_F(DnsServerTest, EventsAllRecordsAllowedQueries) {
   EXPECT_EQ(e->verdict, EGD_VERDICT_ALLOW);
   EXPECT_EQ(e->qtype, kTypeAAAA);
   EXPECT_EQ(e->rule_id, 1u);
+}
+
+// ---- batches: one recvmmsg and one sendmmsg per wakeup ------------------------------------------
+
+TEST_F(DnsServerTest, QueuedDatagramsAreAnsweredABatchPerWakeup) {
+  start();
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test"})));  // now cached
+  ASSERT_EQ(up_.queries(), 1);
+  constexpr int kClients = 4, kQueries = 100;  // well within the socket's receive buffer
+  std::vector<UniqueFd> clients;
+  std::vector<std::map<uint16_t, Bytes>> sent(kClients);
+  for (int c = 0; c < kClients; ++c) clients.push_back(udp_client());
+  for (int i = 0; i < kQueries; ++i) {
+    int c = i % kClients;
+    auto id = static_cast<uint16_t>(1000 + i);
+    Bytes q = query({.name = i % 2 ? "ALLOWED.test" : "allowed.TEST", .id = id, .edns = i % 3 ? -1 : 1232});
+    ASSERT_EQ(send(clients[c].get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+    sent[c][id] = q;
+  }
+  uint64_t udp_before = server_->stats().udp;
+  // One turn of the loop, one wakeup of the listener: 64 datagrams taken,
+  // their 64 replies already sent when it returns.
+  ASSERT_TRUE(loop_.run_once(1000).ok());
+  EXPECT_EQ(server_->stats().udp - udp_before, 64u);
+  auto drain = [&](std::vector<Bytes>* got) {
+    for (int c = 0; c < kClients; ++c) {
+      uint8_t buf[4096];
+      for (ssize_t n; (n = recv(clients[c].get(), buf, sizeof(buf), MSG_DONTWAIT)) > 0;) {
+        Bytes r(buf, buf + n);
+        Message m = parse_ok(r);
+        auto it = sent[c].find(m.header.id);
+        EXPECT_NE(it, sent[c].end()) << "a reply to another client's query, id " << m.header.id;
+        if (it == sent[c].end()) continue;
+        const Bytes& q = it->second;
+        // The client's question byte for byte, its EDNS or none, the cached address.
+        EXPECT_TRUE(std::equal(q.begin() + 12, q.begin() + 12 + 18, r.begin() + 12));
+        EXPECT_EQ(m.edns.has_value(), q.size() > 12 + 18) << m.header.id;
+        EXPECT_EQ(addrs_of(m), (std::vector<std::string>{"203.0.113.10"}));
+        sent[c].erase(it);
+        got->push_back(r);
+      }
+    }
+  };
+  std::vector<Bytes> replies;
+  drain(&replies);
+  EXPECT_EQ(replies.size(), 64u);
+  ASSERT_TRUE(run_until([&] {
+    drain(&replies);
+    return replies.size() == kQueries;
+  }));
+  EXPECT_EQ(up_.queries(), 1) << "every one from the cache";
+  EXPECT_EQ(server_->stats().cache_hits, static_cast<uint64_t>(kQueries));
+  EXPECT_TRUE(events_.empty());
+}
+
+TEST_F(DnsServerTest, MixedBatchCachedUncachedDeniedAndMalformed) {
+  start();
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test"})));  // now cached
+  ASSERT_EQ(up_.queries(), 1);
+  Bytes two = query({.name = "allowed.test", .id = 6});
+  two[5] = 2;
+  two.insert(two.end(), two.begin() + 12, two.end());
+  // In this order, each from its own socket, all queued before the server runs.
+  std::vector<std::pair<std::string, Bytes>> batch = {
+      {"cached", query({.name = "allowed.test", .id = 1})},
+      {"denied", query({.name = "evil.test", .id = 2})},
+      {"malformed", Bytes{1, 2, 3}},
+      {"cached-edns", query({.name = "AlLoWeD.tEsT", .id = 4, .edns = 1232})},
+      {"uncached", query({.name = "a.wild.test", .id = 5})},
+      {"two questions", two},
+      {"any", query({.name = "allowed.test", .type = 255, .id = 7})},
+      {"garbage", Bytes(40, 0xff)},
+      {"cached-again", query({.name = "allowed.test", .type = kTypeA, .id = 9})},
+  };
+  std::map<std::string, UniqueFd> fds;
+  for (const auto& [what, q] : batch) {
+    fds[what] = udp_client();
+    ASSERT_EQ(send(fds[what].get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size())) << what;
+  }
+  std::map<std::string, Bytes> got;
+  ASSERT_TRUE(run_until([&] {
+    for (auto& [what, fd] : fds) {
+      uint8_t buf[4096];
+      ssize_t n = recv(fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) got[what] = Bytes(buf, buf + n);
+    }
+    return got.size() == batch.size() - 2;
+  }));
+  EXPECT_FALSE(got.count("malformed"));
+  EXPECT_FALSE(got.count("garbage"));
+  auto msg = [&](const std::string& what) { return parse_ok(got.at(what)); };
+  EXPECT_EQ(addrs_of(msg("cached")), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_EQ(msg("cached").header.id, 1);
+  EXPECT_EQ(msg("denied").header.rcode, kRcodeNxDomain);
+  Message edns = msg("cached-edns");
+  EXPECT_EQ(edns.header.id, 4);
+  ASSERT_TRUE(edns.edns);
+  EXPECT_TRUE(std::equal(batch[3].second.begin() + 12, batch[3].second.begin() + 30, got.at("cached-edns").begin() + 12))
+      << "the client's spelling (0x20)";
+  EXPECT_EQ(addrs_of(msg("uncached")), (std::vector<std::string>{"203.0.113.10"}));
+  EXPECT_EQ(got.at("two questions")[3] & 0x0f, kRcodeFormErr);
+  EXPECT_EQ(msg("any").header.rcode, kRcodeRefused);
+  EXPECT_EQ(msg("cached-again").header.id, 9);
+  EXPECT_EQ(up_.queries(), 2) << "only the uncached name went upstream";
+  EXPECT_EQ(server_->stats().cache_hits, 3u);
+  EXPECT_EQ(server_->stats().malformed, 2u);
+  EXPECT_EQ(server_->stats().formerr, 1u);
+  // Events as one at a time: the denial, the refused type, the three malformed; nothing for the allowed.
+  ASSERT_NE(find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "evil.test"), nullptr);
+  ASSERT_NE(find_event(EGD_REASON_DNS_TYPE_NOT_ALLOWED, "allowed.test"), nullptr);
+  size_t malformed_events = 0;
+  for (const Event& e : events_) malformed_events += e.reason == EGD_REASON_DNS_MALFORMED;
+  EXPECT_EQ(malformed_events, 3u);
+  EXPECT_EQ(events_.size(), 5u);
+  EXPECT_EQ(identity_.udp_calls, 5);
+  // Still serving.
+  auto ok = ask_udp(query({.name = "allowed.test", .id = 10}));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(parse_ok(*ok).header.id, 10);
+}
+
+TEST_F(DnsServerTest, WaitersOnBothFamiliesGetTheUpstreamAnswer) {
+  start();
+  UniqueFd probe(socket(AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_storage ss;
+  socklen_t len = ip("::1").to_sockaddr(0, &ss);
+  if (bind(probe.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) GTEST_SKIP() << "no ::1 here";
+  // Interleaved families: the replies go out on two sockets, in order.
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(udp_client(i % 2 ? AF_INET6 : AF_INET));
+    Bytes q = query({.name = "a.wild.test", .id = static_cast<uint16_t>(50 + i)});
+    ASSERT_EQ(send(clients.back().get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+  }
+  for (int i = 0; i < 6; ++i) {
+    auto r = recv_one(clients[i].get());
+    ASSERT_TRUE(r) << i;
+    EXPECT_EQ(parse_ok(*r).header.id, 50 + i);
+    EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));
+  }
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_EQ(server_->stats().coalesced, 5u);
+}
+
+TEST_F(DnsServerTest, CacheHitsRecordTheDecisionOfTheirQuestion) {
+  start(std::string("events = \"all\"\n") + kPolicy);
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .id = 1})));
+  ASSERT_TRUE(ask_udp(query({.name = "Allowed.Test", .id = 2})));
+  EXPECT_EQ(server_->stats().cache_hits, 1u);
+  ASSERT_EQ(events_.size(), 2u);
+  for (const Event& e : events_) {
+    EXPECT_EQ(e.verdict, EGD_VERDICT_ALLOW);
+    EXPECT_EQ(e.reason, EGD_REASON_DNS_NAME_ALLOWED);
+    EXPECT_EQ(e.rule_id, 1u);
+    EXPECT_EQ(e.host, "allowed.test");
+    EXPECT_EQ(e.comm, "dig");
+  }
+}
+
+TEST_F(DnsServerTest, AuditedNamesAnsweredFromTheCacheAreStillRecorded) {
+  start(std::string("mode = \"audit\"\n") + kPolicy);
+  for (uint16_t id : {1, 2, 3}) ASSERT_TRUE(ask_udp(query({.name = "evil.test", .id = id})));
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_EQ(server_->stats().cache_hits, 2u);
+  size_t audits = 0;
+  for (const Event& e : events_)
+    audits += e.verdict == EGD_VERDICT_AUDIT && e.reason == EGD_REASON_DNS_NAME_NOT_ALLOWED && e.host == "evil.test";
+  EXPECT_EQ(audits, 3u);
+}
+
+TEST_F(DnsServerTest, AnswerOfAnExchangeStartedUnderAnOlderPolicyIsNotCached) {
+  // The upstream answers after the policy changed, and the new one denies the name.
+  up_.set_handler([this](const Message& q, bool) -> std::vector<Bytes> {
+    server_->set_policy(policy("version = 1\n[[allow]]\nhost = \"other.allowed.test\"\n"));
+    return {respond(q, {ip("203.0.113.10")})};
+  });
+  start();
+  auto first = ask_udp(query({.name = "allowed.test", .id = 1}));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(parse_ok(*first).header.rcode, kRcodeNoError) << "the exchange in flight finishes";
+  EXPECT_FALSE(server_->cached_addresses("allowed.test"));
+  auto second = ask_udp(query({.name = "allowed.test", .id = 2}));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(parse_ok(*second).header.rcode, kRcodeNxDomain) << "not served from a cache of the old policy";
+  EXPECT_EQ(up_.queries(), 1);
+  EXPECT_NE(find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "allowed.test"), nullptr);
 }
 
 // ---- families, lifetime ------------------------------------------------------------------------

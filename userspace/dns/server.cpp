@@ -2,9 +2,11 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include "dns/filter.h"
@@ -13,7 +15,8 @@
 namespace egressd::dns {
 namespace {
 
-constexpr int kDatagramsPerWakeup = 64;
+constexpr size_t kDatagramsPerWakeup = 64;  // one recvmmsg, one sendmmsg
+constexpr size_t kUdpSlotBytes = kMaxMessageBytes + 1;  // any datagram; a longer one is malformed
 constexpr int kAcceptsPerWakeup = 64;
 constexpr int kTcpReadsPerWakeup = 16;
 constexpr size_t kTcpMaxInput = 2 + kMaxMessageBytes + 4096;  // one whole frame and the start of the next
@@ -43,6 +46,20 @@ uint16_t port_of(const sockaddr_storage& ss) {
 
 socklen_t addr_len(const sockaddr_storage& ss) {
   return ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+// A question's policy decision, kept with its cached answer.
+uint64_t pack(const QueryCheck& c) {
+  return uint64_t{c.verdict} | uint64_t{c.reason} << 8 | uint64_t{c.rule_id} << 24;
+}
+QueryCheck unpack(uint64_t tag) {
+  QueryCheck c;
+  c.forward = true;  // only forwarded questions are cached
+  c.verdict = static_cast<uint8_t>(tag);
+  c.reason = static_cast<uint16_t>(tag >> 8);
+  c.rule_id = static_cast<uint32_t>(tag >> 24);
+  c.rcode = kRcodeNoError;
+  return c;
 }
 
 uint64_t unix_now_ns() {
@@ -99,6 +116,32 @@ struct Server::Waiter {
 
 struct Server::Pending {
   std::vector<Waiter> waiters;
+  QueryCheck check;         // the decision that forwarded it
+  uint64_t generation = 0;  // of the policy it was made under: cached only if still in force
+};
+
+// One recvmmsg's worth of datagrams, each with the waiter it becomes.
+struct Server::UdpIn {
+  // Allocated uninitialised: the kernel writes only a datagram's bytes, so
+  // only the pages queries touch become resident (a few KiB per slot).
+  std::unique_ptr<uint8_t[]> bytes{new uint8_t[kDatagramsPerWakeup * kUdpSlotBytes]};
+  std::array<Waiter, kDatagramsPerWakeup> waiters;  // recvmmsg writes each peer in place
+  std::array<iovec, kDatagramsPerWakeup> iov{};
+  std::array<mmsghdr, kDatagramsPerWakeup> msgs{};
+  uint8_t* slot(size_t i) { return bytes.get() + i * kUdpSlotBytes; }
+};
+
+// UDP replies not sent yet, all for one socket; slots keep their buffers.
+struct Server::UdpOut {
+  struct Slot {
+    std::vector<uint8_t> bytes;
+    sockaddr_storage peer{};
+  };
+  std::array<Slot, kDatagramsPerWakeup> slots;
+  std::array<iovec, kDatagramsPerWakeup> iov{};
+  std::array<mmsghdr, kDatagramsPerWakeup> msgs{};
+  size_t n = 0;
+  int fd = -1;
 };
 
 bool Server::Bucket::take(double rate, double burst, Loop::Clock::time_point now) {
@@ -122,8 +165,19 @@ Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared
       policy_(std::move(p)),
       opt_(std::move(o)),
       upstream_(loop, opt_.upstream),
-      cache_(opt_.cache) {
+      cache_(opt_.cache),
+      udp_in_(std::make_unique<UdpIn>()),
+      udp_out_(std::make_unique<UdpOut>()) {
   rx_.resize(kMaxMessageBytes + 1);
+  UdpIn& in = *udp_in_;
+  for (size_t i = 0; i < kDatagramsPerWakeup; ++i) {
+    in.iov[i] = {in.slot(i), kUdpSlotBytes};
+    msghdr& h = in.msgs[i].msg_hdr;
+    h.msg_name = &in.waiters[i].peer;
+    h.msg_namelen = sizeof(sockaddr_storage);
+    h.msg_iov = &in.iov[i];
+    h.msg_iovlen = 1;
+  }
 }
 
 Server::~Server() {
@@ -192,6 +246,7 @@ Status Server::bind_all() {
 
 void Server::set_policy(std::shared_ptr<const proxy::ActivePolicy> p) {
   policy_ = std::move(p);
+  ++policy_generation_;
   cache_.clear();
 }
 
@@ -201,16 +256,25 @@ std::optional<std::vector<IpAddr>> Server::cached_addresses(std::string_view nam
 
 // ---- UDP ----------------------------------------------------------------------
 
+// Up to kDatagramsPerWakeup datagrams per wakeup (level-triggered: the rest
+// wake us again), answered in order; the replies leave together.
 void Server::on_udp(Listener& l) {
-  for (int i = 0; i < kDatagramsPerWakeup; ++i) {
-    Waiter w;
+  UdpIn& in = *udp_in_;
+  int n = recvmmsg(l.fd.get(), in.msgs.data(), kDatagramsPerWakeup, MSG_DONTWAIT, nullptr);
+  if (n <= 0) return;  // EAGAIN; errors of a UDP socket are about earlier sends
+  auto now = Loop::Clock::now();
+  ++batching_;
+  for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+    Waiter& w = in.waiters[i];
     w.listener = &l;
-    socklen_t len = sizeof(w.peer);
-    ssize_t n = recvfrom(l.fd.get(), rx_.data(), rx_.size(), 0, reinterpret_cast<sockaddr*>(&w.peer), &len);
-    if (n < 0) return;  // EAGAIN; errors of a UDP socket are about earlier sends
+    w.tcp_id = 0;
+    w.who.reset();
     ++stats_.udp;
-    query(std::move(w), std::span(rx_.data(), static_cast<size_t>(n)));
+    query(w, std::span<const uint8_t>(in.slot(i), in.msgs[i].msg_len), now);
+    in.msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the kernel wrote the peer's length
   }
+  --batching_;
+  flush_udp();
 }
 
 // ---- TCP ------------------------------------------------------------------------
@@ -342,7 +406,7 @@ void Server::tcp_frames(TcpClient& c) {
     std::vector<uint8_t> frame(c.in.begin() + static_cast<std::ptrdiff_t>(at + 2),
                                c.in.begin() + static_cast<std::ptrdiff_t>(at + 2 + len));
     at += 2 + len;
-    query(std::move(w), frame);
+    query(w, frame, Loop::Clock::now());
   }
   c.framing = false;
   if (!c.closed) c.in.erase(c.in.begin(), c.in.begin() + static_cast<std::ptrdiff_t>(at));
@@ -390,25 +454,29 @@ void Server::tcp_update_interest(TcpClient& c) {
 
 // ---- queries ------------------------------------------------------------------------
 
-void Server::query(Waiter w, std::span<const uint8_t> wire) {
+// `w` may be moved from (into the exchange it waits on).
+void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_point now) {
   ++stats_.queries;
   auto drop = [&] {
     ++stats_.malformed;
     record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
     reply(w, {});  // nothing sent; a TCP query is accounted for
   };
-  ParseResult p = parse_message(wire);
-  // Garbage, responses (reflection) and compression tricks get no answer.
-  if (p.status != ParseStatus::Ok || p.message.header.qr) return drop();
-  const Message& m = p.message;
-  if (m.questions.size() != 1) {
-    ++stats_.formerr;
-    record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
-    return reply(w, format_error_reply(wire));
+  // Nearly every query is one question (+ OPT): read without the full parser.
+  if (!fast_query_info(wire, w.q)) {
+    ParseResult p = parse_message(wire);
+    // Garbage, responses (reflection) and compression tricks get no answer.
+    if (p.status != ParseStatus::Ok || p.message.header.qr) return drop();
+    const Message& m = p.message;
+    if (m.questions.size() != 1) {
+      ++stats_.formerr;
+      record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_DNS_MALFORMED, 0);
+      return reply(w, format_error_reply(wire));
+    }
+    auto info = query_info(wire, m);
+    if (!info) return drop();
+    w.q = std::move(*info);
   }
-  auto info = query_info(wire, m);
-  if (!info) return drop();
-  w.q = std::move(*info);
   const QueryInfo& q = w.q;
   const proxy::ActivePolicy& active = *policy_;
 
@@ -418,6 +486,27 @@ void Server::query(Waiter w, std::span<const uint8_t> wire) {
   }
   if (q.edns && q.edns_version != 0) return reply(w, bare_reply(q, kRcodeBadVers, opt_.udp_payload));
 
+  // A hit: the question was decided under this policy when it was
+  // forwarded (set_policy empties the cache), so that decision stands.
+  AnswerCache::key_into(key_, q.qname, q.qtype, q.qclass, q.dnssec_ok, q.cd);
+  uint64_t tag = 0;
+  if (!w.tcp_id) {
+    std::vector<uint8_t>& out = udp_slot(w);
+    if (cache_.get_into(key_, now, out, &tag)) {
+      QueryCheck c = unpack(tag);
+      record(w, &q, c.verdict, c.reason, c.rule_id);
+      ++stats_.cache_hits;
+      if (answer_reply_in_place(q, out, opt_.udp_payload, udp_limit(q, opt_.udp_payload))) udp_commit();
+      return;
+    }
+  } else if (std::vector<uint8_t> hit; cache_.get_into(key_, now, hit, &tag)) {
+    QueryCheck c = unpack(tag);
+    record(w, &q, c.verdict, c.reason, c.rule_id);
+    ++stats_.cache_hits;
+    if (!answer_reply_in_place(q, hit, opt_.udp_payload, kMaxMessageBytes)) hit.clear();
+    return reply(w, std::move(hit));
+  }
+
   QueryCheck check = check_query(active.policy, q.qname, q.qtype, q.qclass);
   record(w, &q, check.verdict, check.reason, check.rule_id);
   if (!check.forward) {
@@ -426,13 +515,7 @@ void Server::query(Waiter w, std::span<const uint8_t> wire) {
                                name ? "egressd: name not allowed by policy" : "egressd: query type not allowed"));
   }
 
-  std::string key = AnswerCache::key(q.qname, q.qtype, q.qclass, q.dnssec_ok, q.cd);
-  if (auto hit = cache_.get(key, Loop::Clock::now())) {
-    ++stats_.cache_hits;
-    size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(q, opt_.udp_payload);
-    return reply(w, answer_reply(q, *hit, opt_.udp_payload, limit));
-  }
-  if (auto it = pending_.find(key); it != pending_.end()) {
+  if (auto it = pending_.find(key_); it != pending_.end()) {
     if (it->second->waiters.size() < opt_.max_waiters) {
       ++stats_.coalesced;
       it->second->waiters.push_back(std::move(w));
@@ -453,7 +536,10 @@ void Server::query(Waiter w, std::span<const uint8_t> wire) {
   uq.dnssec_ok = q.dnssec_ok;
   uq.checking_disabled = q.cd;
   auto pending = std::make_unique<Pending>();
+  pending->check = check;
+  pending->generation = policy_generation_;
   pending->waiters.push_back(std::move(w));
+  std::string key = key_;
   if (!upstream_.ask(uq, [this, key](UpstreamReply&& r) { answered(key, std::move(r)); })) {
     ++stats_.overloaded;
     const Waiter& only = pending->waiters.front();
@@ -496,7 +582,10 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
             record(w, &w.q, audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_REBIND, 0);
           }
           if (!audit) stats_.ech_stripped += f.ech_stripped;
-          cache_.put(key, first.qname, message, Loop::Clock::now());
+          // Asked under an older policy: answered, but not kept (the
+          // cache holds only decisions of the policy in force).
+          if (pending->generation == policy_generation_)
+            cache_.put(key, first.qname, message, Loop::Clock::now(), pack(pending->check));
         } else {
           rcode = kRcodeServFail;
         }
@@ -504,6 +593,7 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
     }
   }
   if (message.empty()) ++stats_.upstream_failed;
+  ++batching_;
   for (const Waiter& w : pending->waiters) {  // bounded by max_waiters
     if (!message.empty()) {
       size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(w.q, opt_.udp_payload);
@@ -518,14 +608,15 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
     reply(w, bare_reply(w.q, rcode == kRcodeNoError || rcode == kRcodeNxDomain ? kRcodeServFail : rcode,
                         opt_.udp_payload));
   }
+  --batching_;
+  flush_udp();
 }
 
 void Server::reply(const Waiter& w, std::vector<uint8_t> message) {
   if (!w.tcp_id) {
-    if (!message.empty())
-      sendto(w.listener->fd.get(), message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-             reinterpret_cast<const sockaddr*>(&w.peer), addr_len(w.peer));
-    return;
+    if (message.empty()) return;
+    udp_slot(w).swap(message);
+    return udp_commit();
   }
   auto it = tcp_.find(w.tcp_id);
   if (it == tcp_.end() || it->second->closed) return;
@@ -552,6 +643,44 @@ void Server::reply(const Waiter& w, std::vector<uint8_t> message) {
     if (!c.closed && c.eof && c.in_flight == 0 && c.out_sent == c.out.size()) return tcp_close(c);
     tcp_update_interest(c);
   });
+}
+
+std::vector<uint8_t>& Server::udp_slot(const Waiter& w) {
+  UdpOut& o = *udp_out_;
+  int fd = w.listener->fd.get();
+  if (o.n == kDatagramsPerWakeup || (o.n > 0 && o.fd != fd)) flush_udp();  // one socket per sendmmsg
+  o.fd = fd;
+  UdpOut::Slot& slot = o.slots[o.n];
+  slot.peer = w.peer;
+  slot.bytes.clear();
+  return slot.bytes;
+}
+
+void Server::udp_commit() {
+  ++udp_out_->n;
+  if (batching_ == 0) flush_udp();
+}
+
+void Server::flush_udp() {
+  UdpOut& o = *udp_out_;
+  size_t n = o.n;
+  o.n = 0;
+  for (size_t i = 0; i < n; ++i) {
+    UdpOut::Slot& slot = o.slots[i];
+    o.iov[i] = {slot.bytes.data(), slot.bytes.size()};
+    msghdr& h = o.msgs[i].msg_hdr;
+    h.msg_name = &slot.peer;
+    h.msg_namelen = addr_len(slot.peer);
+    h.msg_iov = &o.iov[i];
+    h.msg_iovlen = 1;
+  }
+  // sendmmsg stops at the first reply the socket refuses (full, or an
+  // error of an earlier send): that one is dropped, as sendto's would be,
+  // and the rest go on. Bounded: every turn moves on by one at least.
+  for (size_t sent = 0; sent < n;) {
+    int r = sendmmsg(o.fd, o.msgs.data() + sent, static_cast<unsigned>(n - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+    sent += r > 0 ? static_cast<size_t>(r) : 1;
+  }
 }
 
 // ---- events ---------------------------------------------------------------------

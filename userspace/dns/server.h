@@ -15,6 +15,15 @@
 //    denied (verdict audit), answers unfiltered.
 // Every denied query is an Event (hook dns) naming the client process
 // (client_identity.h); allowed ones with events = "all".
+//
+// UDP is served in batches: each wakeup takes up to 64 datagrams with one
+// recvmmsg and sends their replies with one sendmmsg (in order, after the
+// batch). A cache hit costs no allocation: the query is read by
+// fast_query_info into reused buffers, the cache key is built in a reused
+// string, the entry is copied into the reply's send buffer and patched
+// (id, flags, the client's spelling, EDNS). The policy decision for a
+// question is kept with its cache entry (the cache is emptied with every
+// new policy), so a hit skips the rule walk; its event, if any, is the same.
 #pragma once
 
 #include <array>
@@ -119,8 +128,13 @@ class Server {
   void tcp_arm_idle(TcpClient& c);
   void tcp_close(TcpClient& c);
 
-  void query(Waiter w, std::span<const uint8_t> wire);
+  void query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_point now);
   void reply(const Waiter& w, std::vector<uint8_t> message);
+  // UDP replies wait in udp_out_ while a batch is open (batching_ > 0) and go
+  // out with one sendmmsg when it closes or tx_ is full.
+  std::vector<uint8_t>& udp_slot(const Waiter& w);  // the next reply's buffer, emptied
+  void udp_commit();                                 // queue what udp_slot's buffer holds
+  void flush_udp();
   void answered(const std::string& key, UpstreamReply&& r);
   void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
   std::optional<proxy::OrigDst> who(const Waiter& w);
@@ -138,7 +152,14 @@ class Server {
   std::unordered_map<std::string, std::unique_ptr<Pending>> pending_;  // by cache key
   uint64_t next_tcp_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<TcpClient>> tcp_;
-  std::vector<uint8_t> rx_;  // one datagram or TCP read
+  std::vector<uint8_t> rx_;  // one TCP read
+  struct UdpIn;
+  struct UdpOut;
+  std::unique_ptr<UdpIn> udp_in_;    // recvmmsg's datagrams and their waiters
+  std::unique_ptr<UdpOut> udp_out_;  // replies waiting for sendmmsg
+  int batching_ = 0;
+  std::string key_;              // the cache key of the query at hand
+  uint64_t policy_generation_ = 0;  // +1 with every set_policy
   Bucket events_, malformed_;
   ServerStats stats_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
