@@ -6,6 +6,9 @@
 #
 #   sudo scripts/bench-dns-cost.sh [perf|strace|callgrind|profile]...   # default: perf callgrind
 #
+# Installs what is missing with apt-get (dnsperf, unbound, dnsmasq-base, linux-perf, strace,
+# valgrind, ...); egressd is $BUILD_DIR/egressd (default build/), copied before use.
+#
 # Setup as bench-dns.sh's cached test, smaller: two netns joined by a veth, unbound on
 # 203.0.113.53 (the upstream, local zones only) with h000..h099.cached.test; egressd attached
 # to a fresh cgroup with one [[allow]] rule per name (+ `[dns] allow = ["*.u.test"]`), dnsperf
@@ -105,8 +108,27 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+install_deps() { # idempotent, as bench-dns.sh's
+  local pkgs=(dnsperf unbound dnsmasq-base bind9-dnsutils iproute2 util-linux linux-perf strace valgrind)
+  local missing=() p made=0
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  log "installing: ${missing[*]}"
+  # package scripts must not start unbound in the root namespace
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null || { ((made)) && rm -f /usr/sbin/policy-rc.d; die "apt-get install"; }
+  ((made)) && rm -f /usr/sbin/policy-rc.d
+  return 0
+}
+install_deps
 for t in dnsperf unbound dnsmasq dig ip nsenter perf strace valgrind callgrind_control; do
-  command -v "$t" >/dev/null || die "$t missing (scripts/bench-dns.sh installs the DNS tools; perf, strace, valgrind: apt-get)"
+  command -v "$t" >/dev/null || die "$t missing"
 done
 [[ -x $EGRESSD ]] || die "$EGRESSD missing (scripts/build.sh)"
 [[ -n $CGROOT ]] || die "no cgroup2 mount"
