@@ -18,6 +18,7 @@
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
+#include "cli/fence_removal.h"
 #include "cli/policy_source.h"
 #include "cli/target.h"
 #include "common/caps.h"
@@ -157,13 +158,7 @@ int cmd_detach(const std::vector<std::string>& argv) {
   if (auto s = check_bpf_privileges(); !s) return fail("detach", s.error().message());
   auto t = resolve_target(args.require("cgroup"), false);
   if (!t) return fail("detach", t.error().message());
-  auto lock = lock_target(*t);
-  if (!lock) return fail("detach", lock.error().message());
-  if (!path_exists(t->pins.dir)) return fail("detach", t->path + " is not fenced by egressd");
-  if (auto s = detach_cgroup(t->id); !s) return fail("detach", s.error().message());
-  stop_daemon(*t, 5000);
-  unlink(t->pins.socket().c_str());
-  unlink(t->pins.pidfile().c_str());
+  if (auto s = remove_fence(*t); !s) return fail("detach", s.error().message());
   std::printf("%s: fence removed\n", t->path.c_str());
   return 0;
 }

@@ -14,5 +14,6 @@ int cmd_status(const std::vector<std::string>& args);
 int cmd_tail(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
 int cmd_explain(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
 
 }  // namespace egressd::cli

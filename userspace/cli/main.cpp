@@ -20,6 +20,9 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
   check FILE                           validate a policy and print a summary
   explain --policy FILE [--method M] URL
                                        the proxy's decision for URL and the rule behind it
+  run [--policy FILE] [--user USER] [--tail] -- CMD [ARGS...]
+                                       run CMD fenced in a cgroup of its own (as USER, default:
+                                       $SUDO_USER under sudo); exits with CMD's status
 
 CG is an absolute cgroup2 path, a path relative to the cgroup2 mount, or a
 systemd slice name (claude.slice, a-b.slice = a.slice/a-b.slice).
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
     if (verb == "tail") return cmd_tail(rest);
     if (verb == "check") return cmd_check(rest);
     if (verb == "explain") return cmd_explain(rest);
+    if (verb == "run") return cmd_run(rest);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "egressd %s: %s\n\n%s", verb.c_str(), e.what(), kUsage);
     return 2;
