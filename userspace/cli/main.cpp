@@ -15,7 +15,8 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
                                        pinned when it exits); again on the same CG swaps policy
   detach --cgroup CG                   remove the fence and its pins
   reload --cgroup CG [--policy FILE]   swap the policy atomically (default: the current file)
-  status [--json]                      attached cgroups, policy, counters per reason
+  status [--json]                      per fenced cgroup: policy (file, hash, generation), since
+                                       when, daemon, proxy/DNS ports, counters per reason
   tail [--cgroup CG] [--json]          live decisions, one per line
   check FILE                           validate a policy and print a summary
   explain --policy FILE [--method M] URL
