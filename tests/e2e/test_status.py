@@ -1,8 +1,23 @@
-"""egressd status --json reflects the attachment and its counters."""
+"""egressd status (--json and text) reflects the attachment: policy file,
+hash and generation, since when, the daemon, proxy/DNS ports, counters."""
 import os
+import time
 import unittest
+from datetime import datetime
+from pathlib import Path
 
-from e2e_case import FenceCase
+from e2e_case import DEFAULT_POLICY, DENY_TLS_HOST_POLICY, FenceCase
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def unix(ts):
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 class Status(FenceCase):
@@ -16,18 +31,67 @@ class Status(FenceCase):
         self.assertIsNotNone(st, f"cgroup {self.w.cgroup} not in status: {self.w.status_json()}")
         self.assertEqual(st["cgroup_id"], os.stat(self.w.cgroup).st_ino, st)
         self.assertTrue(st["fenced"], st)
+        self.assertEqual(st["links"], st["links_expected"], st)
         self.assertEqual(st["daemon_pid"], self.daemon.pid, st)
         self.assertGreaterEqual(st["denied"].get("private", 0), 3, st)
         self.assertGreaterEqual(st["denied"].get("port", 0), 1, st)
+        self.assertEqual(st["audited"], {}, st)
         self.assertEqual(st["ring_drops"], 0, st)
         self.assertIn(os.path.basename(self.policy_path), st["policy"], st)
 
+    def test_status_json_policy_since_daemon_ports(self):
+        st = self.status_for_cgroup()
+        self.assertEqual(st["policy"], self.policy_path, st)
+        self.assertEqual(st["policy_hash"], fnv1a64(Path(self.policy_path).read_bytes()), st)
+        self.assertGreaterEqual(st["generation"], 1, st)
+        self.assertEqual(st["policy_rules"], {"allow_cidr": 0, "deny_cidr": 0, "host": 0}, st)
+        now = time.time()
+        attached, loaded = unix(st["attached_at"]), unix(st["policy_loaded_at"])
+        self.assertLess(abs(attached - now), 120, st)
+        self.assertLessEqual(attached, loaded + 0.001, st)
+        self.assertTrue(st["daemon_running"], st)
+        self.assertLess(abs(unix(st["daemon_started_at"]) - now), 120, st)
+        self.assertIn(("127.0.0.1", st["proxy_port"]), self.w.listening_ports(self.daemon.pid), st)
+        self.assertGreater(st["dns_port"], 0, st)
+        self.assertTrue(st["dns_steered"], st)
+        self.assertEqual(self.w.status_json()["problems"], [])
+
+    def test_reload_moves_generation_and_install_time_not_attach_time(self):
+        before = self.status_for_cgroup()
+        reloaded = self.w.write_policy(DENY_TLS_HOST_POLICY)
+        r = self.w.reload(reloaded)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        after = self.status_for_cgroup()
+        self.assertEqual(after["generation"], before["generation"] + 1, after)
+        self.assertEqual(after["policy"], reloaded, after)
+        self.assertEqual(after["policy_hash"], fnv1a64(Path(reloaded).read_bytes()), after)
+        self.assertEqual(after["policy_rules"]["deny_cidr"], 1, after)
+        self.assertEqual(after["attached_at"], before["attached_at"], after)
+        self.assertGreater(unix(after["policy_loaded_at"]), unix(before["policy_loaded_at"]), after)
+
     def test_status_text(self):
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, reason="private")
+        st = self.status_for_cgroup()
         r = self.w.egressd("status")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(self.w.cgroup, r.stdout)
-        self.assertIn("private", r.stdout)
+        block = r.stdout[r.stdout.index(self.w.cgroup):]
+        for want in (f"policy:     {self.policy_path} (generation {st['generation']}, hash {st['policy_hash']};",
+                     f"fenced {st['attached_at']}", f"policy installed {st['policy_loaded_at']}",
+                     f"daemon:     running, pid {self.daemon.pid}, started ",
+                     f"proxy:      127.0.0.1:{st['proxy_port']} and [::1]:{st['proxy_port']}",
+                     f"resolver:   127.0.0.1:{st['dns_port']}", "ring drops: 0"):
+            self.assertIn(want, block)
+        self.assertRegex(block, r"denied: +(.*, )?private [1-9]")
+
+    def test_status_without_daemon(self):
+        self.daemon.proc.kill()
+        self.daemon.wait_exit(10)
+        st = self.status_for_cgroup()
+        self.assertEqual((st["daemon_running"], st["daemon_pid"], st["daemon_started_at"]), (False, 0, None), st)
+        self.assertTrue(st["fenced"], st)
+        r = self.w.egressd("status")
+        self.assertIn("daemon:     not running", r.stdout)
 
 
 if __name__ == "__main__":

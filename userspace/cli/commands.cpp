@@ -2,7 +2,6 @@
 // behaves the same whether or not a daemon is running.
 #include "cli/commands.h"
 
-#include <bpf/bpf.h>
 #include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -20,69 +19,15 @@
 #include "cli/args.h"
 #include "cli/fence_removal.h"
 #include "cli/policy_source.h"
+#include "cli/status_report.h"
 #include "cli/target.h"
 #include "common/caps.h"
-#include "events/event.h"
-#include "events/format.h"
 #include "policy/compiler.h"
 
 namespace egressd::cli {
 namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
-
-// Live links of an attachment and whether they still point at a cgroup
-// (a removed cgroup leaves "defunct" links with cgroup id 0).
-int live_links(const PinLayout& pins, uint64_t cgroup_id) {
-  int live = 0;
-  for (const char* prog : kProgramNames) {
-    int fd = bpf_obj_get(pins.link(prog).c_str());
-    if (fd < 0) continue;
-    bpf_link_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id == cgroup_id) ++live;
-    close(fd);
-  }
-  return live;
-}
-
-struct Status1 {
-  uint64_t id;
-  egd_meta meta;
-  Counters counters;
-  int links;
-  int daemon;
-  egd_proxy_conf steering;  // port 0: no proxy registered (web ports are refused); dns_port likewise
-};
-
-egd_proxy_conf steering(const MapFds& maps) {
-  auto c = read_proxy_conf(maps);
-  return c ? *c : egd_proxy_conf{};
-}
-
-void print_counters_text(const Counters& c, unsigned verdict) {
-  bool any = false;
-  for (unsigned r = 0; r < EGD_REASON__COUNT; ++r) {
-    uint64_t v = c[verdict * EGD_REASON__COUNT + r];
-    if (!v) continue;
-    std::printf("%s %s %llu", any ? "," : "", std::string(reason_name(r)).c_str(), static_cast<unsigned long long>(v));
-    any = true;
-  }
-  if (!any) std::printf(" none");
-  std::printf("\n");
-}
-
-std::string counters_json(const Counters& c, unsigned verdict) {
-  std::string s = "{";
-  bool first = true;
-  for (unsigned r = 0; r < EGD_REASON__COUNT; ++r) {
-    uint64_t v = c[verdict * EGD_REASON__COUNT + r];
-    if (!v) continue;
-    s += std::string(first ? "" : ",") + "\"" + std::string(reason_name(r)) + "\":" + std::to_string(v);
-    first = false;
-  }
-  return s + "}";
-}
 
 int connect_unix(const std::string& path) {
   sockaddr_un sa{};
@@ -166,71 +111,10 @@ int cmd_detach(const std::vector<std::string>& argv) {
 int cmd_status(const std::vector<std::string>& argv) {
   Args args(argv, {}, {"json"});
   if (auto s = check_bpf_privileges(); !s) return fail("status", s.error().message());
-  std::vector<Status1> all;
-  for (uint64_t id : pinned_cgroups()) {
-    PinLayout pins = pins_for(id);
-    auto maps = open_pinned_maps(pins);
-    if (!maps) {
-      std::fprintf(stderr, "egressd status: %s: %s\n", pins.dir.c_str(), maps.error().message().c_str());
-      continue;
-    }
-    auto meta = read_meta(*maps);
-    auto counters = read_counters(*maps);
-    if (!meta || !counters) continue;
-    Target t{cstr(meta->cgroup_path, sizeof(meta->cgroup_path)), id, pins};
-    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t), steering(*maps)});
-  }
-  bool json = args.has("json");
-  if (json) std::printf("{\"attachments\":[");
-  for (size_t i = 0; i < all.size(); ++i) {
-    const Status1& s = all[i];
-    std::string cg = cstr(s.meta.cgroup_path, sizeof(s.meta.cgroup_path));
-    std::string pol = cstr(s.meta.policy_path, sizeof(s.meta.policy_path));
-    uint64_t drops = s.counters[EGD_STAT_RING_DROPS];
-    if (json) {
-      std::printf("%s{\"cgroup\":\"%s\",\"cgroup_id\":%llu,\"policy\":\"%s\",\"generation\":%u,"
-                  "\"attached_at\":\"%s\",\"policy_loaded_at\":\"%s\",\"links\":%d,\"fenced\":%s,"
-                  "\"daemon_pid\":%d,\"proxy_port\":%u,\"dns_port\":%u,\"dns_steered\":%s,\"allowed\":%s,\"denied\":%s,\"audited\":%s,\"ring_drops\":%llu}",
-                  i ? "," : "", json_escape(cg).c_str(), static_cast<unsigned long long>(s.id),
-                  json_escape(pol).c_str(), s.meta.gen, iso8601(s.meta.attached_at_unix_ns).c_str(),
-                  iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == kProgramCount ? "true" : "false", s.daemon,
-                  static_cast<unsigned>(s.steering.port), static_cast<unsigned>(s.steering.dns_port),
-                  (s.steering.flags & EGD_PROXY_F_DNS) ? "true" : "false", counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
-                  counters_json(s.counters, EGD_VERDICT_DENY).c_str(),
-                  counters_json(s.counters, EGD_VERDICT_AUDIT).c_str(), static_cast<unsigned long long>(drops));
-      continue;
-    }
-    std::printf("%s (cgroup id %llu)\n", cg.c_str(), static_cast<unsigned long long>(s.id));
-    std::printf("  fence:    %s (%d/%d links)\n",
-                s.links == kProgramCount ? "enforcing" : s.links == 0 ? "NOT ENFORCING (cgroup gone?)" : "PARTIAL", s.links, kProgramCount);
-    std::printf("  policy:   %s (generation %u, loaded %s; %u allow_cidr, %u deny_cidr, %u host rules)\n",
-                pol.c_str(), s.meta.gen, iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.meta.n_allow_cidrs,
-                s.meta.n_deny_cidrs, s.meta.n_host_rules);
-    std::printf("  since:    %s\n", iso8601(s.meta.attached_at_unix_ns).c_str());
-    if (s.daemon)
-      std::printf("  daemon:   pid %d\n", s.daemon);
-    else
-      std::printf("  daemon:   not running (the fence holds; events wait in the ring until one attaches)\n");
-    if (s.steering.port)
-      std::printf("  proxy:    127.0.0.1:%u and [::1]:%u (web ports are steered there)\n", s.steering.port,
-                  s.steering.port);
-    else
-      std::printf("  proxy:    none registered (web ports are refused)\n");
-    if (s.steering.dns_port)
-      std::printf("  resolver: 127.0.0.1:%u and [::1]:%u (DNS to any address is steered there)\n", s.steering.dns_port,
-                  s.steering.dns_port);
-    else if (s.steering.flags & EGD_PROXY_F_DNS)
-      std::printf("  resolver: none running (DNS is refused until a daemon serves it)\n");
-    else
-      std::printf("  resolver: none registered yet (DNS passes at L4)\n");
-    std::printf("  denied:  ");
-    print_counters_text(s.counters, EGD_VERDICT_DENY);
-    std::printf("  allowed: ");
-    print_counters_text(s.counters, EGD_VERDICT_ALLOW);
-    std::printf("  ring drops: %llu\n", static_cast<unsigned long long>(drops));
-  }
-  if (json) std::printf("]}\n");
-  if (!json && all.empty()) std::printf("no cgroup is fenced by egressd\n");
+  StatusReport report = gather_status();
+  for (const std::string& p : report.problems) std::fprintf(stderr, "egressd status: %s\n", p.c_str());
+  std::string out = args.has("json") ? status_json(report) : status_text(report, unix_now_ns());
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
 

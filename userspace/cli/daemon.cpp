@@ -29,6 +29,8 @@
 #include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
 #include "cli/args.h"
+#include "cli/metrics_gather.h"
+#include "cli/metrics_server.h"
 #include "cli/commands.h"
 #include "cli/policy_source.h"
 #include "cli/target.h"
@@ -155,7 +157,9 @@ uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) 
 }  // namespace
 
 int cmd_attach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "policy", "dns-upstream", "dns-port", "proxy-port", "proxy-timeout-ms"}, {});
+  Args args(argv, {"cgroup", "policy", "dns-upstream", "dns-port", "proxy-port", "proxy-timeout-ms", "metrics",
+                   "metrics-group"},
+            {});
   std::string cg_arg = args.require("cgroup");
   std::string policy_path = args.get("policy");
   proxy::ProxyOptions popt;
@@ -171,6 +175,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
     if (port < 1 || port > 65535) throw UsageError("--dns-port takes 1..65535");
     dopt.port = static_cast<uint16_t>(port);
   }
+  auto metrics_at = metrics_config(args);
   // Logs go to stderr (journald under systemd); stdout stays free.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("egressd"));
   spdlog::set_pattern("egressd: %l: %v");
@@ -262,6 +267,17 @@ int cmd_attach(const std::vector<std::string>& argv) {
     if (!args.has("dns-upstream") && np.dns.upstream != p->dns.upstream)
       spdlog::warn("[dns] upstream changed: the resolver keeps its upstreams until the next attach");
   };
+
+  // Prometheus: bound only now, after a previous daemon (which may hold the
+  // same address) has stopped.
+  std::unique_ptr<MetricsServer> metrics;
+  if (metrics_at) {
+    auto m = MetricsServer::start(*loop, metrics_at->at, metrics_source(maps, **proxy, **dns_server, *hub),
+                                  metrics_at->options);
+    if (!m) return fail("attach", "metrics: " + m.error().message());
+    metrics = std::move(*m);
+    spdlog::info("metrics on {} (GET /metrics)", metrics->where());
+  }
 
   RingContext rctx{&hub.value(), boottime_to_unix_offset_ns()};
   ring_buffer* rb = ring_buffer__new(maps.events.get(), on_ring_record, &rctx, nullptr);

@@ -13,9 +13,19 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
 
   attach --cgroup CG [--policy FILE]   fence CG (runs in the foreground; enforcement stays
                                        pinned when it exits); again on the same CG swaps policy
+         [--dns-upstream IP[,IP]]      where allowed names are resolved (default: [dns] upstream,
+                                       else /etc/resolv.conf)
+         [--proxy-port N] [--dns-port N]
+                                       fixed ports for the proxy and the resolver (default: any)
+         [--proxy-timeout-ms N]        accept -> verdict limit of the proxy (default 10000)
+         [--metrics unix:PATH | 127.0.0.1:PORT | [::1]:PORT]
+                                       serve Prometheus metrics (GET /metrics); loopback only,
+                                       a Unix socket is mode 0600
+         [--metrics-group GROUP]       the Unix socket is 0660 for GROUP instead
   detach --cgroup CG                   remove the fence and its pins
   reload --cgroup CG [--policy FILE]   swap the policy atomically (default: the current file)
-  status [--json]                      attached cgroups, policy, counters per reason
+  status [--json]                      per fenced cgroup: policy (file, hash, generation), since
+                                       when, daemon, proxy/DNS ports, counters per reason
   tail [--cgroup CG] [--json]          live decisions, one per line
   check FILE                           validate a policy and print a summary
   explain --policy FILE [--method M] URL

@@ -1,0 +1,99 @@
+// status_report.cpp: gathering `egressd status` from the pins.
+#include "cli/status_report.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "bpf/loader.h"
+#include "bpf/policy_maps.h"
+#include "cli/target.h"
+#include "events/event.h"
+
+namespace egressd::cli {
+namespace {
+
+std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
+
+// Live links of an attachment and whether they still point at a cgroup
+// (a removed cgroup leaves "defunct" links with cgroup id 0).
+int live_links(const PinLayout& pins, uint64_t cgroup_id) {
+  int live = 0;
+  for (const char* prog : kProgramNames) {
+    int fd = bpf_obj_get(pins.link(prog).c_str());
+    if (fd < 0) continue;
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id == cgroup_id) ++live;
+    close(fd);
+  }
+  return live;
+}
+
+// When a process started, from /proc/PID/stat (clock ticks since boot); 0
+// if it cannot be told.
+uint64_t process_start_unix_ns(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(f, stat)) return 0;
+  size_t paren = stat.rfind(')');  // comm may hold spaces and parentheses
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(paren + 1));
+  std::string field;
+  unsigned long long ticks = 0;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {  // field 22 is starttime
+    if (i == 22) ticks = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  long hz = sysconf(_SC_CLK_TCK);
+  if (ticks == 0 || hz <= 0) return 0;
+  return static_cast<uint64_t>(boottime_to_unix_offset_ns()) + ticks * (1000000000ull / static_cast<uint64_t>(hz));
+}
+
+}  // namespace
+
+StatusReport gather_status() {
+  StatusReport r;
+  for (uint64_t id : pinned_cgroups()) {
+    PinLayout pins = pins_for(id);
+    auto maps = open_pinned_maps(pins);
+    if (!maps) {
+      r.problems.push_back(pins.dir + ": " + maps.error().message());
+      continue;
+    }
+    auto meta = read_meta(*maps);
+    auto counters = read_counters(*maps);
+    if (!meta || !counters) {
+      r.problems.push_back(pins.dir + ": " + (meta ? counters.error() : meta.error()).message());
+      continue;
+    }
+    AttachmentStatus a;
+    a.cgroup_id = id;
+    a.cgroup = cstr(meta->cgroup_path, sizeof(meta->cgroup_path));
+    a.policy = cstr(meta->policy_path, sizeof(meta->policy_path));
+    a.generation = meta->gen;
+    a.policy_hash = meta->policy_hash;
+    a.attached_unix_ns = meta->attached_at_unix_ns;
+    a.policy_loaded_unix_ns = meta->policy_loaded_unix_ns;
+    a.allow_cidrs = meta->n_allow_cidrs;
+    a.deny_cidrs = meta->n_deny_cidrs;
+    a.host_rules = meta->n_host_rules;
+    a.links = live_links(pins, id);
+    a.links_expected = kProgramCount;
+    a.daemon_pid = daemon_pid(Target{a.cgroup, id, pins});
+    if (a.daemon_pid) a.daemon_started_unix_ns = process_start_unix_ns(a.daemon_pid);
+    if (auto c = read_proxy_conf(*maps)) {
+      a.proxy_port = c->port;
+      a.dns_port = c->dns_port;
+      a.dns_steered = c->flags & EGD_PROXY_F_DNS;
+    }
+    a.counters = *counters;
+    r.attachments.push_back(std::move(a));
+  }
+  return r;
+}
+
+}  // namespace egressd::cli
