@@ -20,13 +20,21 @@ Result<std::string> cgroup2_mount();
 // Returns an error for names that are not valid slice names.
 Result<std::string> slice_path(std::string_view unit);
 
-// Resolves a user's --cgroup argument against the cgroup2 mount `root`:
-// an absolute path under root; a systemd slice name; or a path relative to
-// root (a leading '/' is allowed). Rejects "..", the root itself and paths
-// outside root. Pure.
+// Resolves a --cgroup path against the cgroup2 mount `root` by naming
+// rules alone: an absolute path, which must lie under root (a path outside
+// it is no cgroup2 directory: processes put there would run unfenced); a
+// systemd slice name; or a path relative to root. Rejects "..", the root
+// itself and paths outside root. Pure.
 Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& root);
 
-// Creates the cgroup (and parents) if missing.
+// root + `rel` (a path below the cgroup2 root, as systemd's ControlGroup
+// "/claude.slice"), normalised; refuses "..", and the root cgroup itself.
+// `what` names the argument in errors. Pure.
+Result<std::string> cgroup_below(const std::string& root, std::string_view rel, std::string_view what);
+
+// Creates the cgroup (and parents) if missing. A cgroup created inside a
+// subtree delegated to a user gets that user as owner, as systemd does for
+// its delegated cgroups, so the user's manager can still manage it.
 Status ensure_cgroup_dir(const std::string& path);
 
 // The cgroup id the kernel reports (bpf_get_current_cgroup_id): the inode of

@@ -1,0 +1,39 @@
+// dbus_resolver.h: asks systemd (PID 1) over D-Bus where a unit's cgroup is,
+// and starts slices.
+#pragma once
+
+#include <memory>
+
+#include "systemd/unit_resolver.h"
+
+struct sd_bus;
+
+namespace egressd::systemd {
+
+class DbusUnitResolver final : public UnitResolver {
+ public:
+  // Connects to systemd: its private socket as root (works without a D-Bus
+  // daemon, as systemctl does), else the system bus; then checks that
+  // systemd answers.
+  static Result<std::unique_ptr<DbusUnitResolver>> connect();
+  ~DbusUnitResolver() override;
+  DbusUnitResolver(const DbusUnitResolver&) = delete;
+  DbusUnitResolver& operator=(const DbusUnitResolver&) = delete;
+
+  bool is_systemd() const override { return true; }
+  // LoadUnit (loads it if need be), then LoadState, ActiveState, ControlGroup.
+  Result<UnitState> state(const std::string& unit) override;
+  // StartUnit(unit, "replace"), then waits for JobRemoved of that job (or
+  // the unit going active) until the deadline.
+  Status start(const std::string& unit, std::chrono::milliseconds deadline) override;
+
+ private:
+  DbusUnitResolver(sd_bus* bus, bool direct) : bus_(bus), direct_(direct) {}
+  Result<std::string> unit_path(const std::string& unit);
+  Result<std::string> property(const std::string& path, const char* iface, const char* name);
+
+  sd_bus* bus_;
+  bool direct_;  // peer-to-peer with systemd: messages carry no sender
+};
+
+}  // namespace egressd::systemd
