@@ -15,6 +15,19 @@ TEST(SlicePath, NestedSlicesFollowSystemdNaming) {
   EXPECT_EQ(*slice_path("-.slice"), "");
 }
 
+TEST(SlicePath, EscapesLikeSystemd) {
+  // What systemd 252 reported as ControlGroup for these slices.
+  EXPECT_EQ(*slice_path("cpu.slice"), "_cpu.slice");
+  EXPECT_EQ(*slice_path("io-x.slice"), "_io.slice/io-x.slice");
+  EXPECT_EQ(*slice_path("cgroup.slice"), "_cgroup.slice");
+  EXPECT_EQ(*slice_path("cpuset.slice"), "_cpuset.slice");
+  EXPECT_EQ(*slice_path("bpf-firewall.slice"), "bpf.slice/_bpf-firewall.slice");
+  EXPECT_EQ(*slice_path("tasks.slice"), "tasks.slice");
+  EXPECT_EQ(*slice_path("pidsx.slice"), "pidsx.slice");
+  EXPECT_EQ(cgroup_escape("tasks"), "_tasks");
+  EXPECT_EQ(cgroup_escape("_x"), "__x");
+}
+
 TEST(SlicePath, RejectsInvalidNames) {
   EXPECT_FALSE(slice_path("a--b.slice").ok());
   EXPECT_FALSE(slice_path("-a.slice").ok());

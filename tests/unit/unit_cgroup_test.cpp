@@ -1,6 +1,6 @@
 // How --cgroup/--user resolve to a cgroup2 directory, with a fake systemd
-// (no bus): unit names through ControlGroup, starting inactive slices on
-// attach only, user managers, and the naming rules without systemd.
+// (no bus): unit names through ControlGroup, inactive slices where systemd
+// will put them, user managers, and the naming rules without systemd.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -14,31 +14,24 @@ namespace {
 
 const std::string kRoot = "/sys/fs/cgroup/unified";
 
-// A systemd that knows a few units; start() makes a slice active at
-// "/<name>", as systemd would for a top-level slice.
+// A systemd that knows a few units; the root slice is "/" unless a test
+// says otherwise.
 class FakeSystemd final : public UnitResolver {
  public:
-  std::map<std::string, UnitState> units;
-  std::vector<std::string> started;
-  Status start_result;
+  std::map<std::string, UnitState> units{{"-.slice", {"loaded", "active", "/"}}};
+  std::vector<std::string> asked;
 
   bool is_systemd() const override { return true; }
   Result<UnitState> state(const std::string& unit) override {
+    asked.push_back(unit);
     auto it = units.find(unit);
     if (it == units.end()) return UnitState{"not-found", "inactive", ""};
     return it->second;
   }
-  Status start(const std::string& unit, std::chrono::milliseconds) override {
-    started.push_back(unit);
-    if (!start_result) return start_result;
-    units[unit] = UnitState{"loaded", "active", "/" + unit};
-    return {};
-  }
 };
 
-Result<ResolvedCgroup> resolve(UnitResolver& r, const std::string& cg, bool start = false,
-                               std::optional<unsigned> uid = std::nullopt) {
-  return resolve_cgroup(CgroupRequest{cg, uid}, kRoot, r, start);
+Result<ResolvedCgroup> resolve(UnitResolver& r, const std::string& cg, std::optional<unsigned> uid = std::nullopt) {
+  return resolve_cgroup(CgroupRequest{cg, uid}, kRoot, r);
 }
 
 std::string error_of(const Result<ResolvedCgroup>& r) { return r.ok() ? "(no error)" : r.error().message(); }
@@ -56,55 +49,39 @@ TEST(ResolveUnit, ActiveSliceIsItsControlGroupBelowTheMount) {
   FakeSystemd sd;
   // Where systemd says, not where the naming rule would put it.
   sd.units["claude.slice"] = {"loaded", "active", "/elsewhere/claude.slice"};
-  auto r = resolve(sd, "claude.slice", true);
+  auto r = resolve(sd, "claude.slice");
   ASSERT_TRUE(r.ok()) << error_of(r);
   EXPECT_EQ(r->path, kRoot + "/elsewhere/claude.slice");
   EXPECT_EQ(r->unit, "claude.slice");
-  EXPECT_TRUE(r->made_by_systemd);
-  EXPECT_TRUE(sd.started.empty());
+  EXPECT_TRUE(r->made_by_systemd);  // attach must not create it
 }
 
-TEST(ResolveUnit, AttachStartsAnInactiveSlice) {
+TEST(ResolveUnit, InactiveSliceIsWhereSystemdWillPutIt) {
   FakeSystemd sd;
   sd.units["claude.slice"] = {"loaded", "inactive", ""};
-  auto r = resolve(sd, "claude.slice", true);
+  auto r = resolve(sd, "claude.slice");
   ASSERT_TRUE(r.ok()) << error_of(r);
   EXPECT_EQ(r->path, kRoot + "/claude.slice");
-  EXPECT_EQ(sd.started, std::vector<std::string>{"claude.slice"});
+  EXPECT_EQ(r->unit, "claude.slice");
+  EXPECT_FALSE(r->made_by_systemd);  // attach creates it; systemd adopts it on start
+  // Nested and escaped names follow systemd's rule; a slice without a unit file too.
+  EXPECT_EQ(resolve(sd, "agents-web.slice")->path, kRoot + "/agents.slice/agents-web.slice");
+  EXPECT_EQ(resolve(sd, "cpu.slice")->path, kRoot + "/_cpu.slice");
 }
 
-TEST(ResolveUnit, SliceWithoutUnitFileIsStartedToo) {
-  FakeSystemd sd;  // LoadUnit of a slice with no file: not-found, yet startable
-  auto r = resolve(sd, "agents.slice", true);
-  ASSERT_TRUE(r.ok()) << error_of(r);
-  EXPECT_EQ(r->path, kRoot + "/agents.slice");
+TEST(ResolveUnit, InactiveSliceBelowTheManagersRoot) {
+  FakeSystemd sd;  // a manager whose root is not the hierarchy's (a container without cgroupns)
+  sd.units["-.slice"] = {"loaded", "active", "/machine/payload"};
+  EXPECT_EQ(resolve(sd, "claude.slice")->path, kRoot + "/machine/payload/claude.slice");
 }
 
-TEST(ResolveUnit, OtherVerbsDoNotStartAnInactiveSlice) {
-  FakeSystemd sd;
-  sd.units["claude.slice"] = {"loaded", "inactive", ""};
-  auto r = resolve(sd, "claude.slice", false);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(error_of(r).find("claude.slice is not active"), std::string::npos) << error_of(r);
-  EXPECT_TRUE(sd.started.empty());
-}
-
-TEST(ResolveUnit, FailedStartFailsClosed) {
-  FakeSystemd sd;
-  sd.start_result = logic_error("systemd: starting claude.slice ended with \"failed\"");
-  auto r = resolve(sd, "claude.slice", true);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(error_of(r).find("ended with \"failed\""), std::string::npos) << error_of(r);
-}
-
-TEST(ResolveUnit, InactiveScopeOrServiceIsAnErrorNeverStarted) {
+TEST(ResolveUnit, InactiveScopeOrServiceIsAnError) {
   FakeSystemd sd;
   sd.units["agent.service"] = {"loaded", "inactive", ""};
-  auto r = resolve(sd, "agent.service", true);
+  auto r = resolve(sd, "agent.service");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(error_of(r).find("agent.service is not running (inactive)"), std::string::npos) << error_of(r);
-  EXPECT_TRUE(sd.started.empty());
-  r = resolve(sd, "nosuch.scope", true);
+  r = resolve(sd, "nosuch.scope");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(error_of(r).find("systemd has no unit nosuch.scope"), std::string::npos) << error_of(r);
 }
@@ -120,30 +97,28 @@ TEST(ResolveUnit, RunningScopeAndService) {
 TEST(ResolveUnit, MaskedAndRootSliceAreRefused) {
   FakeSystemd sd;
   sd.units["claude.slice"] = {"masked", "inactive", ""};
-  EXPECT_NE(error_of(resolve(sd, "claude.slice", true)).find("masked"), std::string::npos);
-  EXPECT_TRUE(sd.started.empty());
-  sd.units["-.slice"] = {"loaded", "active", "/"};
-  EXPECT_NE(error_of(resolve(sd, "-.slice", true)).find("root cgroup"), std::string::npos);
+  EXPECT_NE(error_of(resolve(sd, "claude.slice")).find("masked"), std::string::npos);
+  EXPECT_NE(error_of(resolve(sd, "-.slice")).find("root cgroup"), std::string::npos);
 }
 
 TEST(ResolveUnit, ResolverErrorsPropagate) {
   struct Down final : UnitResolver {
     bool is_systemd() const override { return true; }
     Result<UnitState> state(const std::string&) override { return logic_error("systemd: load x.slice: boom"); }
-    Status start(const std::string&, std::chrono::milliseconds) override { return {}; }
   } down;
-  EXPECT_EQ(error_of(resolve(down, "x.slice", true)), "systemd: load x.slice: boom");
+  EXPECT_EQ(error_of(resolve(down, "x.slice")), "systemd: load x.slice: boom");
+  EXPECT_EQ(error_of(resolve(down, "x.slice", 1000u)), "systemd: load x.slice: boom");
 }
 
 TEST(ResolveUser, ManagerCgroupPlusTheSlicePath) {
   FakeSystemd sd;
   sd.units["user@1000.service"] = {"loaded", "active", "/user.slice/user-1000.slice/user@1000.service"};
-  auto r = resolve(sd, "claude.slice", true, 1000u);
+  auto r = resolve(sd, "claude.slice", 1000u);
   ASSERT_TRUE(r.ok()) << error_of(r);
   EXPECT_EQ(r->path, kRoot + "/user.slice/user-1000.slice/user@1000.service/claude.slice");
   EXPECT_FALSE(r->made_by_systemd);  // root cannot start it in the user's manager: attach makes it
-  EXPECT_TRUE(sd.started.empty());
-  r = resolve(sd, "claude-web.slice", false, 1000u);
+  EXPECT_EQ(r->unit, "");             // not a unit of the system manager
+  r = resolve(sd, "claude-web.slice", 1000u);
   ASSERT_TRUE(r.ok()) << error_of(r);
   EXPECT_EQ(r->path, kRoot + "/user.slice/user-1000.slice/user@1000.service/claude.slice/claude-web.slice");
 }
@@ -151,26 +126,25 @@ TEST(ResolveUser, ManagerCgroupPlusTheSlicePath) {
 TEST(ResolveUser, ManagerNotRunningSaysHowToKeepItRunning) {
   FakeSystemd sd;
   sd.units["user@1001.service"] = {"loaded", "inactive", ""};
-  auto r = resolve(sd, "claude.slice", true, 1001u);
+  auto r = resolve(sd, "claude.slice", 1001u);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(error_of(r).find("user@1001.service is not running"), std::string::npos) << error_of(r);
   EXPECT_NE(error_of(r).find("loginctl enable-linger 1001"), std::string::npos) << error_of(r);
-  EXPECT_TRUE(sd.started.empty());  // never starts another user's manager
 }
 
 TEST(ResolveUser, TakesOnlySliceNamesAndNeedsSystemd) {
   FakeSystemd sd;
   sd.units["user@1000.service"] = {"loaded", "active", "/user.slice/user-1000.slice/user@1000.service"};
-  EXPECT_NE(error_of(resolve(sd, "/sys/fs/cgroup/unified/x", true, 1000u)).find("slice name"), std::string::npos);
-  EXPECT_NE(error_of(resolve(sd, "app.scope", true, 1000u)).find("slice name"), std::string::npos);
-  EXPECT_NE(error_of(resolve(sd, "-.slice", true, 1000u)).find("whole user manager"), std::string::npos);
+  EXPECT_NE(error_of(resolve(sd, "/sys/fs/cgroup/unified/x", 1000u)).find("slice name"), std::string::npos);
+  EXPECT_NE(error_of(resolve(sd, "app.scope", 1000u)).find("slice name"), std::string::npos);
+  EXPECT_NE(error_of(resolve(sd, "-.slice", 1000u)).find("whole user manager"), std::string::npos);
   NamingRulesResolver none(false);
-  EXPECT_NE(error_of(resolve(none, "claude.slice", true, 1000u)).find("--user needs systemd"), std::string::npos);
+  EXPECT_NE(error_of(resolve(none, "claude.slice", 1000u)).find("--user needs systemd"), std::string::npos);
 }
 
 TEST(NamingRules, WithoutSystemdSlicesFollowTheNameAndOtherNamesArePaths) {
   NamingRulesResolver none(false);
-  auto r = resolve(none, "a-b.slice", true);
+  auto r = resolve(none, "a-b.slice");
   ASSERT_TRUE(r.ok()) << error_of(r);
   EXPECT_EQ(r->path, kRoot + "/a.slice/a-b.slice");
   EXPECT_FALSE(r->made_by_systemd);
@@ -181,8 +155,8 @@ TEST(NamingRules, WithoutSystemdSlicesFollowTheNameAndOtherNamesArePaths) {
 
 TEST(NamingRules, SystemdWithoutBusRefusesToGuessScopes) {
   NamingRulesResolver mute(true);
-  EXPECT_EQ(resolve(mute, "claude.slice", true)->path, kRoot + "/claude.slice");
-  auto r = resolve(mute, "run-r1.scope", true);
+  EXPECT_EQ(resolve(mute, "claude.slice")->path, kRoot + "/claude.slice");
+  auto r = resolve(mute, "run-r1.scope");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(error_of(r).find("only systemd knows where run-r1.scope lives"), std::string::npos) << error_of(r);
 }
@@ -194,12 +168,11 @@ TEST(ResolvePaths, PlainPathsNeverAskSystemd) {
       ADD_FAILURE() << "asked systemd about a path";
       return logic_error("unreachable");
     }
-    Status start(const std::string&, std::chrono::milliseconds) override { return logic_error("unreachable"); }
   } sd;
-  EXPECT_EQ(resolve(sd, kRoot + "/agents/one", true)->path, kRoot + "/agents/one");
-  EXPECT_EQ(resolve(sd, "agents/one.slice", true)->path, kRoot + "/agents/one.slice");
+  EXPECT_EQ(resolve(sd, kRoot + "/agents/one")->path, kRoot + "/agents/one");
+  EXPECT_EQ(resolve(sd, "agents/one.slice")->path, kRoot + "/agents/one.slice");
   // The hybrid-host trap: /sys/fs/cgroup/X is no cgroup2 directory there.
-  auto r = resolve(sd, "/sys/fs/cgroup/X", true);
+  auto r = resolve(sd, "/sys/fs/cgroup/X");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(error_of(r).find("not under the cgroup2 mount /sys/fs/cgroup/unified"), std::string::npos) << error_of(r);
 }

@@ -55,13 +55,13 @@ Result<Target> resolve_target(const systemd::CgroupRequest& req, bool create) {
   } else {
     units = std::make_unique<systemd::NamingRulesResolver>(false);
   }
-  auto cg = systemd::resolve_cgroup(req, *root, *units, /*start_slices=*/create);
+  auto cg = systemd::resolve_cgroup(req, *root, *units);
   if (!cg) return cg.error();
   if (create && !cg->made_by_systemd) {
     EGD_TRY(ensure_cgroup_dir(cg->path));
   } else if (!path_exists(cg->path)) {
     return logic_error("cgroup " + cg->path + " does not exist" +
-                       (cg->unit.empty() ? "" : " (systemd names it for " + cg->unit + ")"));
+                       (cg->unit.empty() ? "" : " (where systemd puts " + cg->unit + "; it is not active)"));
   }
   auto id = cgroup_id(cg->path);
   if (!id) return id.error();

@@ -24,9 +24,9 @@ struct Target {
 // it needs --cgroup (a slice name). Throws UsageError for a missing --cgroup.
 Result<systemd::CgroupRequest> cgroup_request(const Args& args);
 
-// create (attach): start an inactive systemd slice, or make a plain cgroup
-// if it does not exist; otherwise the cgroup must exist. Unit names are
-// resolved by systemd when it runs, else by its naming rules.
+// create (attach): make the cgroup if it does not exist, unless it is a
+// running unit's (systemd's own); otherwise the cgroup must exist. Unit
+// names are resolved by systemd when it runs, else by its naming rules.
 Result<Target> resolve_target(const systemd::CgroupRequest& req, bool create);
 Result<Target> resolve_target(const std::string& cgroup, bool create);
 

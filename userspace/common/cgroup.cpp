@@ -81,9 +81,21 @@ Result<std::string> slice_path(std::string_view unit) {
   std::string prefix;
   for (std::string_view part : split(stem, '-')) {
     prefix += (prefix.empty() ? "" : "-") + std::string(part);
-    path += (path.empty() ? "" : "/") + prefix + std::string(kSuffix);
+    path += (path.empty() ? "" : "/") + cgroup_escape(prefix + std::string(kSuffix));
   }
   return path;
+}
+
+std::string cgroup_escape(std::string_view name) {
+  // systemd 252's controller names (cgroup_controller_to_string), BPF pseudo-controllers included.
+  static constexpr std::string_view kControllers[] = {
+      "cpu", "cpuacct", "cpuset", "io", "blkio", "memory", "devices", "pids", "bpf-firewall", "bpf-devices",
+      "bpf-foreign", "bpf-socket-bind", "bpf-restrict-network-interfaces"};
+  bool escape = name.empty() || name[0] == '_' || name[0] == '.' || name == "notify_on_release" ||
+                name == "release_agent" || name == "tasks" || name.substr(0, 7) == "cgroup.";
+  for (std::string_view c : kControllers)
+    escape = escape || (name.size() > c.size() && name.substr(0, c.size()) == c && name[c.size()] == '.');
+  return escape ? "_" + std::string(name) : std::string(name);
 }
 
 bool path_within(std::string_view inner, std::string_view outer) {

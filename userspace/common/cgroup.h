@@ -15,10 +15,17 @@ namespace egressd {
 Result<std::string> cgroup2_mount_from(std::string_view mountinfo);
 Result<std::string> cgroup2_mount();
 
-// systemd slice name to its path below the cgroup2 root, by systemd's naming
-// rule: "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice", "-.slice" -> "".
-// Returns an error for names that are not valid slice names.
+// systemd slice name to its path below its manager's root cgroup, by
+// systemd's naming rule: "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice",
+// "-.slice" -> "". Components systemd escapes get its '_' prefix
+// ("cpu.slice" -> "_cpu.slice", see cgroup_escape). Returns an error for
+// names that are not valid slice names.
 Result<std::string> slice_path(std::string_view unit);
+
+// systemd's escaping of one cgroup name (cg_escape): a '_' prefix for names
+// that could clash with the kernel's files: starting with '_' or '.',
+// "cgroup.*", a controller name followed by '.', and the v1 file names.
+std::string cgroup_escape(std::string_view name);
 
 // Resolves a --cgroup path against the cgroup2 mount `root` by naming
 // rules alone: an absolute path, which must lie under root (a path outside

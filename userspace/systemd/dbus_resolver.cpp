@@ -3,9 +3,8 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <vector>
+#include <tuple>
 
 namespace egressd::systemd {
 namespace {
@@ -43,43 +42,24 @@ const char* cgroup_interface(UnitType t) {
   return nullptr;
 }
 
-Result<sd_bus*> open_bus(bool& direct) {
+Result<sd_bus*> open_bus() {
   sd_bus* bus = nullptr;
   if (geteuid() == 0 && sd_bus_new(&bus) >= 0) {
-    if (sd_bus_set_address(bus, "unix:path=/run/systemd/private") >= 0 && sd_bus_start(bus) >= 0) {
-      direct = true;
-      return bus;
-    }
+    if (sd_bus_set_address(bus, "unix:path=/run/systemd/private") >= 0 && sd_bus_start(bus) >= 0) return bus;
     sd_bus_unref(bus);
     bus = nullptr;
   }
   int r = sd_bus_open_system(&bus);
   if (r < 0) return sys_error("connect to the system bus", -r);
-  direct = false;
   return bus;
-}
-
-struct JobWait {
-  std::string job;  // the job we wait for, once StartUnit answered
-  std::vector<std::pair<std::string, std::string>> removed;  // (job, result), bounded
-};
-
-int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-  auto* w = static_cast<JobWait*>(userdata);
-  uint32_t id = 0;
-  const char *job = nullptr, *unit = nullptr, *result = nullptr;
-  if (sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) < 0) return 0;
-  if (w->removed.size() < 256) w->removed.emplace_back(job, result);
-  return 0;
 }
 
 }  // namespace
 
 Result<std::unique_ptr<DbusUnitResolver>> DbusUnitResolver::connect() {
-  bool direct = false;
-  auto bus = open_bus(direct);
+  auto bus = open_bus();
   if (!bus) return bus.error();
-  std::unique_ptr<DbusUnitResolver> r(new DbusUnitResolver(*bus, direct));
+  std::unique_ptr<DbusUnitResolver> r(new DbusUnitResolver(*bus));
   sd_bus_set_method_call_timeout(*bus, kCallTimeoutUs);
   BusError err;
   int rc = sd_bus_call_method(*bus, kService, kManagerPath, "org.freedesktop.DBus.Peer", "Ping", &err.e, nullptr, nullptr);
@@ -125,53 +105,6 @@ Result<UnitState> DbusUnitResolver::state(const std::string& unit) {
     *field = std::move(*v);
   }
   return s;
-}
-
-Status DbusUnitResolver::start(const std::string& unit, std::chrono::milliseconds deadline) {
-  using Clock = std::chrono::steady_clock;
-  const auto end = Clock::now() + deadline;
-  // The match goes in before the call, so the job's end cannot be missed.
-  JobWait wait;
-  sd_bus_slot* slot = nullptr;
-  int r = sd_bus_match_signal(bus_, &slot, direct_ ? nullptr : kService, kManagerPath, kManager, "JobRemoved",
-                              on_job_removed, &wait);
-  if (r < 0) return sys_error("systemd: watch for JobRemoved", -r);
-  std::unique_ptr<sd_bus_slot, sd_bus_slot* (*)(sd_bus_slot*)> slot_owned(slot, sd_bus_slot_unref);
-
-  BusError err;
-  sd_bus_message* reply = nullptr;
-  r = sd_bus_call_method(bus_, kService, kManagerPath, kManager, "StartUnit", &err.e, &reply, "ss", unit.c_str(),
-                         "replace");
-  Message owned(reply);
-  if (r < 0) return bus_error("systemd: start " + unit, r, err);
-  const char* job = nullptr;
-  if ((r = sd_bus_message_read(reply, "o", &job)) < 0) return sys_error("systemd: read the reply to StartUnit", -r);
-  wait.job = job;
-
-  for (;;) {
-    while ((r = sd_bus_process(bus_, nullptr)) > 0) {
-    }
-    if (r < 0) return sys_error("systemd: wait for the start of " + unit, -r);
-    for (const auto& [path, result] : wait.removed) {
-      if (path != wait.job) continue;
-      if (result == "done") return {};
-      return logic_error("systemd: starting " + unit + " ended with \"" + result + "\" (journalctl -u " + unit + ")");
-    }
-    auto now = Clock::now();
-    if (now >= end)
-      return logic_error("systemd: " + unit + " did not start within " + std::to_string(deadline.count()) + " ms");
-    auto left = std::chrono::duration_cast<std::chrono::microseconds>(end - now);
-    r = sd_bus_wait(bus_, static_cast<uint64_t>(std::min<int64_t>(left.count(), 250'000)));
-    if (r < 0 && r != -EINTR) return sys_error("systemd: wait for the start of " + unit, -r);
-    if (r == 0) {
-      // No signal for a while: ask the unit itself (a missed signal must
-      // not turn into a timeout).
-      auto s = state(unit);
-      if (!s) return s.error();
-      if (s->active_state == "active") return {};
-      if (s->active_state == "failed") return logic_error("systemd: " + unit + " failed to start (journalctl -u " + unit + ")");
-    }
-  }
 }
 
 }  // namespace egressd::systemd

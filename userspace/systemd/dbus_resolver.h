@@ -1,5 +1,4 @@
-// dbus_resolver.h: asks systemd (PID 1) over D-Bus where a unit's cgroup is,
-// and starts slices.
+// dbus_resolver.h: asks systemd (PID 1) over D-Bus where a unit's cgroup is.
 #pragma once
 
 #include <memory>
@@ -23,17 +22,13 @@ class DbusUnitResolver final : public UnitResolver {
   bool is_systemd() const override { return true; }
   // LoadUnit (loads it if need be), then LoadState, ActiveState, ControlGroup.
   Result<UnitState> state(const std::string& unit) override;
-  // StartUnit(unit, "replace"), then waits for JobRemoved of that job (or
-  // the unit going active) until the deadline.
-  Status start(const std::string& unit, std::chrono::milliseconds deadline) override;
 
  private:
-  DbusUnitResolver(sd_bus* bus, bool direct) : bus_(bus), direct_(direct) {}
+  explicit DbusUnitResolver(sd_bus* bus) : bus_(bus) {}
   Result<std::string> unit_path(const std::string& unit);
   Result<std::string> property(const std::string& path, const char* iface, const char* name);
 
   sd_bus* bus_;
-  bool direct_;  // peer-to-peer with systemd: messages carry no sender
 };
 
 }  // namespace egressd::systemd

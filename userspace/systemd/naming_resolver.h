@@ -17,7 +17,6 @@ class NamingRulesResolver final : public UnitResolver {
   // creates the directory). Without systemd a scope or service name is just
   // a directory below the cgroup2 root, like any relative path.
   Result<UnitState> state(const std::string& unit) override;
-  Status start(const std::string&, std::chrono::milliseconds) override { return {}; }
 
  private:
   bool systemd_host_;

@@ -31,36 +31,37 @@ Result<ResolvedCgroup> user_slice(const CgroupRequest& req, const std::string& r
 }
 
 Result<ResolvedCgroup> unit_cgroup(const std::string& unit, UnitType type, const std::string& root,
-                                   UnitResolver& units, bool start_slices) {
+                                   UnitResolver& units) {
   auto s = units.state(unit);
   if (!s) return s.error();
   if (s->load_state == "not-found" && type != UnitType::kSlice)  // slices need no unit file
     return logic_error("systemd has no unit " + unit);
   if (s->load_state == "masked") return logic_error(unit + " is masked (systemctl unmask " + unit + ")");
-  if (s->control_group.empty()) {
-    if (type != UnitType::kSlice)
-      return logic_error(unit + " is not running (" + s->active_state + "), so it has no cgroup to fence; start it first");
-    if (!start_slices)
-      return logic_error(unit + " is not active (" + s->active_state +
-                         "), so it has no cgroup: nothing there is fenced (egressd attach --cgroup " + unit + " starts it)");
-    EGD_TRY(units.start(unit, kSliceStartDeadline));
-    s = units.state(unit);
-    if (!s) return s.error();
-    if (s->control_group.empty())
-      return logic_error("systemd started " + unit + " but reports no cgroup for it (" + s->active_state + ")");
+  const std::string unit_name = units.is_systemd() ? unit : "";
+  if (!s->control_group.empty()) {
+    auto path = cgroup_below(root, s->control_group, unit);
+    if (!path) return path.error();
+    return ResolvedCgroup{*path, unit_name, units.is_systemd()};
   }
-  auto path = cgroup_below(root, s->control_group, unit);
+  if (type != UnitType::kSlice)
+    return logic_error(unit + " is not running (" + s->active_state + "), so it has no cgroup to fence; start it first");
+  // An inactive slice is not started here: a slice ordered after egressd
+  // (After=egressd@claude.service) would wait for egressd, and egressd for
+  // it; started early, it would take sessions before the fence is on.
+  auto rel = slice_path(unit);
+  if (!rel) return rel.error();
+  auto top = units.state("-.slice");
+  if (!top) return top.error();
+  auto path = cgroup_below(root, top->control_group + "/" + *rel, unit);
   if (!path) return path.error();
-  return ResolvedCgroup{*path, units.is_systemd() ? unit : "", units.is_systemd()};
+  return ResolvedCgroup{*path, unit_name, false};
 }
 
 }  // namespace
 
-Result<ResolvedCgroup> resolve_cgroup(const CgroupRequest& req, const std::string& root, UnitResolver& units,
-                                      bool start_slices) {
+Result<ResolvedCgroup> resolve_cgroup(const CgroupRequest& req, const std::string& root, UnitResolver& units) {
   if (req.uid) return user_slice(req, root, units);
-  if (UnitType t = unit_type(req.cgroup); t != UnitType::kNone)
-    return unit_cgroup(req.cgroup, t, root, units, start_slices);
+  if (UnitType t = unit_type(req.cgroup); t != UnitType::kNone) return unit_cgroup(req.cgroup, t, root, units);
   auto path = resolve_cgroup_arg(req.cgroup, root);
   if (!path) return path.error();
   return ResolvedCgroup{*path, "", false};

@@ -2,7 +2,6 @@
 // Pure given a UnitResolver: tested with a fake one.
 #pragma once
 
-#include <chrono>
 #include <optional>
 #include <string>
 
@@ -19,22 +18,21 @@ struct CgroupRequest {
 struct ResolvedCgroup {
   std::string path;              // absolute cgroup2 directory
   std::string unit;              // the system manager's unit behind it; "" for a path
-  bool made_by_systemd = false;  // systemd creates and removes it; egressd must not mkdir it
+  bool made_by_systemd = false;  // a running unit's cgroup: systemd made it, egressd must not
 };
-
-// How long attach waits for systemd to start an inactive slice.
-constexpr std::chrono::milliseconds kSliceStartDeadline{10000};
 
 // Resolves `req` below the cgroup2 mount `root`:
 //   --user UID --cgroup S.slice  ControlGroup of user@UID.service + S's path
 //                                (needs systemd; error if that manager is not running)
-//   NAME.slice/.scope/.service   the unit's ControlGroup; an inactive slice is
-//                                started when start_slices (attach), anything
-//                                else inactive is an error
+//   NAME.scope/.service          a running unit's ControlGroup; not running is an error
+//   NAME.slice                   its ControlGroup when active; when inactive, the
+//                                place systemd will put it (its manager's root +
+//                                the naming rule), never started here: attach
+//                                creates the directory, which systemd adopts
+//                                with the fence on it when the slice starts
 //   /abs/path                    must lie under root
 //   rel/path                     below root
 // Never the root cgroup, never "..".
-Result<ResolvedCgroup> resolve_cgroup(const CgroupRequest& req, const std::string& root, UnitResolver& units,
-                                      bool start_slices);
+Result<ResolvedCgroup> resolve_cgroup(const CgroupRequest& req, const std::string& root, UnitResolver& units);
 
 }  // namespace egressd::systemd

@@ -4,7 +4,6 @@
 // without a bus.
 #pragma once
 
-#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,9 +29,9 @@ class UnitResolver {
   virtual ~UnitResolver() = default;
   // True when the answers come from a running systemd.
   virtual bool is_systemd() const = 0;
+  // The unit's state; "-.slice" is the manager's root slice, whose
+  // ControlGroup is the root of the cgroups it names ("/" on a host).
   virtual Result<UnitState> state(const std::string& unit) = 0;
-  // Starts the unit and waits for its start job to finish, at most `deadline`.
-  virtual Status start(const std::string& unit, std::chrono::milliseconds deadline) = 0;
 };
 
 // systemd is running (sd_booted(): /run/systemd/system exists).
