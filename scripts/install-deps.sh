@@ -5,8 +5,9 @@
 #   scripts/install-deps.sh --test   also the test world's tools
 set -euo pipefail
 
+# libsystemd-dev: sd-bus, to ask systemd where a unit's cgroup is.
 build_pkgs=(cmake make g++ clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-            linux-libc-dev libspdlog-dev libtomlplusplus-dev libgtest-dev)
+            linux-libc-dev libspdlog-dev libtomlplusplus-dev libgtest-dev libsystemd-dev)
 run_pkgs=(iproute2 util-linux procps)
 # The e2e world (tests/e2e/world.py): dnsmasq answers the world's names,
 # nginx serves the origins (TLS and plain HTTP), fcgiwrap runs

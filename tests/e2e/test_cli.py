@@ -41,6 +41,21 @@ class AttachVariants(FenceCase):
         finally:
             self.w.egressd("detach", "--cgroup", sub)
 
+    def test_cgroup_made_in_a_delegated_subtree_belongs_to_its_user(self):
+        # As systemd does for Delegate=yes: the user's manager must still be
+        # able to create and move its processes below the new cgroup.
+        os.chown(os.path.join(self.w.cgroup, "cgroup.procs"), 65534, 65534)
+        sub = os.path.join(self.w.cgroup, "claude.slice")
+        self.daemon = self.w.egressd_attach(self.w.write_policy(DEFAULT_POLICY), cgroup=sub)
+        try:
+            for path in (sub, os.path.join(sub, "cgroup.procs"), os.path.join(sub, "cgroup.subtree_control")):
+                st = os.stat(path)
+                self.assertEqual((st.st_uid, st.st_gid), (65534, 65534), path)
+            self.assertIn("delegated to uid 65534", self.daemon.stderr())
+            self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="claude.slice")
+        finally:
+            self.w.egressd("detach", "--cgroup", sub)
+
     def test_enforcing_logged_on_stderr(self):
         # The contract: READY=1 to $NOTIFY_SOCKET and a line containing
         # "enforcing" on stderr (journald/systemd users read stderr).
@@ -230,6 +245,43 @@ class Privileges(unittest.TestCase):
         r = subprocess.run([EGRESSD, "attach", "--cgroup", "/"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("root cgroup", r.stderr)
+
+
+class CgroupNames(unittest.TestCase):
+    """--cgroup and --user spellings that must be refused before anything is fenced."""
+
+    def attach(self, *args):
+        import subprocess
+        return subprocess.run([EGRESSD, "attach", "--policy", str(REPO / "policies" / "default.toml"), *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_absolute_path_outside_the_cgroup2_mount_is_refused(self):
+        # On a hybrid host (cgroup2 at /sys/fs/cgroup/unified), /sys/fs/cgroup/X
+        # is no cgroup2 directory: processes written there would run unfenced.
+        root = cgroup2_root()
+        outside = "/sys/fs/cgroup" if root != "/sys/fs/cgroup" else "/run"
+        arg = f"{outside}/egd-e2e-outside-{os.getpid()}"
+        r = self.attach("--cgroup", arg)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(f"not under the cgroup2 mount {root}", r.stderr)
+        self.assertFalse(os.path.exists(arg))
+        self.assertFalse(os.path.exists(root + arg), "taken as relative to the cgroup2 mount")
+
+    def test_user_errors(self):
+        r = self.attach("--user", "egd-no-such-user", "--cgroup", "claude.slice")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("no user named egd-no-such-user", r.stderr)
+        r = self.attach("--user", "65534", "--cgroup", "agents/x")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("--user takes a slice name", r.stderr)
+        if not os.path.isdir("/run/systemd/system"):
+            r = self.attach("--user", "65534", "--cgroup", "egd-e2e-user.slice")
+            self.assertEqual(r.returncode, 1, r)
+            self.assertIn("--user needs systemd", r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(cgroup2_root(), "egd-e2e-user.slice")))
+        r = self.attach("--user", "65534")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--user needs --cgroup", r.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,19 @@ TEST(SlicePath, NestedSlicesFollowSystemdNaming) {
   EXPECT_EQ(*slice_path("-.slice"), "");
 }
 
+TEST(SlicePath, EscapesLikeSystemd) {
+  // What systemd 252 reported as ControlGroup for these slices.
+  EXPECT_EQ(*slice_path("cpu.slice"), "_cpu.slice");
+  EXPECT_EQ(*slice_path("io-x.slice"), "_io.slice/io-x.slice");
+  EXPECT_EQ(*slice_path("cgroup.slice"), "_cgroup.slice");
+  EXPECT_EQ(*slice_path("cpuset.slice"), "_cpuset.slice");
+  EXPECT_EQ(*slice_path("bpf-firewall.slice"), "bpf.slice/_bpf-firewall.slice");
+  EXPECT_EQ(*slice_path("tasks.slice"), "tasks.slice");
+  EXPECT_EQ(*slice_path("pidsx.slice"), "pidsx.slice");
+  EXPECT_EQ(cgroup_escape("tasks"), "_tasks");
+  EXPECT_EQ(cgroup_escape("_x"), "__x");
+}
+
 TEST(SlicePath, RejectsInvalidNames) {
   EXPECT_FALSE(slice_path("a--b.slice").ok());
   EXPECT_FALSE(slice_path("-a.slice").ok());
@@ -27,12 +40,36 @@ TEST(ResolveCgroup, AcceptsTheThreeForms) {
   EXPECT_EQ(*resolve_cgroup_arg("claude.slice", kRoot), "/sys/fs/cgroup/claude.slice");
   EXPECT_EQ(*resolve_cgroup_arg("user-agents.slice", kRoot), "/sys/fs/cgroup/user.slice/user-agents.slice");
   EXPECT_EQ(*resolve_cgroup_arg("agents/session1", kRoot), "/sys/fs/cgroup/agents/session1");
-  EXPECT_EQ(*resolve_cgroup_arg("/agents//session1/", kRoot), "/sys/fs/cgroup/agents/session1");
+  EXPECT_EQ(*resolve_cgroup_arg("agents//session1/", kRoot), "/sys/fs/cgroup/agents/session1");
+  EXPECT_EQ(*resolve_cgroup_arg("/sys/fs/cgroup//agents/./session1/", kRoot), "/sys/fs/cgroup/agents/session1");
+}
+
+TEST(ResolveCgroup, RefusesAbsolutePathsOutsideTheMount) {
+  // Hybrid host: cgroup2 at /sys/fs/cgroup/unified. /sys/fs/cgroup/X is a
+  // directory of the tmpfs (or a v1 hierarchy): processes there would run
+  // unfenced, so it must not be taken as relative to the mount.
+  const std::string hybrid = "/sys/fs/cgroup/unified";
+  auto r = resolve_cgroup_arg("/sys/fs/cgroup/X", hybrid);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("not under the cgroup2 mount /sys/fs/cgroup/unified"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(resolve_cgroup_arg("/sys/fs/cgroup/unifiedX/a", hybrid).ok());
+  EXPECT_FALSE(resolve_cgroup_arg("/agents/session1", kRoot).ok());  // a leading '/' means absolute
+  EXPECT_EQ(*resolve_cgroup_arg("/sys/fs/cgroup/unified/X", hybrid), "/sys/fs/cgroup/unified/X");
+  EXPECT_EQ(*resolve_cgroup_arg("X", hybrid), "/sys/fs/cgroup/unified/X");
+}
+
+TEST(CgroupBelow, JoinsControlGroupsAndRefusesTheRoot) {
+  EXPECT_EQ(*cgroup_below(kRoot, "/claude.slice/run-r1.scope", "u"), "/sys/fs/cgroup/claude.slice/run-r1.scope");
+  EXPECT_FALSE(cgroup_below(kRoot, "/", "u").ok());
+  EXPECT_FALSE(cgroup_below(kRoot, "", "u").ok());
+  EXPECT_FALSE(cgroup_below(kRoot, "/a/../b", "u").ok());
 }
 
 TEST(ResolveCgroup, RejectsRootAndEscapes) {
   EXPECT_FALSE(resolve_cgroup_arg("", kRoot).ok());
   EXPECT_FALSE(resolve_cgroup_arg("/", kRoot).ok());
+  EXPECT_NE(resolve_cgroup_arg("//", kRoot).error().message().find("root cgroup"), std::string::npos);
   EXPECT_FALSE(resolve_cgroup_arg("/sys/fs/cgroup", kRoot).ok());
   EXPECT_FALSE(resolve_cgroup_arg("-.slice", kRoot).ok());
   EXPECT_FALSE(resolve_cgroup_arg("a/../../etc", kRoot).ok());

@@ -69,9 +69,11 @@ int cmd_check(const std::vector<std::string>& argv) {
 }
 
 int cmd_reload(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "policy"}, {});
+  Args args(argv, {"cgroup", "user", "policy"}, {});
   if (auto s = check_bpf_privileges(); !s) return fail("reload", s.error().message());
-  auto t = resolve_target(args.require("cgroup"), false);
+  auto req = cgroup_request(args);
+  if (!req) return fail("reload", req.error().message());
+  auto t = resolve_target(*req, false);
   if (!t) return fail("reload", t.error().message());
   auto lock = lock_target(*t);
   if (!lock) return fail("reload", lock.error().message());
@@ -99,9 +101,11 @@ int cmd_reload(const std::vector<std::string>& argv) {
 }
 
 int cmd_detach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup"}, {});
+  Args args(argv, {"cgroup", "user"}, {});
   if (auto s = check_bpf_privileges(); !s) return fail("detach", s.error().message());
-  auto t = resolve_target(args.require("cgroup"), false);
+  auto req = cgroup_request(args);
+  if (!req) return fail("detach", req.error().message());
+  auto t = resolve_target(*req, false);
   if (!t) return fail("detach", t.error().message());
   if (auto s = remove_fence(*t); !s) return fail("detach", s.error().message());
   std::printf("%s: fence removed\n", t->path.c_str());
@@ -119,10 +123,12 @@ int cmd_status(const std::vector<std::string>& argv) {
 }
 
 int cmd_tail(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup"}, {"json"});
+  Args args(argv, {"cgroup", "user"}, {"json"});
   std::vector<std::string> sockets;
-  if (args.has("cgroup")) {
-    auto t = resolve_target(args.get("cgroup"), false);
+  if (args.has("cgroup") || args.has("user")) {
+    auto req = cgroup_request(args);
+    if (!req) return fail("tail", req.error().message());
+    auto t = resolve_target(*req, false);
     if (!t) return fail("tail", t.error().message());
     sockets.push_back(t->pins.socket());
   } else if (DIR* d = opendir(run_dir().c_str())) {

@@ -157,10 +157,10 @@ uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) 
 }  // namespace
 
 int cmd_attach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "policy", "dns-upstream", "dns-port", "proxy-port", "proxy-timeout-ms", "metrics",
+  Args args(argv, {"cgroup", "user", "policy", "dns-upstream", "dns-port", "proxy-port", "proxy-timeout-ms", "metrics",
                    "metrics-group"},
             {});
-  std::string cg_arg = args.require("cgroup");
+  auto cg_req = cgroup_request(args);
   std::string policy_path = args.get("policy");
   proxy::ProxyOptions popt;
   popt.inspect_timeout = std::chrono::milliseconds(parse_ms(args, "proxy-timeout-ms", 10000));
@@ -183,7 +183,8 @@ int cmd_attach(const std::vector<std::string>& argv) {
   if (auto s = check_bpf_privileges(); !s) return fail("attach", s.error().message());
   auto p = load_policy(policy_path);
   if (!p) return fail("attach", p.error().message());
-  auto target = resolve_target(cg_arg, /*create=*/true);
+  if (!cg_req) return fail("attach", cg_req.error().message());
+  auto target = resolve_target(*cg_req, /*create=*/true);
   if (!target) return fail("attach", target.error().message());
 
   // egressd's own sockets (proxy, resolver) must never be fenced.

@@ -34,8 +34,11 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
                                        run CMD fenced in a cgroup of its own (as USER, default:
                                        $SUDO_USER under sudo); exits with CMD's status
 
-CG is an absolute cgroup2 path, a path relative to the cgroup2 mount, or a
-systemd slice name (claude.slice, a-b.slice = a.slice/a-b.slice).
+CG is a systemd unit (claude.slice, run-r1.scope, agent.service; asked of
+systemd when it runs, else a-b.slice = a.slice/a-b.slice), an absolute path
+under the cgroup2 mount, or a path relative to that mount. With --user
+USER|UID (attach, detach, reload, tail), CG is a slice of that user's systemd
+manager, below user@UID.service.
 )";
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "cli/target.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <poll.h>
 #include <signal.h>
 #include <string>
@@ -11,24 +12,64 @@
 #include <cstdio>
 #include <cerrno>
 #include <cstdlib>
+#include <memory>
+#include <vector>
 
+#include "cli/args.h"
 #include "common/cgroup.h"
+#include "systemd/naming_resolver.h"
 
 namespace egressd::cli {
 
-Result<Target> resolve_target(const std::string& arg, bool create) {
+Result<systemd::CgroupRequest> cgroup_request(const Args& args) {
+  systemd::CgroupRequest req;
+  if (args.has("user") && !args.has("cgroup")) throw UsageError("--user needs --cgroup SLICE (such as claude.slice)");
+  req.cgroup = args.require("cgroup");
+  if (!args.has("user")) return req;
+  std::string user = args.get("user");
+  if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
+    errno = 0;
+    unsigned long uid = std::strtoul(user.c_str(), nullptr, 10);
+    if (errno != 0 || uid >= 0xffffffffUL) return logic_error("--user: uid out of range: " + user);
+    req.uid = static_cast<unsigned>(uid);
+    return req;
+  }
+  passwd pw{}, *found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0) return sys_error("--user: look up user " + user, rc);
+  if (!found) return logic_error("--user: no user named " + user);
+  req.uid = found->pw_uid;
+  return req;
+}
+
+Result<Target> resolve_target(const systemd::CgroupRequest& req, bool create) {
   auto root = cgroup2_mount();
   if (!root) return root.error();
-  auto path = resolve_cgroup_arg(arg, *root);
-  if (!path) return path.error();
-  if (create) {
-    EGD_TRY(ensure_cgroup_dir(*path));
-  } else if (!path_exists(*path)) {
-    return logic_error("cgroup " + *path + " does not exist");
+  // Ask systemd only when a unit is named: plain paths need no bus.
+  std::unique_ptr<systemd::UnitResolver> units;
+  if (req.uid || systemd::unit_type(req.cgroup) != systemd::UnitType::kNone) {
+    std::string warning;
+    units = systemd::make_unit_resolver(warning);
+    if (!warning.empty()) std::fprintf(stderr, "egressd: warning: %s\n", warning.c_str());
+  } else {
+    units = std::make_unique<systemd::NamingRulesResolver>(false);
   }
-  auto id = cgroup_id(*path);
+  auto cg = systemd::resolve_cgroup(req, *root, *units);
+  if (!cg) return cg.error();
+  if (create && !cg->made_by_systemd) {
+    EGD_TRY(ensure_cgroup_dir(cg->path));
+  } else if (!path_exists(cg->path)) {
+    return logic_error("cgroup " + cg->path + " does not exist" +
+                       (cg->unit.empty() ? "" : " (where systemd puts " + cg->unit + "; it is not active)"));
+  }
+  auto id = cgroup_id(cg->path);
   if (!id) return id.error();
-  return Target{*path, *id, pins_for(*id)};
+  return Target{cg->path, *id, pins_for(*id)};
+}
+
+Result<Target> resolve_target(const std::string& cgroup, bool create) {
+  return resolve_target(systemd::CgroupRequest{cgroup, std::nullopt}, create);
 }
 
 Result<UniqueFd> lock_target(const Target& t, bool wait) {

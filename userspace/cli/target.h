@@ -8,8 +8,11 @@
 #include "bpf/pins.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "systemd/unit_cgroup.h"
 
 namespace egressd::cli {
+
+class Args;
 
 struct Target {
   std::string path;  // absolute cgroup2 directory
@@ -17,8 +20,15 @@ struct Target {
   PinLayout pins;
 };
 
-// create: make the cgroup if it does not exist (attach); otherwise it must.
-Result<Target> resolve_target(const std::string& arg, bool create);
+// --cgroup and --user of a verb. --user takes a user name or a numeric uid;
+// it needs --cgroup (a slice name). Throws UsageError for a missing --cgroup.
+Result<systemd::CgroupRequest> cgroup_request(const Args& args);
+
+// create (attach): make the cgroup if it does not exist, unless it is a
+// running unit's (systemd's own); otherwise the cgroup must exist. Unit
+// names are resolved by systemd when it runs, else by its naming rules.
+Result<Target> resolve_target(const systemd::CgroupRequest& req, bool create);
+Result<Target> resolve_target(const std::string& cgroup, bool create);
 
 // Exclusive lock on the cgroup directory, held while the fd lives. With
 // wait=false, fails with EWOULDBLOCK instead of waiting.

@@ -1,6 +1,7 @@
 #include "common/cgroup.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <fstream>
@@ -80,9 +81,21 @@ Result<std::string> slice_path(std::string_view unit) {
   std::string prefix;
   for (std::string_view part : split(stem, '-')) {
     prefix += (prefix.empty() ? "" : "-") + std::string(part);
-    path += (path.empty() ? "" : "/") + prefix + std::string(kSuffix);
+    path += (path.empty() ? "" : "/") + cgroup_escape(prefix + std::string(kSuffix));
   }
   return path;
+}
+
+std::string cgroup_escape(std::string_view name) {
+  // systemd 252's controller names (cgroup_controller_to_string), BPF pseudo-controllers included.
+  static constexpr std::string_view kControllers[] = {
+      "cpu", "cpuacct", "cpuset", "io", "blkio", "memory", "devices", "pids", "bpf-firewall", "bpf-devices",
+      "bpf-foreign", "bpf-socket-bind", "bpf-restrict-network-interfaces"};
+  bool escape = name.empty() || name[0] == '_' || name[0] == '.' || name == "notify_on_release" ||
+                name == "release_agent" || name == "tasks" || name.substr(0, 7) == "cgroup.";
+  for (std::string_view c : kControllers)
+    escape = escape || (name.size() > c.size() && name.substr(0, c.size()) == c && name[c.size()] == '.');
+  return escape ? "_" + std::string(name) : std::string(name);
 }
 
 bool path_within(std::string_view inner, std::string_view outer) {
@@ -91,10 +104,28 @@ bool path_within(std::string_view inner, std::string_view outer) {
   return inner.size() == outer.size() || inner[outer.size()] == '/' || outer == "/";
 }
 
+Result<std::string> cgroup_below(const std::string& root, std::string_view rel, std::string_view what) {
+  std::string clean;
+  for (std::string_view part : split(rel, '/')) {
+    if (part.empty() || part == ".") continue;
+    if (part == "..") return logic_error("cgroup path must not contain '..': " + std::string(what));
+    clean += "/" + std::string(part);
+  }
+  if (clean.empty())
+    return logic_error("refusing to fence the root cgroup (it holds egressd itself and the whole system): " +
+                       std::string(what));
+  return root + clean;
+}
+
 Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& root) {
   if (arg.empty()) return logic_error("empty cgroup name");
   std::string rel;
-  if (path_within(arg, root)) {
+  if (arg.front() == '/') {
+    if (arg.find_first_not_of('/') == std::string_view::npos) return cgroup_below(root, "", arg);
+    if (!path_within(arg, root))
+      return logic_error(std::string(arg) + " is not under the cgroup2 mount " + root +
+                         ": it is no cgroup2 directory, and processes put there would run unfenced; name the "
+                         "cgroup as " + root + "/..., relative to " + root + ", or as a systemd unit");
     rel = std::string(arg.substr(root.size()));
   } else if (arg.find('/') == std::string_view::npos && arg.size() > 6 &&
              arg.substr(arg.size() - 6) == ".slice") {
@@ -104,17 +135,28 @@ Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& 
   } else {
     rel = std::string(arg);
   }
-  std::string clean;
-  for (std::string_view part : split(rel, '/')) {
-    if (part.empty() || part == ".") continue;
-    if (part == "..") return logic_error("cgroup path must not contain '..': " + std::string(arg));
-    clean += "/" + std::string(part);
-  }
-  if (clean.empty())
-    return logic_error("refusing to fence the root cgroup (it holds egressd itself and the whole system): " +
-                       std::string(arg));
-  return root + clean;
+  return cgroup_below(root, rel, arg);
 }
+
+namespace {
+
+// What systemd hands to the user of a delegated cgroup (the kernel lists
+// them in /sys/kernel/cgroup/delegate).
+constexpr const char* kDelegatedFiles[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"};
+
+Status hand_over_like_parent(const std::string& path) {
+  std::string parent = path.substr(0, path.rfind('/'));
+  struct stat st {};
+  if (stat((parent + "/cgroup.procs").c_str(), &st) != 0 || st.st_uid == 0) return {};
+  if (chown(path.c_str(), st.st_uid, st.st_gid) != 0) return sys_error("chown cgroup " + path);
+  for (const char* f : kDelegatedFiles) {
+    std::string file = path + "/" + f;
+    if (chown(file.c_str(), st.st_uid, st.st_gid) != 0 && errno != ENOENT) return sys_error("chown " + file);
+  }
+  return {};
+}
+
+}  // namespace
 
 Status ensure_cgroup_dir(const std::string& path) {
   struct stat st {};
@@ -124,8 +166,11 @@ Status ensure_cgroup_dir(const std::string& path) {
   }
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) EGD_TRY(ensure_cgroup_dir(path.substr(0, slash)));
-  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("create cgroup " + path);
-  return {};
+  if (mkdir(path.c_str(), 0755) != 0) {
+    if (errno == EEXIST) return {};
+    return sys_error("create cgroup " + path);
+  }
+  return hand_over_like_parent(path);
 }
 
 Result<uint64_t> cgroup_id(const std::string& path) {

@@ -15,18 +15,33 @@ namespace egressd {
 Result<std::string> cgroup2_mount_from(std::string_view mountinfo);
 Result<std::string> cgroup2_mount();
 
-// systemd slice name to its path below the cgroup2 root, by systemd's naming
-// rule: "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice", "-.slice" -> "".
-// Returns an error for names that are not valid slice names.
+// systemd slice name to its path below its manager's root cgroup, by
+// systemd's naming rule: "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice",
+// "-.slice" -> "". Components systemd escapes get its '_' prefix
+// ("cpu.slice" -> "_cpu.slice", see cgroup_escape). Returns an error for
+// names that are not valid slice names.
 Result<std::string> slice_path(std::string_view unit);
 
-// Resolves a user's --cgroup argument against the cgroup2 mount `root`:
-// an absolute path under root; a systemd slice name; or a path relative to
-// root (a leading '/' is allowed). Rejects "..", the root itself and paths
-// outside root. Pure.
+// systemd's escaping of one cgroup name (cg_escape): a '_' prefix for names
+// that could clash with the kernel's files: starting with '_' or '.',
+// "cgroup.*", a controller name followed by '.', and the v1 file names.
+std::string cgroup_escape(std::string_view name);
+
+// Resolves a --cgroup path against the cgroup2 mount `root` by naming
+// rules alone: an absolute path, which must lie under root (a path outside
+// it is no cgroup2 directory: processes put there would run unfenced); a
+// systemd slice name; or a path relative to root. Rejects "..", the root
+// itself and paths outside root. Pure.
 Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& root);
 
-// Creates the cgroup (and parents) if missing.
+// root + `rel` (a path below the cgroup2 root, as systemd's ControlGroup
+// "/claude.slice"), normalised; refuses "..", and the root cgroup itself.
+// `what` names the argument in errors. Pure.
+Result<std::string> cgroup_below(const std::string& root, std::string_view rel, std::string_view what);
+
+// Creates the cgroup (and parents) if missing. A cgroup created inside a
+// subtree delegated to a user gets that user as owner, as systemd does for
+// its delegated cgroups, so the user's manager can still manage it.
 Status ensure_cgroup_dir(const std::string& path);
 
 // The cgroup id the kernel reports (bpf_get_current_cgroup_id): the inode of
