@@ -15,12 +15,14 @@
 #include <cstring>
 #include <iostream>
 
+#include "bpf/fence.h"
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
 #include "cli/policy_source.h"
 #include "cli/target.h"
 #include "common/caps.h"
+#include "common/cgroup.h"
 #include "events/event.h"
 #include "events/format.h"
 #include "policy/compiler.h"
@@ -30,26 +32,11 @@ namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
 
-// Live links of an attachment and whether they still point at a cgroup
-// (a removed cgroup leaves "defunct" links with cgroup id 0).
-int live_links(const PinLayout& pins, uint64_t cgroup_id) {
-  int live = 0;
-  for (const char* prog : kProgramNames) {
-    int fd = bpf_obj_get(pins.link(prog).c_str());
-    if (fd < 0) continue;
-    bpf_link_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id == cgroup_id) ++live;
-    close(fd);
-  }
-  return live;
-}
-
 struct Status1 {
   uint64_t id;
   egd_meta meta;
   Counters counters;
-  int links;
+  FenceCheck fence;
   int daemon;
   egd_proxy_conf steering;  // port 0: no proxy registered (web ports are refused); dns_port likewise
 };
@@ -111,6 +98,59 @@ bool read_line(int fd, std::string& line, int timeout_ms) {
   return false;
 }
 
+// Every attachment with readable pins, and the cgroup path it was made for.
+struct Pinned {
+  uint64_t id;
+  std::string path;
+};
+
+std::vector<Pinned> pinned_attachments() {
+  std::vector<Pinned> out;
+  for (uint64_t id : pinned_cgroups()) {
+    auto maps = open_pinned_maps(pins_for(id));
+    if (!maps) continue;
+    auto meta = read_meta(*maps);
+    if (meta) out.push_back({id, cstr(meta->cgroup_path, sizeof(meta->cgroup_path))});
+  }
+  return out;
+}
+
+// The pinned cgroup no longer exists (the path is gone or holds another one).
+bool pinned_cgroup_gone(const Pinned& p) {
+  auto id = cgroup_id(p.path);
+  return !id || *id != p.id;
+}
+
+// Pins of a cgroup that is gone: its daemon first (it would move the fence
+// onto a recreated cgroup meanwhile), then the pins and run files.
+Status remove_stale(const Pinned& p) {
+  Target t{p.path, p.id, pins_for(p.id)};
+  stop_daemon(t, 5000);
+  EGD_TRY(detach_cgroup(p.id));
+  unlink(t.pins.socket().c_str());
+  unlink(t.pins.pidfile().c_str());
+  return {};
+}
+
+// Removes the stale attachments for `path` (every one if empty); returns
+// how many, printing each.
+int detach_stale(const std::string& path, bool& failed) {
+  int removed = 0;
+  for (const Pinned& p : pinned_attachments()) {
+    if ((!path.empty() && p.path != path) || !pinned_cgroup_gone(p)) continue;
+    if (auto s = remove_stale(p); !s) {
+      std::fprintf(stderr, "egressd detach: %s (cgroup id %llu): %s\n", p.path.c_str(),
+                   static_cast<unsigned long long>(p.id), s.error().message().c_str());
+      failed = true;
+      continue;
+    }
+    std::printf("%s: stale pins of removed cgroup id %llu removed\n", p.path.c_str(),
+                static_cast<unsigned long long>(p.id));
+    ++removed;
+  }
+  return removed;
+}
+
 }  // namespace
 
 int cmd_check(const std::vector<std::string>& argv) {
@@ -153,26 +193,53 @@ int cmd_reload(const std::vector<std::string>& argv) {
 }
 
 int cmd_detach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup"}, {});
+  Args args(argv, {"cgroup"}, {"stale"});
+  if (!args.has("cgroup") && !args.has("stale")) throw UsageError("detach takes --cgroup CG, --stale, or both");
   if (auto s = check_bpf_privileges(); !s) return fail("detach", s.error().message());
-  auto t = resolve_target(args.require("cgroup"), false);
+  bool failed = false;
+  if (!args.has("cgroup")) {
+    // Pins whose cgroup was removed (or recreated and not fenced again).
+    int n = detach_stale("", failed);
+    if (n == 0 && !failed) std::printf("no stale egressd pins\n");
+    return failed ? 1 : 0;
+  }
+  auto root = cgroup2_mount();
+  if (!root) return fail("detach", root.error().message());
+  auto path = resolve_cgroup_arg(args.get("cgroup"), *root);
+  if (!path) return fail("detach", path.error().message());
+  // Pins left for this path by a cgroup that is gone (recreated, or removed
+  // for good) go too: detach means "no egressd on this name".
+  int stale = detach_stale(*path, failed);
+  if (!path_exists(*path)) {
+    if (stale > 0 || failed) return failed ? 1 : 0;
+    return fail("detach", "cgroup " + *path + " does not exist and no egressd pins name it");
+  }
+  auto t = resolve_target(*path, false);
   if (!t) return fail("detach", t.error().message());
   auto lock = lock_target(*t);
   if (!lock) return fail("detach", lock.error().message());
-  if (!path_exists(t->pins.dir)) return fail("detach", t->path + " is not fenced by egressd");
+  if (!path_exists(t->pins.dir)) {
+    if (stale > 0 || failed) return failed ? 1 : 0;
+    return fail("detach", t->path + " is not fenced by egressd");
+  }
   if (auto s = detach_cgroup(t->id); !s) return fail("detach", s.error().message());
   stop_daemon(*t, 5000);
   unlink(t->pins.socket().c_str());
   unlink(t->pins.pidfile().c_str());
   std::printf("%s: fence removed\n", t->path.c_str());
-  return 0;
+  return failed ? 1 : 0;
 }
+
+// Exit status of `status` when a cgroup is not fenced although egressd pins
+// say it should be (recreated and not re-attached, or programs missing).
+constexpr int kExitUnfenced = 3;
 
 int cmd_status(const std::vector<std::string>& argv) {
   Args args(argv, {}, {"json"});
   if (auto s = check_bpf_privileges(); !s) return fail("status", s.error().message());
   std::vector<Status1> all;
-  for (uint64_t id : pinned_cgroups()) {
+  std::vector<uint64_t> ids = pinned_cgroups();
+  for (uint64_t id : ids) {
     PinLayout pins = pins_for(id);
     auto maps = open_pinned_maps(pins);
     if (!maps) {
@@ -183,22 +250,28 @@ int cmd_status(const std::vector<std::string>& argv) {
     auto counters = read_counters(*maps);
     if (!meta || !counters) continue;
     Target t{cstr(meta->cgroup_path, sizeof(meta->cgroup_path)), id, pins};
-    all.push_back({id, *meta, *counters, live_links(pins, id), daemon_pid(t), steering(*maps)});
+    all.push_back({id, *meta, *counters, check_fence(pins, t.path, ids), daemon_pid(t), steering(*maps)});
   }
   bool json = args.has("json");
+  int unfenced = 0;
   if (json) std::printf("{\"attachments\":[");
   for (size_t i = 0; i < all.size(); ++i) {
     const Status1& s = all[i];
     std::string cg = cstr(s.meta.cgroup_path, sizeof(s.meta.cgroup_path));
     std::string pol = cstr(s.meta.policy_path, sizeof(s.meta.policy_path));
     uint64_t drops = s.counters[EGD_STAT_RING_DROPS];
+    bool enforcing = s.fence.state == FenceCheck::State::kEnforcing;
+    if (s.fence.state == FenceCheck::State::kUnfenced) ++unfenced;
     if (json) {
-      std::printf("%s{\"cgroup\":\"%s\",\"cgroup_id\":%llu,\"policy\":\"%s\",\"generation\":%u,"
+      std::printf("%s{\"cgroup\":\"%s\",\"cgroup_id\":%llu,\"state\":\"%s\",\"reason\":\"%s\","
+                  "\"current_cgroup_id\":%llu,\"reattached\":%u,\"policy\":\"%s\",\"generation\":%u,"
                   "\"attached_at\":\"%s\",\"policy_loaded_at\":\"%s\",\"links\":%d,\"fenced\":%s,"
                   "\"daemon_pid\":%d,\"proxy_port\":%u,\"dns_port\":%u,\"dns_steered\":%s,\"allowed\":%s,\"denied\":%s,\"audited\":%s,\"ring_drops\":%llu}",
                   i ? "," : "", json_escape(cg).c_str(), static_cast<unsigned long long>(s.id),
+                  std::string(fence_state_name(s.fence.state)).c_str(), json_escape(s.fence.reason).c_str(),
+                  static_cast<unsigned long long>(s.fence.current_id), s.meta.reattached,
                   json_escape(pol).c_str(), s.meta.gen, iso8601(s.meta.attached_at_unix_ns).c_str(),
-                  iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.links, s.links == kProgramCount ? "true" : "false", s.daemon,
+                  iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.fence.attached, enforcing ? "true" : "false", s.daemon,
                   static_cast<unsigned>(s.steering.port), static_cast<unsigned>(s.steering.dns_port),
                   (s.steering.flags & EGD_PROXY_F_DNS) ? "true" : "false", counters_json(s.counters, EGD_VERDICT_ALLOW).c_str(),
                   counters_json(s.counters, EGD_VERDICT_DENY).c_str(),
@@ -206,16 +279,33 @@ int cmd_status(const std::vector<std::string>& argv) {
       continue;
     }
     std::printf("%s (cgroup id %llu)\n", cg.c_str(), static_cast<unsigned long long>(s.id));
-    std::printf("  fence:    %s (%d/%d links)\n",
-                s.links == kProgramCount ? "enforcing" : s.links == 0 ? "NOT ENFORCING (cgroup gone?)" : "PARTIAL", s.links, kProgramCount);
+    switch (s.fence.state) {
+      case FenceCheck::State::kEnforcing:
+        std::printf("  fence:    enforcing (%d/%d programs attached)\n", s.fence.attached, kProgramCount);
+        break;
+      case FenceCheck::State::kUnfenced:
+        std::printf("  fence:    UNFENCED: %s\n", s.fence.reason.c_str());
+        std::printf("            (egressd attach --cgroup %s fences it again)\n", cg.c_str());
+        break;
+      case FenceCheck::State::kStale:
+        std::printf("  fence:    stale: %s\n", s.fence.reason.c_str());
+        std::printf("            (%s; egressd detach --stale removes these pins)\n",
+                    s.daemon ? "its daemon fences the path again when it is made" : "no daemon watches the path");
+        break;
+    }
+    if (s.meta.reattached)
+      std::printf("  moved:    %u time%s onto a recreated cgroup at the same path\n", s.meta.reattached,
+                  s.meta.reattached == 1 ? "" : "s");
     std::printf("  policy:   %s (generation %u, loaded %s; %u allow_cidr, %u deny_cidr, %u host rules)\n",
                 pol.c_str(), s.meta.gen, iso8601(s.meta.policy_loaded_unix_ns).c_str(), s.meta.n_allow_cidrs,
                 s.meta.n_deny_cidrs, s.meta.n_host_rules);
     std::printf("  since:    %s\n", iso8601(s.meta.attached_at_unix_ns).c_str());
     if (s.daemon)
       std::printf("  daemon:   pid %d\n", s.daemon);
-    else
+    else if (enforcing)
       std::printf("  daemon:   not running (the fence holds; events wait in the ring until one attaches)\n");
+    else
+      std::printf("  daemon:   not running\n");
     if (s.steering.port)
       std::printf("  proxy:    127.0.0.1:%u and [::1]:%u (web ports are steered there)\n", s.steering.port,
                   s.steering.port);
@@ -236,6 +326,10 @@ int cmd_status(const std::vector<std::string>& argv) {
   }
   if (json) std::printf("]}\n");
   if (!json && all.empty()) std::printf("no cgroup is fenced by egressd\n");
+  if (unfenced) {
+    std::fprintf(stderr, "egressd status: %d cgroup%s UNFENCED\n", unfenced, unfenced == 1 ? "" : "s");
+    return kExitUnfenced;
+  }
   return 0;
 }
 

@@ -13,9 +13,11 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
 
   attach --cgroup CG [--policy FILE]   fence CG (runs in the foreground; enforcement stays
                                        pinned when it exits); again on the same CG swaps policy
-  detach --cgroup CG                   remove the fence and its pins
+  detach --cgroup CG                   remove the fence and its pins (and stale pins for CG)
+  detach --stale                       remove the pins of cgroups that were removed
   reload --cgroup CG [--policy FILE]   swap the policy atomically (default: the current file)
-  status [--json]                      attached cgroups, policy, counters per reason
+  status [--json]                      attached cgroups, whether each fence is in force, policy,
+                                       counters per reason; exits 3 if a cgroup is UNFENCED
   tail [--cgroup CG] [--json]          live decisions, one per line
   check FILE                           validate a policy and print a summary
   explain --policy FILE [--method M] URL
