@@ -286,6 +286,20 @@ class StatusWithoutDaemon(RefenceCase):
         self.assertEqual(self.w.egressd("status").returncode, 0)
         self.assertEqual(self.pin_dirs(), [])
 
+    def test_attach_again_fences_and_clears_stale_pins(self):
+        old = self.ino()
+        self.kill_daemon()
+        self.rmdir_cgroup()
+        os.mkdir(self.w.cgroup)
+        new = self.ino()
+        self.attach(DEFAULT_POLICY)
+        st = self.w.status_json()
+        mine = [a for a in st["attachments"] if a["cgroup"] == self.w.cgroup]
+        self.assertEqual([(a["cgroup_id"], a["state"]) for a in mine], [(new, "enforcing")], st)
+        self.assertEqual(self.pin_dirs(), [str(new)])
+        self.assertIn(f"removed the stale pins of cgroup id {old}", self.daemon.stderr())
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, reason="private")
+
     def test_removed_cgroup_is_stale(self):
         old = self.ino()
         self.kill_daemon()

@@ -20,6 +20,7 @@
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
 #include "cli/policy_source.h"
+#include "cli/stale_pins.h"
 #include "cli/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
@@ -96,40 +97,6 @@ bool read_line(int fd, std::string& line, int timeout_ms) {
     line.push_back(c);
   }
   return false;
-}
-
-// Every attachment with readable pins, and the cgroup path it was made for.
-struct Pinned {
-  uint64_t id;
-  std::string path;
-};
-
-std::vector<Pinned> pinned_attachments() {
-  std::vector<Pinned> out;
-  for (uint64_t id : pinned_cgroups()) {
-    auto maps = open_pinned_maps(pins_for(id));
-    if (!maps) continue;
-    auto meta = read_meta(*maps);
-    if (meta) out.push_back({id, cstr(meta->cgroup_path, sizeof(meta->cgroup_path))});
-  }
-  return out;
-}
-
-// The pinned cgroup no longer exists (the path is gone or holds another one).
-bool pinned_cgroup_gone(const Pinned& p) {
-  auto id = cgroup_id(p.path);
-  return !id || *id != p.id;
-}
-
-// Pins of a cgroup that is gone: its daemon first (it would move the fence
-// onto a recreated cgroup meanwhile), then the pins and run files.
-Status remove_stale(const Pinned& p) {
-  Target t{p.path, p.id, pins_for(p.id)};
-  stop_daemon(t, 5000);
-  EGD_TRY(detach_cgroup(p.id));
-  unlink(t.pins.socket().c_str());
-  unlink(t.pins.pidfile().c_str());
-  return {};
 }
 
 // Removes the stale attachments for `path` (every one if empty); returns

@@ -23,6 +23,7 @@
 #include "bpf/loader.h"
 #include "cli/proxy_resolver.h"
 #include "cli/refence.h"
+#include "cli/stale_pins.h"
 #include "common/loop.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
@@ -229,6 +230,15 @@ int cmd_attach(const std::vector<std::string>& argv) {
   }
   if (!attached->install.warning.empty()) spdlog::warn("after the policy swap: {}", attached->install.warning);
   MapFds& maps = attached->maps;
+  // Pins left for this path by a cgroup that is gone (recreated while no
+  // daemon ran) fence nothing; this attachment replaces them.
+  for (const Pinned& old : pinned_attachments()) {
+    if (old.path != target->path || old.id == target->id || !pinned_cgroup_gone(old)) continue;
+    if (auto s = remove_stale(old); !s)
+      spdlog::warn("stale pins of removed cgroup id {}: {}", old.id, s.error().message());
+    else
+      spdlog::info("removed the stale pins of cgroup id {} (an earlier {}, removed)", old.id, target->path);
+  }
 
   // The hub keeps its own epoll set (it registers fds by number); the loop
   // watches that set as one fd.
