@@ -20,6 +20,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -469,6 +470,23 @@ TEST_F(BpfAttach, HundredThousandCidrsLoad) {
 // cgroup that check_fence calls unfenced, and that move_fence puts the same
 // programs and maps (policy, proxy registration) on it and moves the pins.
 TEST_F(BpfAttach, MoveFenceOntoRecreatedCgroup) {
+  // Pins of our own: the unfenced moment made here must not show in the
+  // `egressd status` of anything running beside this test.
+  std::string base = "/sys/fs/bpf/egd-bpf-test-" + std::to_string(getpid());
+  const char* prev = std::getenv("EGRESSD_BPFFS_DIR");
+  struct Restore {
+    std::string base;
+    std::optional<std::string> prev;
+    ~Restore() {
+      for (uint64_t id : pinned_cgroups()) (void)detach_cgroup(id);
+      rmdir(base.c_str());
+      if (prev)
+        setenv("EGRESSD_BPFFS_DIR", prev->c_str(), 1);
+      else
+        unsetenv("EGRESSD_BPFFS_DIR");
+    }
+  } restore{base, prev ? std::optional<std::string>(prev) : std::nullopt};
+  ASSERT_EQ(setenv("EGRESSD_BPFFS_DIR", base.c_str(), 1), 0);
   Attached a = attach("version = 1\n");
   ASSERT_TRUE(set_proxy_ports(a.maps, 40123, 0).ok());
   uint64_t old_id = cg_.id();
