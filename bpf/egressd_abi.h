@@ -228,7 +228,7 @@ struct egd_meta {
 	__u32 n_allow_cidrs;
 	__u32 n_deny_cidrs;
 	__u32 n_host_rules;
-	__u32 _pad;
+	__u32 reattached;            /* times moved to a recreated cgroup at cgroup_path */
 	char cgroup_path[EGD_PATH_MAX];
 	char policy_path[EGD_PATH_MAX];
 };

@@ -20,9 +20,11 @@
 #include <cstring>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 
+#include "bpf/fence.h"
 #include "bpf/loader.h"
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
@@ -462,6 +464,69 @@ TEST_F(BpfAttach, HundredThousandCidrsLoad) {
   EXPECT_GE(a.install.entries, 90000u);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.9.8.7", 5432); }), ENETUNREACH);
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.9.8.7", 5433); }), EPERM);
+}
+
+// Test that a cgroup made again under the same path is a new, unfenced
+// cgroup that check_fence calls unfenced, and that move_fence puts the same
+// programs and maps (policy, proxy registration) on it and moves the pins.
+TEST_F(BpfAttach, MoveFenceOntoRecreatedCgroup) {
+  // Pins of our own: the unfenced moment made here must not show in the
+  // `egressd status` of anything running beside this test.
+  std::string base = "/sys/fs/bpf/egd-bpf-test-" + std::to_string(getpid());
+  const char* prev = std::getenv("EGRESSD_BPFFS_DIR");
+  struct Restore {
+    std::string base;
+    std::optional<std::string> prev;
+    ~Restore() {
+      for (uint64_t id : pinned_cgroups()) (void)detach_cgroup(id);
+      rmdir(base.c_str());
+      if (prev)
+        setenv("EGRESSD_BPFFS_DIR", prev->c_str(), 1);
+      else
+        unsetenv("EGRESSD_BPFFS_DIR");
+    }
+  } restore{base, prev ? std::optional<std::string>(prev) : std::nullopt};
+  ASSERT_EQ(setenv("EGRESSD_BPFFS_DIR", base.c_str(), 1), 0);
+  Attached a = attach("version = 1\n");
+  ASSERT_TRUE(set_proxy_ports(a.maps, 40123, 0).ok());
+  uint64_t old_id = cg_.id();
+  auto before = check_fence(pins_for(old_id), cg_.path(), pinned_cgroups());
+  EXPECT_EQ(before.state, FenceCheck::State::kEnforcing) << before.reason;
+  EXPECT_EQ(before.attached, kProgramCount);
+
+  ASSERT_EQ(rmdir(cg_.path().c_str()), 0);
+  auto gone = check_fence(pins_for(old_id), cg_.path(), pinned_cgroups());
+  EXPECT_EQ(gone.state, FenceCheck::State::kStale) << gone.reason;
+  ASSERT_TRUE(ensure_cgroup_dir(cg_.path()).ok());
+  uint64_t new_id = cg_.id();
+  ASSERT_NE(new_id, old_id);
+  auto recreated = check_fence(pins_for(old_id), cg_.path(), pinned_cgroups());
+  EXPECT_EQ(recreated.state, FenceCheck::State::kUnfenced) << recreated.reason;
+  EXPECT_EQ(recreated.current_id, new_id);
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.5", 80); }), ENETUNREACH)
+      << "a recreated cgroup is not fenced by the old links";
+
+  int fd = open(cg_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto moved = move_fence(a.maps, pins_for(old_id), fd, new_id);
+  close(fd);
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_TRUE(moved->warning.empty()) << moved->warning;
+  EXPECT_EQ(moved->pins.dir, pins_for(new_id).dir);
+  EXPECT_FALSE(path_exists(pins_for(old_id).dir)) << "old pins left behind";
+  auto after = check_fence(pins_for(new_id), cg_.path(), pinned_cgroups());
+  EXPECT_EQ(after.state, FenceCheck::State::kEnforcing) << after.reason;
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.5", 80); }), EPERM);
+  auto maps = open_pinned_maps(pins_for(new_id));
+  ASSERT_TRUE(maps.ok()) << maps.error().message();
+  auto meta = read_meta(*maps);
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->cgroup_id, new_id);
+  EXPECT_EQ(meta->reattached, 1u);
+  EXPECT_EQ(meta->gen, a.install.gen) << "the policy moved as it was";
+  auto conf = read_proxy_conf(*maps);
+  ASSERT_TRUE(conf.ok());
+  EXPECT_EQ(conf->port, 40123) << "the proxy registration moved with the maps";
 }
 
 // Test that detach removes the pins and lifts the fence.

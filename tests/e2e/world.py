@@ -313,8 +313,8 @@ def _kill_cgroup_tree(cgdir, deadline=5.0):
                 time.sleep(0.02)
 
 
-def _remove_pins(ino):
-    d = Path(BPFFS_DIR) / str(ino)
+def _remove_pins(ino, base=BPFFS_DIR):
+    d = Path(base) / str(ino)
     if not d.exists():
         return False
     for p in d.iterdir():
@@ -327,6 +327,22 @@ def _remove_pins(ino):
     except OSError:
         pass
     return True
+
+
+def _remove_private_dirs(bpffs, run_dir):
+    """A world's own pin base and run directory (World(private_pins=True))."""
+    for base in (bpffs, run_dir):
+        if not base or not Path(base).is_dir():
+            continue
+        for d in list(Path(base).iterdir())[:1000]:
+            if d.is_dir():
+                _remove_pins(d.name, base)
+            else:
+                d.unlink(missing_ok=True)
+        try:
+            Path(base).rmdir()
+        except OSError as e:
+            sys.stderr.write(f"world: cannot remove {base}: {e}\n")
 
 
 def _netns_pids(ns):
@@ -347,8 +363,9 @@ def _delete_netns(ns):
 
 def _teardown_recorded(rec):
     cg = rec.get("cgroup")
+    env = dict(os.environ, **rec.get("env", {}))
     if cg and Path(cg).is_dir():
-        run([EGRESSD, "detach", "--cgroup", cg], check=False, timeout=20) if os.access(EGRESSD, os.X_OK) else None
+        run([EGRESSD, "detach", "--cgroup", cg], check=False, timeout=20, env=env) if os.access(EGRESSD, os.X_OK) else None
         try:
             ino = os.stat(cg).st_ino
         except OSError:
@@ -358,6 +375,8 @@ def _teardown_recorded(rec):
             sys.stderr.write(f"world: removed leftover pins {BPFFS_DIR}/{ino}\n")
     for ns in rec.get("netns", []):
         _delete_netns(ns)
+    if rec.get("env"):
+        _remove_private_dirs(rec["env"].get("EGRESSD_BPFFS_DIR"), rec["env"].get("EGRESSD_RUN_DIR"))
     td = rec.get("tmpdir")
     if td and Path(td).is_dir() and Path(td).name.startswith("egd-e2e-"):
         shutil.rmtree(td, ignore_errors=True)
@@ -478,9 +497,13 @@ def egressd_supports(option):
 
 class World:
     """origins=True: nginx origins (origins.py) on the ORIGIN hosts' ports 80,
-    443 and 8443 instead of openssl s_server and the python HTTP server."""
+    443 and 8443 instead of openssl s_server and the python HTTP server.
+    private_pins=True: egressd keeps this world's pins and run files in
+    directories of its own (EGRESSD_BPFFS_DIR, EGRESSD_RUN_DIR), so states
+    a test makes on purpose (an UNFENCED cgroup) never show in the `status`
+    of tests running beside it."""
 
-    def __init__(self, tls=True, origins=False):
+    def __init__(self, tls=True, origins=False, private_pins=False):
         self.tls = tls
         self.origins = origins
         self.dns = DNS4
@@ -501,6 +524,12 @@ class World:
         self._attached = False
         self._closed = False
         self._n = 0
+        self.env = {}  # extra environment of every egressd command
+        if private_pins:
+            self.env = {"EGRESSD_BPFFS_DIR": f"{Path(BPFFS_DIR).parent}/egd-e2e-{self.id}",
+                        "EGRESSD_RUN_DIR": f"/run/egd-e2e-{self.id}"}
+        self.bpffs_dir = self.env.get("EGRESSD_BPFFS_DIR", BPFFS_DIR)
+        self.run_dir = self.env.get("EGRESSD_RUN_DIR", os.environ.get("EGRESSD_RUN_DIR", "/run/egressd"))
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -541,7 +570,7 @@ class World:
     def _register(self):
         REGISTRY.mkdir(mode=0o700, exist_ok=True)
         rec = {"pid": os.getpid(), "start": _proc_start(os.getpid()), "cgroup": self.cgroup,
-               "netns": [self.agent_ns, self.world_ns], "tmpdir": str(self.tmp)}
+               "netns": [self.agent_ns, self.world_ns], "tmpdir": str(self.tmp), "env": self.env}
         (REGISTRY / f"{self.id}.json").write_text(json.dumps(rec))
 
     def close(self):
@@ -567,14 +596,16 @@ class World:
             for p in self._procs:
                 step(_kill_proc, p, 1)
             step(_kill_cgroup_tree, self.cgroup)
-            if _remove_pins(ino):
-                sys.stderr.write(f"world: egressd left pins in {BPFFS_DIR}/{ino} after detach; removed\n")
+            if _remove_pins(ino, self.bpffs_dir):
+                sys.stderr.write(f"world: egressd left pins in {self.bpffs_dir}/{ino} after detach; removed\n")
         for d in self._daemons:
             step(_kill_proc, d.proc)
         for p in self._procs:
             step(_kill_proc, p, 1)
         for ns in (self.agent_ns, self.world_ns):
             step(_delete_netns, ns)
+        if self.env:
+            step(_remove_private_dirs, self.bpffs_dir, self.run_dir)
         if self.tmp and self.tmp.is_dir() and not os.environ.get("E2E_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
         (REGISTRY / f"{self.id}.json").unlink(missing_ok=True)
@@ -813,7 +844,7 @@ class World:
         return ["nsenter", f"--net=/run/netns/{self.agent_ns}", "--", EGRESSD, *args]
 
     def egressd(self, *args, timeout=30, check=False):
-        return run(self._egressd_cmd(*args), check=check, timeout=timeout)
+        return run(self._egressd_cmd(*args), check=check, timeout=timeout, env=dict(os.environ, **self.env))
 
     def write_policy(self, text, name=None):
         self._n += 1
@@ -833,7 +864,7 @@ class World:
         log_path = str(self.tmp / f"egressd-{self._n}.log")
         ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         ns.bind(sock_path)
-        env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+        env = dict(os.environ, NOTIFY_SOCKET=sock_path, **self.env)
         args = ["attach", "--cgroup", cgroup or self.cgroup] + (["--policy", policy_path] if policy_path else [])
         upstream = self.dns if dns_upstream is True else dns_upstream
         if upstream and egressd_supports("--dns-upstream"):
@@ -867,7 +898,7 @@ class World:
     def tail(self, json=True, deadline=10.0):  # noqa: A002 (the CLI flag's name)
         args = ["tail", "--cgroup", self.cgroup] + (["--json"] if json else [])
         p = subprocess.Popen(self._egressd_cmd(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=self.tmp)
+                             stderr=subprocess.PIPE, text=True, cwd=self.tmp, env=dict(os.environ, **self.env))
         t = Tail(p)
         self._tails.append(t)
         t.wait_following(deadline)
@@ -880,7 +911,10 @@ class World:
         return self.egressd("reload", "--cgroup", self.cgroup, *(["--policy", policy_path] if policy_path else []))
 
     def status_json(self):
-        r = self.egressd("status", "--json", check=True)
+        """`status --json`; exit 3 (a cgroup is UNFENCED) still has the JSON."""
+        r = self.egressd("status", "--json")
+        if r.returncode not in (0, 3):
+            raise RuntimeError(f"egressd status --json -> {r.returncode}\n{r.stdout}{r.stderr}")
         return json.loads(r.stdout)
 
     def cgroup_id(self, sub=""):

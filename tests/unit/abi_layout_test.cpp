@@ -80,7 +80,7 @@ TEST_F(AbiLayout, Meta) {
   expect_layout("egd_meta", sizeof(egd_meta),
                 {M(egd_meta, abi_version), M(egd_meta, gen), M(egd_meta, cgroup_id), M(egd_meta, attached_at_unix_ns),
                  M(egd_meta, policy_loaded_unix_ns), M(egd_meta, policy_hash), M(egd_meta, n_allow_cidrs),
-                 M(egd_meta, n_deny_cidrs), M(egd_meta, n_host_rules), M(egd_meta, _pad), M(egd_meta, cgroup_path),
+                 M(egd_meta, n_deny_cidrs), M(egd_meta, n_host_rules), M(egd_meta, reattached), M(egd_meta, cgroup_path),
                  M(egd_meta, policy_path)});
 }
 

@@ -14,14 +14,17 @@
 #include <cstring>
 #include <iostream>
 
+#include "bpf/fence.h"
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
 #include "cli/fence_removal.h"
 #include "cli/policy_source.h"
+#include "cli/stale_pins.h"
 #include "cli/status_report.h"
 #include "cli/target.h"
 #include "common/caps.h"
+#include "common/cgroup.h"
 #include "policy/compiler.h"
 
 namespace egressd::cli {
@@ -55,6 +58,25 @@ bool read_line(int fd, std::string& line, int timeout_ms) {
     line.push_back(c);
   }
   return false;
+}
+
+// Removes the stale attachments for `path` (every one if empty); returns
+// how many, printing each.
+int detach_stale(const std::string& path, bool& failed) {
+  int removed = 0;
+  for (const Pinned& p : pinned_attachments()) {
+    if ((!path.empty() && p.path != path) || !pinned_cgroup_gone(p)) continue;
+    if (auto s = remove_stale(p); !s) {
+      std::fprintf(stderr, "egressd detach: %s (cgroup id %llu): %s\n", p.path.c_str(),
+                   static_cast<unsigned long long>(p.id), s.error().message().c_str());
+      failed = true;
+      continue;
+    }
+    std::printf("%s: stale pins of removed cgroup id %llu removed\n", p.path.c_str(),
+                static_cast<unsigned long long>(p.id));
+    ++removed;
+  }
+  return removed;
 }
 
 }  // namespace
@@ -101,16 +123,41 @@ int cmd_reload(const std::vector<std::string>& argv) {
 }
 
 int cmd_detach(const std::vector<std::string>& argv) {
-  Args args(argv, {"cgroup", "user"}, {});
+  Args args(argv, {"cgroup", "user"}, {"stale"});
+  if (!args.has("cgroup") && !args.has("stale")) throw UsageError("detach takes --cgroup CG, --stale, or both");
   if (auto s = check_bpf_privileges(); !s) return fail("detach", s.error().message());
+  bool failed = false;
+  if (!args.has("cgroup")) {
+    // Pins whose cgroup was removed (or recreated and not fenced again).
+    int n = detach_stale("", failed);
+    if (n == 0 && !failed) std::printf("no stale egressd pins\n");
+    return failed ? 1 : 0;
+  }
   auto req = cgroup_request(args);
   if (!req) return fail("detach", req.error().message());
   auto t = resolve_target(*req, false);
-  if (!t) return fail("detach", t.error().message());
+  if (!t) {
+    // The cgroup is gone: pins it left for its path still go.
+    auto root = cgroup2_mount();
+    auto path = root ? resolve_cgroup_arg(args.get("cgroup"), *root) : Result<std::string>(root.error());
+    if (path && !args.has("user") && detach_stale(*path, failed) > 0) return failed ? 1 : 0;
+    return fail("detach", t.error().message());
+  }
+  // Pins left for this path by a cgroup that is gone (recreated, or removed
+  // for good) go too: detach means "no egressd on this name".
+  int stale = detach_stale(t->path, failed);
+  if (!path_exists(t->pins.dir)) {
+    if (stale > 0 || failed) return failed ? 1 : 0;
+    return fail("detach", t->path + " is not fenced by egressd");
+  }
   if (auto s = remove_fence(*t); !s) return fail("detach", s.error().message());
   std::printf("%s: fence removed\n", t->path.c_str());
-  return 0;
+  return failed ? 1 : 0;
 }
+
+// Exit status of `status` when a cgroup is not fenced although egressd pins
+// say it should be (recreated and not re-attached, or programs missing).
+constexpr int kExitUnfenced = 3;
 
 int cmd_status(const std::vector<std::string>& argv) {
   Args args(argv, {}, {"json"});
@@ -119,6 +166,10 @@ int cmd_status(const std::vector<std::string>& argv) {
   for (const std::string& p : report.problems) std::fprintf(stderr, "egressd status: %s\n", p.c_str());
   std::string out = args.has("json") ? status_json(report) : status_text(report, unix_now_ns());
   std::fwrite(out.data(), 1, out.size(), stdout);
+  if (int n = report.unfenced()) {
+    std::fprintf(stderr, "egressd status: %d cgroup%s UNFENCED\n", n, n == 1 ? "" : "s");
+    return kExitUnfenced;
+  }
   return 0;
 }
 

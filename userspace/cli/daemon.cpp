@@ -22,6 +22,8 @@
 
 #include "bpf/loader.h"
 #include "cli/proxy_resolver.h"
+#include "cli/refence.h"
+#include "cli/stale_pins.h"
 #include "common/loop.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
@@ -234,6 +236,15 @@ int cmd_attach(const std::vector<std::string>& argv) {
   }
   if (!attached->install.warning.empty()) spdlog::warn("after the policy swap: {}", attached->install.warning);
   MapFds& maps = attached->maps;
+  // Pins left for this path by a cgroup that is gone (recreated while no
+  // daemon ran) fence nothing; this attachment replaces them.
+  for (const Pinned& old : pinned_attachments()) {
+    if (old.path != target->path || old.id == target->id || !pinned_cgroup_gone(old)) continue;
+    if (auto s = remove_stale(old); !s)
+      spdlog::warn("stale pins of removed cgroup id {}: {}", old.id, s.error().message());
+    else
+      spdlog::info("removed the stale pins of cgroup id {} (an earlier {}, removed)", old.id, target->path);
+  }
 
   // The hub keeps its own epoll set (it registers fds by number); the loop
   // watches that set as one fd.
@@ -284,6 +295,12 @@ int cmd_attach(const std::vector<std::string>& argv) {
   ring_buffer* rb = ring_buffer__new(maps.events.get(), on_ring_record, &rctx, nullptr);
   if (!rb) return fail("attach", sys_error("open event ring").message());
 
+  // The fence follows the cgroup's path: a removed directory is made again
+  // and a recreated one fenced at once (cli/refence.h).
+  bool running = true;
+  auto refencer = Refencer::start(*loop, *target, maps, *hub, *root, [&running] { running = false; });
+  if (!refencer) return fail("attach", "watch " + target->path + ": " + refencer.error().message());
+
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) sigaddset(&mask, sig);
@@ -291,7 +308,6 @@ int cmd_attach(const std::vector<std::string>& argv) {
   signal(SIGPIPE, SIG_IGN);
   UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
 
-  bool running = true;
   int exit_code = 0;
   FnWatcher ring_w, sig_w, hub_w;
   ring_w.fn = [&](uint32_t) { ring_buffer__consume(rb); };
@@ -346,6 +362,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
       next_housekeeping = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       // Housekeeping: report ring overflow, and leave if detached.
       hub->tick();
+      (*refencer)->reconcile();  // in case inotify lost an event
       if (!path_exists(target->pins.dir)) {
         spdlog::info("attachment removed (egressd detach); exiting");
         break;

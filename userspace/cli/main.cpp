@@ -22,10 +22,12 @@ constexpr const char* kUsage = R"(usage: egressd VERB [OPTIONS]
                                        serve Prometheus metrics (GET /metrics); loopback only,
                                        a Unix socket is mode 0600
          [--metrics-group GROUP]       the Unix socket is 0660 for GROUP instead
-  detach --cgroup CG                   remove the fence and its pins
+  detach --cgroup CG                   remove the fence and its pins (and stale pins for CG)
+  detach --stale                       remove the pins of cgroups that were removed
   reload --cgroup CG [--policy FILE]   swap the policy atomically (default: the current file)
   status [--json]                      per fenced cgroup: policy (file, hash, generation), since
-                                       when, daemon, proxy/DNS ports, counters per reason
+                                       when, daemon, proxy/DNS ports, counters per reason;
+                                       exits 3 if a cgroup is UNFENCED
   tail [--cgroup CG] [--json]          live decisions, one per line
   check FILE                           validate a policy and print a summary
   explain --policy FILE [--method M] URL

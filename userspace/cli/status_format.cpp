@@ -72,8 +72,24 @@ std::string status_text(const StatusReport& r, uint64_t now) {
   };
   for (const AttachmentStatus& a : r.attachments) {
     o += a.cgroup + " (cgroup id " + std::to_string(a.cgroup_id) + ")\n";
-    std::string links = " (" + std::to_string(a.links) + "/" + std::to_string(a.links_expected) + " links)";
-    line("fence:", (a.links == a.links_expected ? "enforcing" : a.links == 0 ? "NOT ENFORCING (cgroup gone?)" : "PARTIAL") + links);
+    switch (a.fence.state) {
+      case FenceCheck::State::kEnforcing:
+        line("fence:", "enforcing (" + std::to_string(a.links) + "/" + std::to_string(a.links_expected) +
+                           " programs attached)");
+        break;
+      case FenceCheck::State::kUnfenced:
+        line("fence:", "UNFENCED: " + a.fence.reason);
+        line("", "(egressd attach --cgroup " + a.cgroup + " fences it again)");
+        break;
+      case FenceCheck::State::kStale:
+        line("fence:", "stale: " + a.fence.reason);
+        line("", std::string("(") + (a.daemon_pid ? "its daemon fences the path again when it is made" : "no daemon watches the path") +
+                     "; egressd detach --stale removes these pins)");
+        break;
+    }
+    if (a.reattached)
+      line("moved:", std::to_string(a.reattached) + " time" + (a.reattached == 1 ? "" : "s") +
+                         " onto a recreated cgroup at the same path");
     line("policy:", a.policy + " (generation " + std::to_string(a.generation) + ", hash " + hex64(a.policy_hash) + "; " +
                         std::to_string(a.allow_cidrs) + " allow_cidr, " + std::to_string(a.deny_cidrs) + " deny_cidr, " +
                         std::to_string(a.host_rules) + " host rules)");
@@ -119,7 +135,9 @@ std::string status_json(const StatusReport& r) {
     o += ",\"attached_at\":" + quoted(iso8601(a.attached_unix_ns));
     o += ",\"policy_loaded_at\":" + quoted(iso8601(a.policy_loaded_unix_ns));
     o += ",\"links\":" + std::to_string(a.links) + ",\"links_expected\":" + std::to_string(a.links_expected);
-    o += ",\"fenced\":" + b(a.links == a.links_expected);
+    o += ",\"fenced\":" + b(a.fence.state == FenceCheck::State::kEnforcing);
+    o += ",\"state\":" + quoted(std::string(fence_state_name(a.fence.state))) + ",\"reason\":" + quoted(a.fence.reason);
+    o += ",\"current_cgroup_id\":" + n(a.fence.current_id) + ",\"reattached\":" + n(a.reattached);
     o += ",\"daemon_pid\":" + std::to_string(a.daemon_pid) + ",\"daemon_running\":" + b(a.daemon_pid != 0);
     o += ",\"daemon_started_at\":" + (a.daemon_started_unix_ns ? quoted(iso8601(a.daemon_started_unix_ns)) : "null");
     o += ",\"proxy_port\":" + n(a.proxy_port) + ",\"dns_port\":" + n(a.dns_port) + ",\"dns_steered\":" + b(a.dns_steered);

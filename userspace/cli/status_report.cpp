@@ -57,7 +57,8 @@ uint64_t process_start_unix_ns(int pid) {
 
 StatusReport gather_status() {
   StatusReport r;
-  for (uint64_t id : pinned_cgroups()) {
+  std::vector<uint64_t> ids = pinned_cgroups();
+  for (uint64_t id : ids) {
     PinLayout pins = pins_for(id);
     auto maps = open_pinned_maps(pins);
     if (!maps) {
@@ -81,7 +82,9 @@ StatusReport gather_status() {
     a.allow_cidrs = meta->n_allow_cidrs;
     a.deny_cidrs = meta->n_deny_cidrs;
     a.host_rules = meta->n_host_rules;
-    a.links = live_links(pins, id);
+    a.fence = check_fence(pins, a.cgroup, ids);
+    a.reattached = meta->reattached;
+    a.links = a.fence.attached;
     a.links_expected = kProgramCount;
     a.daemon_pid = daemon_pid(Target{a.cgroup, id, pins});
     if (a.daemon_pid) a.daemon_started_unix_ns = process_start_unix_ns(a.daemon_pid);
@@ -94,6 +97,12 @@ StatusReport gather_status() {
     r.attachments.push_back(std::move(a));
   }
   return r;
+}
+
+int StatusReport::unfenced() const {
+  int n = 0;
+  for (const AttachmentStatus& a : attachments) n += a.fence.state == FenceCheck::State::kUnfenced;
+  return n;
 }
 
 }  // namespace egressd::cli

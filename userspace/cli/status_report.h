@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/fence.h"
 #include "egressd_abi.h"
 
 namespace egressd::cli {
@@ -21,7 +22,9 @@ struct AttachmentStatus {
   uint64_t attached_unix_ns = 0;      // first attach
   uint64_t policy_loaded_unix_ns = 0; // installation of the policy in force
   uint32_t allow_cidrs = 0, deny_cidrs = 0, host_rules = 0;
-  int links = 0;                      // live links of this cgroup
+  FenceCheck fence;                   // enforcing / UNFENCED / stale, with why (bpf/fence.h)
+  uint32_t reattached = 0;            // moves onto a recreated cgroup at the same path
+  int links = 0;                      // programs the kernel lists on the cgroup
   int links_expected = 0;
   int daemon_pid = 0;                 // 0: no daemon serves the attachment
   uint64_t daemon_started_unix_ns = 0;  // 0: unknown
@@ -33,6 +36,7 @@ struct AttachmentStatus {
 
 struct StatusReport {
   std::vector<AttachmentStatus> attachments;
+  int unfenced() const;
   std::vector<std::string> problems;  // pin directories that could not be read, with why
 };
 

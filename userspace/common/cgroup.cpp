@@ -1,9 +1,13 @@
 #include "common/cgroup.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -189,6 +193,60 @@ std::optional<Delegation> find_delegation(const std::string& path, const std::st
   }
   return std::nullopt;
 }
+
+namespace {
+
+Status count_procs_below(const std::string& dir, int depth, size_t& total) {
+  if (depth > 64) return logic_error(dir + ": cgroup tree deeper than 64 levels");
+  std::string file = dir + "/cgroup.procs";
+  FILE* f = std::fopen(file.c_str(), "re");
+  if (!f) return sys_error("read " + file);
+  for (long pid; std::fscanf(f, "%ld", &pid) == 1;) ++total;
+  std::fclose(f);
+  DIR* d = opendir(dir.c_str());
+  if (!d) return sys_error("open " + dir);
+  std::vector<std::string> children;
+  while (dirent* e = readdir(d)) {
+    if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+      children.emplace_back(e->d_name);
+  }
+  closedir(d);
+  for (const std::string& c : children) {
+    Status s = count_procs_below(dir + "/" + c, depth + 1, total);
+    if (!s && s.error().err != ENOENT) return s;  // a child removed meanwhile held nobody
+  }
+  return {};
+}
+
+Status write_freeze(const std::string& path, char value) {
+  std::string file = path + "/cgroup.freeze";
+  int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return sys_error("open " + file);
+  bool ok = write(fd, &value, 1) == 1;
+  int err = errno;
+  close(fd);
+  if (!ok) return sys_error("write " + file, err);
+  return {};
+}
+
+}  // namespace
+
+Result<size_t> count_cgroup_procs(const std::string& path) {
+  size_t total = 0;
+  EGD_TRY(count_procs_below(path, 0, total));
+  return total;
+}
+
+Result<bool> freeze_cgroup(const std::string& path) {
+  std::ifstream in(path + "/cgroup.freeze");
+  char state = 0;
+  if (!(in >> state)) return false;  // no freezer (or not a cgroup we may freeze)
+  if (state != '0') return false;
+  EGD_TRY(write_freeze(path, '1'));
+  return true;
+}
+
+Status thaw_cgroup(const std::string& path) { return write_freeze(path, '0'); }
 
 Result<std::string> self_cgroup(const std::string& root) {
   std::string text = read_file("/proc/self/cgroup");

@@ -60,6 +60,16 @@ struct Delegation {
 };
 std::optional<Delegation> find_delegation(const std::string& path, const std::string& root);
 
+// Processes in the cgroup at `path` and every cgroup below it (cgroup.procs).
+Result<size_t> count_cgroup_procs(const std::string& path);
+
+// cgroup.freeze: freeze_cgroup returns true if it froze the cgroup, false if
+// it was frozen already (someone else's freeze, left alone) or the kernel
+// has no freezer. A task moved into a frozen cgroup stops before it runs
+// again in user space.
+Result<bool> freeze_cgroup(const std::string& path);
+Status thaw_cgroup(const std::string& path);
+
 // True if `inner` is `outer` or below it.
 bool path_within(std::string_view inner, std::string_view outer);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "events/format.h"
@@ -164,6 +165,24 @@ bool Hub::flush(Sub& s) {
     s.want_write = want;
   }
   return true;
+}
+
+Status Hub::rename_socket(const std::string& path) {
+  struct stat st {};
+  if (stat(path_.c_str(), &st) != 0 || st.st_ino != path_ino_)
+    return logic_error(path_ + " is no longer this daemon's socket");
+  if (rename(path_.c_str(), path.c_str()) != 0) return sys_error("rename " + path_ + " to " + path);
+  path_ = path;
+  return {};
+}
+
+void Hub::notice(const std::string& json, const std::string& text) {
+  for (auto it = subs_.begin(); it != subs_.end();) {
+    Sub& s = it->second;
+    if (s.mode != Mode::Pending) enqueue(s, s.mode == Mode::Json ? json : text);
+    bool alive = s.mode == Mode::Pending || s.want_write || flush(s);
+    it = alive ? std::next(it) : subs_.erase(it);
+  }
 }
 
 void Hub::publish(const Event& e) {

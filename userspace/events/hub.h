@@ -32,6 +32,13 @@ class Hub {
   // True if `fd` is the listener or a subscriber; handles its epoll events.
   bool handle(int fd, uint32_t events);
   void publish(const Event& e);
+  // A line about the attachment itself rather than a decision (the fence
+  // moved to a recreated cgroup): `json` is one object with a "type" key,
+  // `text` one line; each subscriber gets the one in its format.
+  void notice(const std::string& json, const std::string& text);
+  // Moves the listening socket's file to `path` (the run files follow the
+  // cgroup id); subscribers stay connected.
+  Status rename_socket(const std::string& path);
   // Periodic: drops subscribers that never said hello, re-arms the listener
   // after running out of file descriptors.
   void tick();

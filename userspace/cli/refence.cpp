@@ -1,0 +1,208 @@
+#include "cli/refence.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "bpf/fence.h"
+#include "bpf/loader.h"
+#include "common/cgroup.h"
+#include "events/format.h"
+
+namespace egressd::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::optional<uint64_t> id_at(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+bool dir_exists(const std::string& path) { return id_at(path).has_value(); }
+
+}  // namespace
+
+Result<std::unique_ptr<Refencer>> Refencer::start(Loop& loop, Target& target, const MapFds& maps, Hub& hub,
+                                                  std::string cgroup_root, std::function<void()> gone) {
+  auto watch = CgroupWatch::create(target.path, std::move(cgroup_root));
+  if (!watch) return watch.error();
+  std::unique_ptr<Refencer> r(new Refencer(loop, target, maps, hub, std::move(*watch), std::move(gone)));
+  EGD_TRY(loop.add(r->watch_.fd(), EPOLLIN, r.get()));
+  // The directory may have gone between the attach and the watch.
+  r->reconcile();
+  return r;
+}
+
+Refencer::Refencer(Loop& loop, Target& target, const MapFds& maps, Hub& hub, CgroupWatch watch,
+                   std::function<void()> gone)
+    : loop_(loop), target_(target), maps_(maps), hub_(hub), watch_(std::move(watch)), gone_(std::move(gone)) {
+  struct stat st {};
+  if (stat(target_.path.c_str(), &st) == 0) mode_ = st.st_mode & 07777;
+}
+
+Refencer::~Refencer() {
+  loop_.remove(watch_.fd());
+  if (retry_) loop_.cancel(retry_);
+  // Failing closed: a cgroup we froze and could not fence stays frozen.
+  if (frozen_by_us_)
+    spdlog::error("{} (cgroup id {}) stays frozen: the fence could not be moved onto it; "
+                  "`echo 0 > {}/cgroup.freeze` releases it unfenced",
+                  target_.path, frozen_by_us_, target_.path);
+}
+
+void Refencer::on_io(uint32_t) {
+  if (!watch_.drain()) return;
+  if (noticed_ == Clock::time_point{}) noticed_ = Clock::now();
+  if (auto s = watch_.aim(); !s) spdlog::error("watching for {} to be made again: {}", target_.path, s.error().message());
+  reconcile();
+}
+
+void Refencer::retry_later() {
+  if (retry_) return;
+  retry_ = loop_.after(backoff_, [this] {
+    retry_ = 0;
+    reconcile();
+  });
+  backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+}
+
+void Refencer::reconcile() {
+  // `egressd detach` removed the attachment: nothing to keep (the daemon exits).
+  if (!path_exists(target_.pins.dir)) return;
+  CgroupObservation o;
+  o.parent_exists = dir_exists(parent_dir(target_.path));
+  o.current_id = id_at(target_.path);
+  o.fenced_id = target_.id;
+  switch (decide_refence(o)) {
+    case RefenceAction::kNone:
+      noticed_ = {};
+      backoff_ = std::chrono::milliseconds(20);
+      return;
+    case RefenceAction::kWaitParent:
+      if (!waiting_logged_)
+        spdlog::warn("{} and its parent are gone; the fence is moved onto it as soon as {} exists again",
+                     target_.path, parent_dir(target_.path));
+      waiting_logged_ = true;
+      return;
+    case RefenceAction::kRecreate:
+      waiting_logged_ = false;
+      if (noticed_ == Clock::time_point{}) noticed_ = Clock::now();
+      // Made again at once: the name is never there unfenced, unless
+      // someone else's mkdir wins (EEXIST), handled like theirs.
+      if (mkdir(target_.path.c_str(), mode_) == 0) {
+        move_to_current(true);
+      } else if (errno == EEXIST) {
+        move_to_current(false);
+      } else {
+        spdlog::error("{} was removed; making it again failed: {}; retrying", target_.path,
+                      sys_error("mkdir").message());
+        retry_later();
+      }
+      return;
+    case RefenceAction::kAttach:
+      waiting_logged_ = false;
+      if (noticed_ == Clock::time_point{}) noticed_ = Clock::now();
+      move_to_current(false);
+      return;
+  }
+}
+
+void Refencer::move_to_current(bool made_by_us) {
+  const std::string& path = target_.path;
+  UniqueFd cg(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  struct stat st {};
+  if (!cg.valid() || fstat(cg.get(), &st) != 0) {
+    // Removed again already: the watch brings us back.
+    spdlog::warn("{} changed while the fence was being moved: {}", path, sys_error("open").message());
+    retry_later();
+    return;
+  }
+  uint64_t new_id = st.st_ino, old_id = target_.id;
+  if (new_id == old_id) return;
+  // The same lock as attach/reload/detach, never waited for: a daemon
+  // blocked here would miss the SIGTERM of the attach holding it.
+  if (flock(cg.get(), LOCK_EX | LOCK_NB) != 0) {
+    spdlog::info("{} is locked by another egressd command; moving the fence once it is done", path);
+    retry_later();
+    return;
+  }
+  if (path_exists(pins_for(new_id).dir)) {
+    give_up_to_other_attachment(new_id);
+    return;
+  }
+  // Frozen first: anything moved in from now on stops before it runs in
+  // user space again, until every program is attached.
+  if (frozen_by_us_ != new_id) {
+    auto froze = freeze_cgroup(path);
+    if (!froze) spdlog::warn("cannot freeze {} while the fence is moved: {}", path, froze.error().message());
+    if (froze && *froze) frozen_by_us_ = new_id;
+  }
+  auto procs = count_cgroup_procs(path);
+  auto moved = move_fence(maps_, target_.pins, cg.get(), new_id);
+  if (!moved) {
+    spdlog::error("{} is not fenced: moving the fence onto it (cgroup id {}) failed: {}{}; retrying", path, new_id,
+                  moved.error().message(),
+                  frozen_by_us_ == new_id ? " (it stays frozen meanwhile, so nothing in it runs unfenced; "
+                                            "`echo 0 > cgroup.freeze` releases it)"
+                                          : "");
+    retry_later();
+    return;
+  }
+  if (!moved->warning.empty()) spdlog::warn("{}", moved->warning);
+  // The run files are named by cgroup id: `egressd tail/status/reload/
+  // detach --cgroup` find this daemon under the new one. Subscribers stay.
+  PinLayout old = target_.pins;
+  if (rename(old.pidfile().c_str(), moved->pins.pidfile().c_str()) != 0)
+    spdlog::warn("{}", sys_error("rename " + old.pidfile() + " to " + moved->pins.pidfile()).message());
+  if (auto s = hub_.rename_socket(moved->pins.socket()); !s)
+    spdlog::warn("event subscribers: {}", s.error().message());
+  target_.id = new_id;
+  target_.pins = moved->pins;
+  mode_ = st.st_mode & 07777;
+  if (frozen_by_us_ == new_id) {
+    if (auto s = thaw_cgroup(path); !s) spdlog::error("{} is fenced but still frozen: {}", path, s.error().message());
+    frozen_by_us_ = 0;
+  }
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - noticed_).count();
+  noticed_ = {};
+  backoff_ = std::chrono::milliseconds(20);
+  publish_move(old_id, made_by_us, procs ? *procs : 0, ms);
+  if (!procs) spdlog::warn("counting processes in {}: {}", path, procs.error().message());
+}
+
+void Refencer::publish_move(uint64_t old_id, bool made_by_us, size_t procs, double ms) {
+  const std::string& path = target_.path;
+  std::string how = made_by_us ? "egressd made it again after it was removed" : "it was made again by someone else";
+  spdlog::info("fence moved onto {} (cgroup id {}, was {}): {}; same policy, proxy and resolver; {:.1f} ms after "
+               "the change was seen",
+               path, target_.id, old_id, how, ms);
+  if (procs > 0) spdlog::warn("{} processes ran in {} before it was fenced", procs, path);
+  std::string json = "{\"type\":\"refenced\",\"time\":\"" + iso8601(unix_now_ns()) + "\",\"cgroup\":\"" +
+                     json_escape(path) + "\",\"cgroup_id\":" + std::to_string(target_.id) +
+                     ",\"previous_cgroup_id\":" + std::to_string(old_id) + ",\"made_by\":\"" +
+                     (made_by_us ? "egressd" : "other") + "\",\"processes_before_fence\":" + std::to_string(procs) +
+                     "}";
+  std::string text = "-- fence moved onto " + path + " (cgroup id " + std::to_string(target_.id) + ", was " +
+                     std::to_string(old_id) + "): " + how +
+                     (procs ? "; " + std::to_string(procs) + " processes ran in it before it was fenced" : "");
+  hub_.notice(json, text);
+}
+
+void Refencer::give_up_to_other_attachment(uint64_t new_id) {
+  // Another `egressd attach` fenced the new cgroup (its daemon owns it now).
+  // Ours is the fence of a cgroup that no longer exists.
+  spdlog::info("{} is now cgroup id {}, fenced by another egressd attach; removing the pins of the removed "
+               "cgroup id {} and exiting",
+               target_.path, new_id, target_.id);
+  if (auto s = detach_cgroup(target_.id); !s) spdlog::warn("{}", s.error().message());
+  gone_();
+}
+
+}  // namespace egressd::cli
