@@ -13,7 +13,10 @@ run_pkgs=(iproute2 util-linux procps)
 # nginx serves the origins (TLS and plain HTTP), fcgiwrap runs
 # git http-backend behind it for `git clone` over https; the clients are curl,
 # openssl s_client, python3, node (fetch) and git.
-test_pkgs=(python3 curl openssl dnsutils libclang-rt-14-dev dnsmasq-base nginx fcgiwrap git)
+# The systemd e2e (tests/systemd): systemd-nspawn boots a debootstrap'd
+# Debian rootfs with systemd as PID 1.
+test_pkgs=(python3 curl openssl dnsutils libclang-rt-14-dev dnsmasq-base nginx fcgiwrap git
+           systemd-container debootstrap)
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
