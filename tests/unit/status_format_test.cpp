@@ -27,6 +27,8 @@ AttachmentStatus attachment() {
   a.deny_cidrs = 2;
   a.host_rules = 5;
   a.links = a.links_expected = 13;
+  a.fence.state = FenceCheck::State::kEnforcing;
+  a.fence.attached = 13;
   a.daemon_pid = 4121;
   a.daemon_started_unix_ns = kNow - 90 * kSec;
   a.proxy_port = 40001;
@@ -48,7 +50,7 @@ TEST(StatusText, EveryField) {
   r.attachments.push_back(attachment());
   std::string t = status_text(r, kNow);
   expect_has(t, "/sys/fs/cgroup/claude.slice (cgroup id 4242)\n");
-  expect_has(t, "  fence:      enforcing (13/13 links)\n");
+  expect_has(t, "  fence:      enforcing (13/13 programs attached)\n");
   expect_has(t, "  policy:     /etc/egressd/policy.toml (generation 3, hash feedfacecafebeef; 1 allow_cidr, 2 deny_cidr, "
                 "5 host rules)\n");
   expect_has(t, "  since:      fenced 2025-11-30T14:40:02.000000Z (3h ago); policy installed "
@@ -68,12 +70,14 @@ TEST(StatusText, NoDaemonAuditAndDrops) {
   a.daemon_started_unix_ns = 0;
   a.proxy_port = a.dns_port = 0;
   a.links = 0;
+  a.fence.state = FenceCheck::State::kUnfenced;
+  a.fence.reason = "the cgroup at the path has id 99, not 4242";
   a.counters[slot(EGD_VERDICT_AUDIT, EGD_REASON_LINK_LOCAL)] = 2;
   a.counters[EGD_STAT_RING_DROPS] = 9;
   StatusReport r;
   r.attachments.push_back(a);
   std::string t = status_text(r, kNow);
-  expect_has(t, "  fence:      NOT ENFORCING");
+  expect_has(t, "  fence:      UNFENCED: the cgroup at the path has id 99, not 4242\n");
   expect_has(t, "  daemon:     not running");
   expect_has(t, "  proxy:      none registered");
   expect_has(t, "  resolver:   none running");

@@ -97,8 +97,10 @@ std::string status_text(const StatusReport& r, uint64_t now) {
     if (a.daemon_pid)
       line("daemon:", "running, pid " + std::to_string(a.daemon_pid) +
                           (a.daemon_started_unix_ns ? ", started " + when(a.daemon_started_unix_ns, now) : ""));
-    else
+    else if (a.fence.state == FenceCheck::State::kEnforcing)
       line("daemon:", "not running (the fence holds; events wait in the ring until one attaches)");
+    else
+      line("daemon:", "not running");
     std::string proxy = std::to_string(a.proxy_port), dns = std::to_string(a.dns_port);
     if (a.proxy_port)
       line("proxy:", "127.0.0.1:" + proxy + " and [::1]:" + proxy + " (web ports are steered there)");
