@@ -98,7 +98,7 @@ mainpid=$(prop "$unit" MainPID)
 st=$(egressd status)
 expect_match "egressd status: claude.slice enforcing" '/sys/fs/cgroup/claude.slice \(cgroup id [0-9]+\)'$'\n''  fence: +enforcing' "$st"
 expect_match "egressd status: the unit's default policy" "policy: +/[^ ]*/share/egressd/policies/default.toml" "$st"
-expect_match "egressd status: daemon = MainPID" "daemon: +pid $mainpid"$'\n' "$st"
+expect_match "egressd status: daemon = MainPID" "daemon: +running, pid $mainpid," "$st"
 
 # ---- sessions: fenced in claude.slice, root and user; not elsewhere ----------
 
@@ -150,7 +150,7 @@ check "Restart=on-failure: active again with a new MainPID" until_ok 15 restarte
 expect "NRestarts=1" 1 "$(prop "$unit" NRestarts)"
 expect "after the restart: a session is fenced" EPERM "$(result "$(probe claude.slice)")"
 expect "after the restart: the proxy serves ok.test again" egressd-e2e-ok "$(body http://ok.test/)"
-expect_match "egressd status: daemon = the new MainPID" "daemon: +pid $(prop "$unit" MainPID)"$'\n' "$(egressd status)"
+expect_match "egressd status: daemon = the new MainPID" "daemon: +running, pid $(prop "$unit" MainPID)," "$(egressd status)"
 
 # ---- stopping egressd leaves the slice and the fence --------------------------
 

@@ -138,7 +138,8 @@ FenceCheck check_fence(const PinLayout& pins, const std::string& cgroup_path, co
   return c;
 }
 
-Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgroup_fd, uint64_t new_id) {
+Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgroup_fd, uint64_t new_id,
+                              const std::map<std::string, UniqueFd>* loaded) {
   // Everything the move needs is read before anything changes.
   struct Prog {
     const char* name;
@@ -149,7 +150,9 @@ Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgr
   for (const char* name : kProgramNames) {
     auto link = pinned_link_info(from, name);
     if (!link) return link.error();
-    UniqueFd fd(bpf_prog_get_fd_by_id(link->prog_id));
+    auto own = loaded ? loaded->find(name) : decltype(loaded->end()){};
+    UniqueFd fd(loaded && own != loaded->end() ? fcntl(own->second.get(), F_DUPFD_CLOEXEC, 3)
+                                               : bpf_prog_get_fd_by_id(link->prog_id));
     if (!fd.valid()) return sys_error(std::string("open program ") + name);
     progs.push_back({name, std::move(fd), link->attach_type});
   }

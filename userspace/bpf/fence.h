@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,9 @@ struct MovedFence {
   PinLayout pins;
   std::string warning;  // the old pins could not be removed (the move itself succeeded)
 };
-Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgroup_fd, uint64_t new_id);
+// `loaded`: the daemon's own program fds by name; programs not in it are
+// opened by id from the pinned links (CAP_SYS_ADMIN).
+Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgroup_fd, uint64_t new_id,
+                              const std::map<std::string, UniqueFd>* loaded = nullptr);
 
 }  // namespace egressd

@@ -194,6 +194,11 @@ Result<Attached> attach_or_adopt(const std::string& cgroup_path, uint64_t cgroup
   out.install = installed.value();
 
   EGD_TRY(attach_links(s, out.pins, cg.get()));
+  for (const ProgLink& p : programs(s)) {
+    UniqueFd fd(fcntl(bpf_program__fd(p.prog), F_DUPFD_CLOEXEC, 3));
+    if (!fd.valid()) return sys_error(std::string("keep program ") + p.name);
+    out.programs.emplace(p.name, std::move(fd));
+  }
   // Destroying the skeleton closes our fds; the pins keep links and maps.
   return out;
 }

@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <iterator>
+#include <map>
 #include <string>
 
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
 #include "policy/model.h"
 
 namespace egressd {
@@ -28,6 +30,9 @@ struct Attached {
   bool adopted = false;  // pins existed: programs and policy were swapped in place
   InstallInfo install;
   double load_ms = 0;    // open + verify + load of the programs
+  // The loaded programs by name, kept so a recreated cgroup can be fenced
+  // again without reopening them by id (that needs CAP_SYS_ADMIN).
+  std::map<std::string, UniqueFd> programs;
 };
 
 // cgroup_path must exist. Everything ends up pinned; the returned map fds let

@@ -298,7 +298,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // The fence follows the cgroup's path: a removed directory is made again
   // and a recreated one fenced at once (cli/refence.h).
   bool running = true;
-  auto refencer = Refencer::start(*loop, *target, maps, *hub, *root, [&running] { running = false; });
+  auto refencer = Refencer::start(*loop, *target, maps, *hub, *root, [&running] { running = false; }, &attached->programs);
   if (!refencer) return fail("attach", "watch " + target->path + ": " + refencer.error().message());
 
   sigset_t mask;

@@ -30,10 +30,12 @@ bool dir_exists(const std::string& path) { return id_at(path).has_value(); }
 }  // namespace
 
 Result<std::unique_ptr<Refencer>> Refencer::start(Loop& loop, Target& target, const MapFds& maps, Hub& hub,
-                                                  std::string cgroup_root, std::function<void()> gone) {
+                                                  std::string cgroup_root, std::function<void()> gone,
+                                                 const std::map<std::string, UniqueFd>* programs) {
   auto watch = CgroupWatch::create(target.path, std::move(cgroup_root));
   if (!watch) return watch.error();
   std::unique_ptr<Refencer> r(new Refencer(loop, target, maps, hub, std::move(*watch), std::move(gone)));
+  r->programs_ = programs;
   EGD_TRY(loop.add(r->watch_.fd(), EPOLLIN, r.get()));
   // The directory may have gone between the attach and the watch.
   r->reconcile();
@@ -145,7 +147,7 @@ void Refencer::move_to_current(bool made_by_us) {
     if (froze && *froze) frozen_by_us_ = new_id;
   }
   auto procs = count_cgroup_procs(path);
-  auto moved = move_fence(maps_, target_.pins, cg.get(), new_id);
+  auto moved = move_fence(maps_, target_.pins, cg.get(), new_id, programs_);
   if (!moved) {
     spdlog::error("{} is not fenced: moving the fence onto it (cgroup id {}) failed: {}{}; retrying", path, new_id,
                   moved.error().message(),

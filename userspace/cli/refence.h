@@ -33,7 +33,8 @@ class Refencer final : public Loop::Watcher {
   // `target` is updated in place when the fence moves (id, pins). `gone` runs
   // when the daemon should exit: another attach fenced the new cgroup.
   static Result<std::unique_ptr<Refencer>> start(Loop& loop, Target& target, const MapFds& maps, Hub& hub,
-                                                 std::string cgroup_root, std::function<void()> gone);
+                                                 std::string cgroup_root, std::function<void()> gone,
+                                                 const std::map<std::string, UniqueFd>* programs = nullptr);
   ~Refencer();
 
   // Looks at the path and acts (also called periodically, in case inotify
@@ -54,6 +55,7 @@ class Refencer final : public Loop::Watcher {
   Hub& hub_;
   CgroupWatch watch_;
   std::function<void()> gone_;
+  const std::map<std::string, UniqueFd>* programs_ = nullptr;  // the daemon's loaded programs
   mode_t mode_ = 0755;
   uint64_t frozen_by_us_ = 0;  // cgroup id we froze and must thaw
   Loop::TimerId retry_ = 0;
