@@ -71,7 +71,9 @@ enum egd_verdict {
 	X(DNS_NAME_NOT_ALLOWED, "dns-name-not-allowed") \
 	X(DNS_TYPE_NOT_ALLOWED, "dns-type-not-allowed") \
 	X(DNS_MALFORMED, "dns-malformed")     \
-	X(DNS_UPSTREAM_FAILED, "dns-upstream-failed")
+	X(DNS_UPSTREAM_FAILED, "dns-upstream-failed") \
+	/* decided by the proxy and the resolver (TCP): a client over its fair share */ \
+	X(TOO_MANY_CONNECTIONS, "too-many-connections")
 
 enum egd_reason {
 #define EGD_REASON_ENUM(id, name) EGD_REASON_##id,

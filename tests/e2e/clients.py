@@ -30,6 +30,12 @@ bounded.
       until all are up, then each fetches P and checks its sha256. Raises
       RLIMIT_NOFILE to the hard limit first. {"n", "ok", "connected_at_once",
       "errors": {text: count}, "seconds"}
+  hold ADDR PORT --n N --expect-closed K [--wait S] [--seconds S]
+      a connection flood: N connect()s one after another (N <= 256), sending
+      nothing; waits until K of them are closed by the peer (or --wait S),
+      prints {"opened", "open", "closed", "errors", "pid"}, then holds the
+      rest until stdin closes or says "stop" (at most --seconds S). "status"
+      on stdin prints {"open", "closed"} again.
   urllib URL [--cafile CA] [--method M] [--data TEXT] [--timeout S]
       urllib.request: {"status", "sha256", "body" (first 200), "headers",
       "error"}; an HTTPError still reports status, headers and body.
@@ -40,6 +46,7 @@ import hashlib
 import json
 import os
 import resource
+import select
 import socket
 import ssl
 import struct
@@ -341,6 +348,65 @@ def do_peer(a):
         return {"ok": True, "peer": peer_of(s), "sock": [sock[0], sock[1]], "pid": os.getpid()}
 
 
+# -- hold --------------------------------------------------------------------------
+
+def do_hold(a):
+    n = min(a.n, 256)
+    socks, errors = [], {}
+    for _ in range(n):
+        s = make_socket(a.addr, None)
+        s.settimeout(5)
+        try:
+            s.connect((a.addr, a.port))
+        except OSError as e:
+            errors[errname(e) or str(e)] = errors.get(errname(e) or str(e), 0) + 1
+            s.close()
+            continue
+        s.setblocking(False)
+        socks.append(s)
+    closed = set()
+
+    def look(wait):
+        """Marks the connections the peer closed (EOF or reset) within `wait` s."""
+        live = [s for s in socks if s.fileno() not in closed]
+        if not live:
+            return
+        readable, _, _ = select.select(live, [], [], wait)
+        for s in readable:
+            try:
+                if s.recv(1) == b"":
+                    closed.add(s.fileno())
+            except (ConnectionResetError, ConnectionAbortedError):
+                closed.add(s.fileno())
+            except BlockingIOError:
+                pass
+
+    def report(**extra):
+        return dict(extra, open=len(socks) - len(closed), closed=len(closed), pid=os.getpid())
+
+    end = time.monotonic() + a.wait
+    for _ in range(10000):  # bounded; each turn waits up to 0.1 s or sees a close
+        if len(closed) >= a.expect_closed or time.monotonic() >= end:
+            break
+        look(min(0.1, max(0.0, end - time.monotonic())))
+    look(0)
+    emit(report(opened=len(socks), errors=errors))
+    end = time.monotonic() + a.seconds
+    while time.monotonic() < end:
+        ready, _, _ = select.select([sys.stdin], [], [], min(1.0, max(0.0, end - time.monotonic())))
+        if not ready:
+            continue
+        line = sys.stdin.readline()
+        if not line or line.strip() == "stop":
+            break
+        if line.strip() == "status":
+            look(0)
+            emit(report())
+    for s in socks:
+        s.close()
+    return None
+
+
 # -- concurrent ------------------------------------------------------------------
 
 def do_concurrent(a):
@@ -458,6 +524,13 @@ def parser():
     c.add_argument("--path", default="/mid.bin")
     c.add_argument("--sha256", required=True)
     c.add_argument("--timeout", type=float, default=90.0)
+    ho = sub.add_parser("hold")
+    ho.add_argument("addr")
+    ho.add_argument("port", type=int)
+    ho.add_argument("--n", type=int, required=True)
+    ho.add_argument("--expect-closed", type=int, default=0)
+    ho.add_argument("--wait", type=float, default=10.0)
+    ho.add_argument("--seconds", type=float, default=60.0)
     u = sub.add_parser("urllib")
     u.add_argument("url")
     u.add_argument("--cafile")
@@ -470,7 +543,7 @@ def parser():
 def main():
     a = parser().parse_args()
     fn = {"raw": do_raw, "hello": do_hello, "tls": do_tls, "idle": do_idle, "peer": do_peer,
-          "concurrent": do_concurrent, "urllib": do_urllib}[a.cmd]
+          "concurrent": do_concurrent, "urllib": do_urllib, "hold": do_hold}[a.cmd]
     out = fn(a)
     if out is not None:
         emit(out)

@@ -124,10 +124,21 @@ std::vector<std::string> addrs_of(const Message& m) {
 
 class FakeIdentity final : public ClientIdentity {
  public:
+  // TCP clients are pid 4242, uid 1000, unless `next_tcp` names the next
+  // ones ({tgid, uid}; tgid 0: no identity recorded).
   std::optional<proxy::OrigDst> tcp(int, const sockaddr_storage&) override {
     ++tcp_calls;
-    return who("dig-tcp");
+    proxy::OrigDst o = who("dig-tcp");
+    if (!next_tcp.empty()) {
+      auto [tgid, uid] = next_tcp.front();
+      next_tcp.erase(next_tcp.begin());
+      if (!tgid) return std::nullopt;
+      o.pid = o.tgid = tgid;
+      o.uid = uid;
+    }
+    return o;
   }
+  std::vector<std::pair<uint32_t, uint32_t>> next_tcp;
   std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override {
     ++udp_calls;
     EXPECT_EQ(peer.ss_family, local.ss_family);
@@ -584,6 +595,7 @@ TEST_F(DnsServerTest, TcpConnectionsAreBounded) {
   ServerOptions o = options();
   o.max_tcp_clients = 2;
   start(kPolicy, o);
+  identity_.next_tcp = {{1, 1}, {2, 2}, {3, 3}};  // three clients, each within its share
   UniqueFd a = tcp_client(), b = tcp_client(), c = tcp_client();
   ASSERT_TRUE(run_until([&] { return server_->stats().tcp_refused == 1; }));
   bool eof = false;
@@ -591,6 +603,67 @@ TEST_F(DnsServerTest, TcpConnectionsAreBounded) {
   EXPECT_TRUE(eof);
   EXPECT_EQ(server_->stats().tcp_active, 2u);
   EXPECT_EQ(identity_.tcp_calls, 3) << "the refused one's record is taken too";
+  const Event* e = find_event(EGD_REASON_TOO_MANY_CONNECTIONS);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->tgid, 3u);
+}
+
+// Test the fair share: one process over its cap is refused (an event and a
+// log line naming it and the cap) while another process is served, and a
+// connection it closes makes room for one more.
+TEST_F(DnsServerTest, AProcessOverItsTcpShareIsRefusedOthersServed) {
+  ServerOptions o = options();
+  std::vector<std::string> warned;
+  o.warn = [&](const std::string& line) { warned.push_back(line); };
+  start(std::string(kPolicy) + "[dns]\nmax_tcp_connections_per_process = 2\n", o);
+  EXPECT_EQ(server_->tcp_share_caps().per_process, 2u);
+  identity_.next_tcp = {{4242, 1000}, {4242, 1000}, {4242, 1000}, {5151, 1000}};
+  UniqueFd a = tcp_client(), b = tcp_client(), flood = tcp_client(), other = tcp_client();
+  ASSERT_TRUE(run_until([&] { return server_->stats().tcp_accepted == 3; }));
+  bool eof = false;
+  tcp_replies(flood.get(), 1, &eof);
+  EXPECT_TRUE(eof) << "the third connection of pid 4242 is closed";
+  Bytes out = framed({query({.name = "allowed.test", .id = 7})});
+  ASSERT_EQ(send(other.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  auto replies = tcp_replies(other.get(), 1);
+  ASSERT_EQ(replies.size(), 1u) << "another process is served";
+  EXPECT_EQ(parse_ok(replies[0]).header.rcode, kRcodeNoError);
+  EXPECT_EQ(server_->stats().tcp_refused, 1u);
+  const Event* e = find_event(EGD_REASON_TOO_MANY_CONNECTIONS);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->tgid, 4242u);
+  EXPECT_EQ(e->uid, 1000u);
+  EXPECT_EQ(e->comm, "dig-tcp");
+  EXPECT_EQ(e->hook, EGD_HOOK_DNS);
+  EXPECT_EQ(e->protocol, IPPROTO_TCP);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  EXPECT_EQ(server_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_NE(warned[0].find("pid 4242 (dig-tcp, uid 1000)"), std::string::npos) << warned[0];
+  EXPECT_NE(warned[0].find("the per-process cap"), std::string::npos) << warned[0];
+  // One of its connections ends: room for one more.
+  a.reset();
+  ASSERT_TRUE(run_until([&] { return server_->stats().tcp_active == 2; }));
+  identity_.next_tcp = {{4242, 1000}};
+  UniqueFd again = tcp_client();
+  out = framed({query({.name = "allowed.test", .id = 8})});
+  ASSERT_EQ(send(again.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
+  EXPECT_EQ(tcp_replies(again.get(), 1).size(), 1u);
+  EXPECT_EQ(server_->stats().tcp_refused, 1u);
+}
+
+// Test that clients without a recorded identity share one bucket and are
+// never counted as root's.
+TEST_F(DnsServerTest, UnknownTcpClientsShareOneShare) {
+  start(std::string(kPolicy) + "[dns]\nmax_tcp_connections_per_process = 1\n");
+  identity_.next_tcp = {{0, 0}, {0, 0}, {1, 0}};
+  UniqueFd a = tcp_client(), b = tcp_client(), root = tcp_client();
+  ASSERT_TRUE(run_until([&] { return server_->stats().tcp_accepted + server_->stats().tcp_refused == 3; }));
+  EXPECT_EQ(server_->stats().tcp_accepted, 2u);
+  EXPECT_EQ(server_->stats().tcp_refused, 1u);
+  bool eof = false;
+  tcp_replies(b.get(), 1, &eof);
+  EXPECT_TRUE(eof);
 }
 
 // ---- malformed input -------------------------------------------------------------------------

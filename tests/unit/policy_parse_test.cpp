@@ -217,6 +217,28 @@ TEST(PolicyParseError, ModeAndProxy) {
   expect_error("version = 1\nmode = \"permissive\"\n", 2, 8, "mode", "expected \"enforce\" or \"audit\"");
   expect_error("version = 1\n[proxy]\nech = \"allow\"\n", 3, 7, "proxy.ech", "expected \"deny\" or \"outer-sni\"");
   expect_error("version = 1\nproxy = 1\n", 2, 9, "proxy", "expected a table");
+  expect_error("version = 1\n[proxy]\nmax_connections_per_process = -1\n", 3, 31,
+               "proxy.max_connections_per_process", "expected 1..1000000");
+  expect_error("version = 1\n[proxy]\nmax_connections_per_uid = 1000001\n", 3, 27, "proxy.max_connections_per_uid",
+               "expected 1..1000000");
+  expect_error("version = 1\n[proxy]\nmax_connections_per_uid = 1.5\n", 3, 27, "proxy.max_connections_per_uid",
+               "expected an integer, got a float");
+}
+
+// Test that the connection caps parse, and are unset (the default share of
+// the daemon's total) when omitted.
+TEST(PolicyParse, ConnectionShares) {
+  Policy d = parse_ok("version = 1\n");
+  EXPECT_EQ(d.proxy.connections.per_process, 0u);
+  EXPECT_EQ(d.proxy.connections.per_uid, 0u);
+  EXPECT_EQ(d.dns.tcp_connections.per_process, 0u);
+  EXPECT_EQ(d.dns.tcp_connections.per_uid, 0u);
+  Policy p = parse_ok("version = 1\n[proxy]\nmax_connections_per_process = 200\nmax_connections_per_uid = 1000\n"
+                      "[dns]\nmax_tcp_connections_per_process = 8\nmax_tcp_connections_per_uid = 64\n");
+  EXPECT_EQ(p.proxy.connections.per_process, 200u);
+  EXPECT_EQ(p.proxy.connections.per_uid, 1000u);
+  EXPECT_EQ(p.dns.tcp_connections.per_process, 8u);
+  EXPECT_EQ(p.dns.tcp_connections.per_uid, 64u);
 }
 
 // Test that mode and [proxy] parse, with enforcing and ECH denied by default.
@@ -271,7 +293,13 @@ TEST(PolicyParseError, Dns) {
   dns("allow = [\"a.*.example.com\"]", 10, "dns.allow[1]", "'*' is only allowed as a whole leading label");
   dns("allow = [\"exa mple.com\"]", 10, "dns.allow[1]", "invalid character ' '");
   dns("allow = [\"example.com:53\"]", 10, "dns.allow[1]", "no port in the host name");
-  dns("ech = \"deny\"", 1, "dns.ech", "unknown key (allowed here: upstream, denied, allow)");
+  dns("ech = \"deny\"", 1, "dns.ech",
+      "unknown key (allowed here: upstream, denied, allow, max_tcp_connections_per_process, "
+      "max_tcp_connections_per_uid)");
+  dns("max_tcp_connections_per_process = 0", 35, "dns.max_tcp_connections_per_process",
+      "expected 1..1000000 (omit the key for the default share)");
+  dns("max_tcp_connections_per_uid = \"8\"", 31, "dns.max_tcp_connections_per_uid",
+      "expected an integer, got a string");
   expect_error("version = 1\ndns = 1\n", 2, 7, "dns", "expected a table, got an integer");
   // The issue's `[[dns]]` rules became `[dns] allow`: say so.
   expect_error("version = 1\n[[dns]]\nhost = \"example.com\"\n", 2, 1, "dns",

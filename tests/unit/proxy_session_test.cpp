@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -26,17 +27,25 @@
 namespace egressd::proxy {
 namespace {
 
-// Every accepted connection gets the same original destination.
+// Every accepted connection gets the same original destination; the
+// client is `orig`'s, or the next of `clients` ({tgid, uid}, in accept order).
 class FixedOrig final : public OrigDstTable {
  public:
   std::optional<OrigDst> take(int, const sockaddr_storage&) override {
     std::lock_guard<std::mutex> g(mu);
     if (!present) return std::nullopt;
-    return orig;
+    OrigDst o = orig;
+    if (!clients.empty()) {
+      o.pid = o.tgid = clients.front().first;
+      o.uid = clients.front().second;
+      clients.pop_front();
+    }
+    return o;
   }
   std::mutex mu;
   bool present = true;
   OrigDst orig;
+  std::deque<std::pair<uint32_t, uint32_t>> clients;
 };
 
 class TableResolver final : public Resolver {
@@ -510,6 +519,96 @@ TEST_F(ProxySession, SilentClientTimesOutOthersServed) {
   EXPECT_EQ(read_all(silent), "");  // closed by the proxy
   close(silent);
   EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_TIMEOUT); }));
+}
+
+// Is `fd` closed by the peer (EOF or reset) within its 5 s receive timeout,
+// before sending a byte?
+bool closed_at_once(int fd) {
+  char b;
+  ssize_t n = recv(fd, &b, 1, 0);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+// Test the fair share: a process over its cap is refused before a byte is
+// read (event too-many-connections, a log line naming it and the cap)
+// while another process is served; a connection it ends makes room.
+TEST_F(ProxySession, AProcessOverItsShareIsRefusedOthersServed) {
+  ProxyOptions opt;
+  std::mutex warn_mu;
+  std::vector<std::string> warned;
+  opt.warn = [&](const std::string& line) {
+    std::lock_guard<std::mutex> g(warn_mu);
+    warned.push_back(line);
+  };
+  orig_.clients = {{4242, 0}, {4242, 0}, {4242, 0}, {5151, 0}};
+  start(policy_text() + "[proxy]\nmax_connections_per_process = 2\n", false, opt);
+  int a = client(), b = client(), flood = client(), other = client();
+  ASSERT_TRUE(a >= 0 && b >= 0 && flood >= 0 && other >= 0);
+  EXPECT_TRUE(closed_at_once(flood)) << "the third connection of pid 4242 is closed";
+  close(flood);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_TOO_MANY_CONNECTIONS); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->tgid, 4242u);
+  EXPECT_EQ(e->comm, "agent");
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  std::string h = hello("allowed.test");
+  send_all(other, h);
+  shutdown(other, SHUT_WR);
+  EXPECT_EQ(read_all(other), "echo:" + h) << "another process is served";
+  close(other);
+  // pid 4242 ends one connection: one more of its connections is admitted
+  // once the proxy has seen it go (bounded retries, a loop turn apart).
+  close(a);
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    {
+      std::lock_guard<std::mutex> g(orig_.mu);
+      orig_.clients = {{4242, 0}};
+    }
+    int again = client();
+    send_all(again, h);
+    shutdown(again, SHUT_WR);
+    served = read_all(again) == "echo:" + h;
+    close(again);
+    if (!served) wait_turn(turns_.load());
+  }
+  EXPECT_TRUE(served);
+  close(b);
+  stop_loop();
+  EXPECT_GE(proxy_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
+  EXPECT_EQ(proxy_->share_caps().per_process, 2u);
+  std::lock_guard<std::mutex> g(warn_mu);
+  ASSERT_FALSE(warned.empty());
+  EXPECT_NE(warned[0].find("pid 4242 (agent, uid 0)"), std::string::npos) << warned[0];
+  EXPECT_NE(warned[0].find("the per-process cap"), std::string::npos) << warned[0];
+}
+
+// Test that a flood of refusals is recorded as a bounded number of events
+// (the counters count each) and that the total cap refuses everyone once full.
+TEST_F(ProxySession, RefusalEventsAreRateLimitedAndTheTotalHolds) {
+  ProxyOptions opt;
+  opt.max_sessions = 2;
+  opt.excess_event_burst = 3;
+  opt.excess_events_per_second = 0.001;
+  start(policy_text() + "[proxy]\nmax_connections_per_process = 2\n", false, opt);
+  {
+    std::lock_guard<std::mutex> g(orig_.mu);
+    orig_.clients = {{1, 1}, {2, 2}, {3, 3}, {3, 3}, {3, 3}, {3, 3}, {3, 3}, {3, 3}};
+  }
+  std::vector<int> held = {client(), client()};
+  for (int i = 0; i < 6; ++i) {
+    int c = client();
+    EXPECT_TRUE(closed_at_once(c)) << i;
+    close(c);
+  }
+  for (int c : held) close(c);
+  stop_loop();
+  EXPECT_EQ(proxy_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 6u);
+  EXPECT_EQ(proxy_->stats().events_suppressed, 3u);
+  std::lock_guard<std::mutex> g(mu_);
+  size_t n = 0;
+  for (const Event& e : events_) n += reason_is(e, EGD_REASON_TOO_MANY_CONNECTIONS);
+  EXPECT_EQ(n, 3u);
 }
 
 // Plain HTTP: every request on a kept-alive connection is judged; a

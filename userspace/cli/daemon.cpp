@@ -5,7 +5,6 @@
 #include <bpf/libbpf.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bpf/loader.h"
+#include "cli/fd_limit.h"
 #include "cli/proxy_resolver.h"
 #include "cli/refence.h"
 #include "cli/stale_pins.h"
@@ -201,13 +201,16 @@ int cmd_attach(const std::vector<std::string>& argv) {
                  "within it; fence a cgroup above the delegation (e.g. a system slice) instead",
                  d->dir, d->uid);
 
-  // Two descriptors per proxied connection: take every one we may.
-  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < popt.max_sessions + 64)
-      popt.max_sessions = rl.rlim_cur > 256 ? (rl.rlim_cur - 128) / 2 : 64;
-  }
+  // Two descriptors per proxied connection: take every one the host allows.
+  FdLimit fds = raise_fd_limit();
+  if (fds.failed)
+    spdlog::warn("open files: {}; staying at {}", fds.failed->message(), fds.soft);
+  else if (fds.soft != fds.before)
+    spdlog::info("open files: soft limit raised from {} to {} (the hard limit)", fds.before, fds.soft);
+  popt.max_sessions = proxy_sessions_for(fds.soft, dopt.max_tcp_clients, popt.max_sessions);
+  auto say = [](const std::string& line) { spdlog::warn("{}", line); };
+  popt.warn = say;
+  dopt.warn = say;
 
   auto loop = Loop::create();
   if (!loop) return fail("attach", loop.error().message());
@@ -346,9 +349,13 @@ int cmd_attach(const std::vector<std::string>& argv) {
   for (const auto& u : *upstreams) ups += (ups.empty() ? "" : ", ") + dns::to_string(u);
   spdlog::info("resolver listening on 127.0.0.1:{} and [::1]:{} (UDP and TCP; upstreams {}); the cgroup's DNS goes there",
                (*dns_server)->port(), (*dns_server)->port(), ups);
+  ShareCaps pc = (*proxy)->share_caps(), dc = (*dns_server)->tcp_share_caps();
+  spdlog::info("connections held at once: proxy {} ({} per process, {} per user; open-file limit {}), "
+               "resolver TCP {} ({} per process, {} per user); more are refused (too-many-connections)",
+               pc.total, pc.per_process, pc.per_uid, fds.soft, dc.total, dc.per_process, dc.per_uid);
   sd_notify("READY=1\nSTATUS=enforcing on " + target->path + "\nMAINPID=" + std::to_string(getpid()));
 
-  uint64_t last_drops = 0, last_hub_drops = 0, last_dns_suppressed = 0;
+  uint64_t last_drops = 0, last_hub_drops = 0, last_dns_suppressed = 0, last_proxy_suppressed = 0;
   auto next_housekeeping = std::chrono::steady_clock::now();
   while (running) {
     // Producers wake us only when the ring fills up (EGD_RING_WAKEUP_BYTES);
@@ -374,6 +381,10 @@ int cmd_attach(const std::vector<std::string>& argv) {
       if (uint64_t n = (*dns_server)->stats().events_suppressed; n != last_dns_suppressed) {
         last_dns_suppressed = n;
         spdlog::warn("resolver: {} events not recorded so far (rate limit: a flood of denied or malformed queries)", n);
+      }
+      if (uint64_t n = (*proxy)->stats().events_suppressed; n != last_proxy_suppressed) {
+        last_proxy_suppressed = n;
+        spdlog::warn("proxy: {} too-many-connections events not recorded so far (rate limit)", n);
       }
       if (auto c = read_counters(maps); c && (*c)[EGD_STAT_RING_DROPS] != last_drops) {
         spdlog::warn("event ring overflowed: {} events dropped so far", (*c)[EGD_STAT_RING_DROPS]);

@@ -31,6 +31,8 @@ namespace egressd::cli {
   X(proxy_bytes_up, "egressd_proxy_bytes_total", "direction=\"up\"", counter,                                   \
     "Bytes the proxy relayed, up: client to origin, down: origin to client")                                    \
   X(proxy_bytes_down, "egressd_proxy_bytes_total", "direction=\"down\"", counter, "")                           \
+  X(proxy_events_suppressed, "egressd_proxy_events_suppressed_total", "", counter,                              \
+    "Proxy refusals for too many connections not recorded as events (rate limit)")                              \
   X(dns_udp, "egressd_dns_queries_total", "transport=\"udp\"", counter,                                         \
     "DNS queries the resolver received; its verdicts are egressd_decisions_total{hook=\"dns\"}")               \
   X(dns_tcp, "egressd_dns_queries_total", "transport=\"tcp\"", counter, "")                                     \

@@ -37,6 +37,7 @@ Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& p
   c.proxy_relayed = p.relayed;
   c.proxy_bytes_up = p.bytes_up;
   c.proxy_bytes_down = p.bytes_down;
+  c.proxy_events_suppressed = p.events_suppressed;
   c.dns_udp = d.udp;
   c.dns_tcp = d.tcp;
   c.dns_cache_hits = d.cache_hits;

@@ -62,6 +62,10 @@ QueryCheck unpack(uint64_t tag) {
   return c;
 }
 
+ShareClient share_client(const proxy::OrigDst* who) {
+  return who ? ShareClient{who->tgid, who->uid, true} : ShareClient{};
+}
+
 uint64_t unix_now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -90,6 +94,7 @@ struct Server::TcpClient final : Loop::Watcher {
   Listener* listener = nullptr;
   sockaddr_storage peer{};
   std::shared_ptr<const proxy::OrigDst> who;  // taken at accept
+  ShareClient share;                          // whose share it counts in
   std::vector<uint8_t> in, out;
   size_t out_sent = 0;
   size_t in_flight = 0;  // queries read, not yet answered
@@ -143,19 +148,6 @@ struct Server::UdpOut {
   size_t n = 0;
   int fd = -1;
 };
-
-bool Server::Bucket::take(double rate, double burst, Loop::Clock::time_point now) {
-  if (last == Loop::Clock::time_point{}) {
-    tokens = burst;
-  } else {
-    double dt = std::chrono::duration<double>(now - last).count();
-    tokens = std::min(burst, tokens + dt * rate);
-  }
-  last = now;
-  if (tokens < 1) return false;
-  tokens -= 1;
-  return true;
-}
 
 Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
                ServerOptions o)
@@ -288,9 +280,13 @@ void Server::on_accept(Listener& l) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting();
       return;
     }
-    auto who = identity_.tcp(fd.get(), peer);  // taken even if refused below: the map must not fill
-    if (tcp_.size() >= opt_.max_tcp_clients) {
-      ++stats_.tcp_refused;
+    auto taken = identity_.tcp(fd.get(), peer);  // taken even if refused below: the map must not fill
+    std::shared_ptr<const proxy::OrigDst> who;
+    if (taken) who = std::make_shared<const proxy::OrigDst>(std::move(*taken));
+    // A fair share each, so one client cannot starve the rest.
+    ShareClient client = share_client(who.get());
+    if (ShareCap cap = tcp_shares_.admit(client, tcp_share_caps()); cap != ShareCap::None) {
+      refuse_excess(l, peer, std::move(who), client, cap);
       continue;  // closes it; the client retries or gives up
     }
     auto c = std::make_unique<TcpClient>();
@@ -299,14 +295,39 @@ void Server::on_accept(Listener& l) {
     c->fd = std::move(fd);
     c->listener = &l;
     c->peer = peer;
-    if (who) c->who = std::make_shared<const proxy::OrigDst>(std::move(*who));
-    if (!loop_.add(c->fd.get(), EPOLLIN, c.get()).ok()) continue;
+    c->who = std::move(who);
+    c->share = client;
+    if (!loop_.add(c->fd.get(), EPOLLIN, c.get()).ok()) {
+      tcp_shares_.release(client);
+      continue;
+    }
     TcpClient& ref = *c;
     tcp_.emplace(ref.id, std::move(c));
     ++stats_.tcp_accepted;
     ++stats_.tcp_active;
     tcp_arm_idle(ref);
   }
+}
+
+ShareCaps Server::tcp_share_caps() const {
+  const policy::ConnectionShare& c = policy_->policy.dns.tcp_connections;
+  return share_caps(opt_.max_tcp_clients, c.per_process, c.per_uid);
+}
+
+void Server::refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const proxy::OrigDst> who,
+                           const ShareClient& client, ShareCap cap) {
+  ++stats_.tcp_refused;
+  auto now = Loop::Clock::now();
+  excess_log_.say(opt_.warn, now, [&] {
+    return share_refusal_line("resolver (TCP)", client, who ? std::string_view(who->comm) : std::string_view(), cap,
+                              tcp_share_caps(), tcp_shares_);
+  });
+  Waiter w;  // never answered: only for the event (an id of its own marks it TCP)
+  w.listener = &l;
+  w.peer = peer;
+  w.tcp_id = next_tcp_id_++;
+  w.who = std::move(who);
+  record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_TOO_MANY_CONNECTIONS, 0);
 }
 
 void Server::pause_accepting() {
@@ -343,6 +364,7 @@ void Server::tcp_close(TcpClient& c) {
   loop_.remove(c.fd.get());
   c.fd.reset();
   --stats_.tcp_active;
+  tcp_shares_.release(c.share);
   // The loop may still hold events for it in this batch: freed after.
   loop_.defer([this, id = c.id, alive = std::weak_ptr<int>(alive_)] {
     if (!alive.expired()) tcp_.erase(id);

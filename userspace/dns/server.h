@@ -38,9 +38,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/fair_share.h"
 #include "common/ip_addr.h"
 #include "common/loop.h"
 #include "common/result.h"
+#include "common/token_bucket.h"
 #include "common/unique_fd.h"
 #include "dns/answer_cache.h"
 #include "dns/client_identity.h"
@@ -57,7 +59,13 @@ struct ServerOptions {
   UpstreamClient::Options upstream;
   size_t max_pending = 4096;  // distinct questions waiting on upstreams
   size_t max_waiters = 64;    // clients waiting on one of them
+  // TCP connections held at once, by all clients; each client's share is
+  // the policy's [dns] max_tcp_connections_per_process / _per_uid, else a
+  // quarter / a half of it (common/fair_share.h). Over it: closed at once,
+  // an event (too-many-connections) and a log line through `warn` (none:
+  // not logged), at most one a second.
   size_t max_tcp_clients = 512;
+  std::function<void(const std::string&)> warn;
   size_t max_tcp_queries = 16;                        // in flight per TCP connection (RFC 7766 pipelining)
   size_t max_tcp_output = 256 * 1024;                 // unread replies before a TCP client is dropped
   std::chrono::milliseconds tcp_idle_timeout{10000};  // RFC 7766 suggests seconds
@@ -101,17 +109,15 @@ class Server {
   // while the answer is cached; nullopt if none is.
   std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
   const ServerStats& stats() const { return stats_; }
+  // The TCP connection caps in force (they follow the policy).
+  ShareCaps tcp_share_caps() const;
 
  private:
   struct Listener;
   struct TcpClient;
   struct Waiter;
   struct Pending;
-  struct Bucket {
-    double tokens = 0;
-    Loop::Clock::time_point last{};
-    bool take(double rate, double burst, Loop::Clock::time_point now);
-  };
+  using Bucket = TokenBucket;
 
   Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
          ServerOptions o);
@@ -119,6 +125,8 @@ class Server {
   void on_udp(Listener& l);
   void on_accept(Listener& l);
   void pause_accepting();
+  void refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const proxy::OrigDst> who,
+                     const ShareClient& client, ShareCap cap);
   void tcp_io(TcpClient& c, uint32_t events);
   void tcp_read(TcpClient& c);
   void tcp_frames(TcpClient& c);
@@ -152,6 +160,8 @@ class Server {
   std::unordered_map<std::string, std::unique_ptr<Pending>> pending_;  // by cache key
   uint64_t next_tcp_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<TcpClient>> tcp_;
+  ConnectionShares tcp_shares_;  // the open TCP connections per client
+  ThrottledLog excess_log_{1, 10};
   std::vector<uint8_t> rx_;  // one TCP read
   struct UdpIn;
   struct UdpOut;

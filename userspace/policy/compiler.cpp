@@ -301,6 +301,17 @@ std::string tcp_ports_text(const Policy& p) {
 
 }  // namespace
 
+// "; at most 20 TCP connections per process, 40 per user" when the policy
+// sets caps; nothing for the defaults (a share of the daemon's total).
+static std::string share_text(const ConnectionShare& c, const char* what) {
+  if (!c.per_process && !c.per_uid) return "";
+  std::string s = std::string("; at most ");
+  if (c.per_process) s += std::to_string(c.per_process) + " " + what + " per process";
+  if (c.per_process && c.per_uid) s += ", ";
+  if (c.per_uid) s += std::to_string(c.per_uid) + (c.per_process ? "" : std::string(" ") + what) + " per user";
+  return s;
+}
+
 std::string summarize(const Policy& p) {
   const Network& n = p.network;
   char hash[17];
@@ -318,13 +329,14 @@ std::string summarize(const Policy& p) {
        ", link_local " + action_name(n.link_local) + ", multicast " + action_name(n.multicast) + ", broadcast " +
        action_name(n.broadcast) + ", reserved " + action_name(n.reserved) + "\n";
   s += "  ports:      tcp " + tcp_ports_text(p) + "; udp " + std::to_string(kDnsPort) + "\n";
-  s += std::string("  proxy:      ech ") + (p.proxy.ech == EchMode::Deny ? "deny" : "outer-sni") + "\n";
+  s += std::string("  proxy:      ech ") + (p.proxy.ech == EchMode::Deny ? "deny" : "outer-sni") +
+       share_text(p.proxy.connections, "connections") + "\n";
   std::string upstream;
   for (const std::string& u : p.dns.upstream) upstream += (upstream.empty() ? "" : ", ") + u;
   s += "  dns:        resolves host-rule names" +
        (p.dns.allow.empty() ? std::string() : " and " + std::to_string(p.dns.allow.size()) + " [dns] allow names") +
        "; others " + (p.dns.denied == DnsDenied::Refused ? "REFUSED" : "NXDOMAIN") + "; upstream " +
-       (upstream.empty() ? "/etc/resolv.conf" : upstream) + "\n";
+       (upstream.empty() ? "/etc/resolv.conf" : upstream) + share_text(p.dns.tcp_connections, "TCP connections") + "\n";
   s += std::string("  events:     ") + (p.events == EventsMode::All ? "all" : "deny") + "\n";
   return s;
 }

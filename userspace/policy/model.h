@@ -68,8 +68,16 @@ struct Network {
   Action reserved = Action::Deny;
 };
 
+// Connections one client may hold at once (common/fair_share.h); 0: the
+// default share of the total (a quarter per process, a half per user).
+struct ConnectionShare {
+  uint32_t per_process = 0;
+  uint32_t per_uid = 0;
+};
+
 struct ProxySettings {
   EchMode ech = EchMode::Deny;
+  ConnectionShare connections;  // max_connections_per_process / _per_uid
 };
 
 enum class DnsDenied : uint8_t { NxDomain, Refused };  // the answer to a name no rule allows
@@ -79,6 +87,7 @@ struct DnsSettings {
   std::vector<std::string> upstream;  // IP literals (port 53); empty: /etc/resolv.conf. --dns-upstream wins over both
   DnsDenied denied = DnsDenied::NxDomain;
   std::vector<std::string> allow;     // names ("*." wildcards) that may be resolved without a host rule
+  ConnectionShare tcp_connections;    // max_tcp_connections_per_process / _per_uid
 };
 
 struct Policy {

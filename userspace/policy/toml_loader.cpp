@@ -190,8 +190,10 @@ class Loader {
 
   ProxySettings load_proxy(const toml::node& n, const std::string& key) const {
     const auto& t = want_table(n, key);
-    check_keys(t, key, {"ech"});
+    check_keys(t, key, {"ech", "max_connections_per_process", "max_connections_per_uid"});
     ProxySettings ps;
+    load_share(t, key, "max_connections_per_process", &ps.connections.per_process);
+    load_share(t, key, "max_connections_per_uid", &ps.connections.per_uid);
     if (auto* e = t.get("ech")) {
       std::string k = child(key, "ech");
       const auto& s = want_string(*e, k);
@@ -207,8 +209,10 @@ class Loader {
   DnsSettings load_dns(const toml::node& n, const std::string& key) const {
     if (n.is_array()) fail(n, key, "expected a table ([dns]), got an array: write [dns] with allow = [\"name\", ...]");
     const auto& t = want_table(n, key);
-    check_keys(t, key, {"upstream", "denied", "allow"});
+    check_keys(t, key, {"upstream", "denied", "allow", "max_tcp_connections_per_process", "max_tcp_connections_per_uid"});
     DnsSettings d;
+    load_share(t, key, "max_tcp_connections_per_process", &d.tcp_connections.per_process);
+    load_share(t, key, "max_tcp_connections_per_uid", &d.tcp_connections.per_uid);
     if (auto* u = t.get("upstream")) {
       d.upstream = load_strings(*u, child(key, "upstream"), "the nameservers of /etc/resolv.conf", check_upstream);
       if (d.upstream.size() > kMaxDnsUpstreams)
@@ -234,6 +238,19 @@ class Loader {
   }
 
   static constexpr size_t kMaxDnsUpstreams = 8;
+  static constexpr int64_t kMaxConnectionShare = 1000000;
+
+  // A connection cap of one client: a positive integer (omitted: the
+  // default share of the total).
+  void load_share(const toml::table& t, const std::string& key, std::string_view name, uint32_t* out) const {
+    const toml::node* n = t.get(name);
+    if (!n) return;
+    std::string k = child(key, name);
+    int64_t v = want_integer(*n, k);
+    if (v < 1 || v > kMaxConnectionShare)
+      fail(*n, k, "expected 1.." + std::to_string(kMaxConnectionShare) + " (omit the key for the default share)");
+    *out = static_cast<uint32_t>(v);
+  }
 
   // An upstream is an address: names would need a resolver to find the resolver.
   static std::optional<std::string> check_upstream(const std::string& s) {

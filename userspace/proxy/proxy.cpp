@@ -14,6 +14,8 @@ namespace {
 constexpr size_t kScratchBytes = 128 * 1024;
 constexpr int kAcceptsPerEvent = 64;
 
+ShareClient share_client(const OrigDst& o) { return ShareClient{o.tgid, o.uid, true}; }
+
 Result<UniqueFd> listen_on(int family, uint16_t port) {
   UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return sys_error(family == AF_INET ? "proxy socket (IPv4)" : "proxy socket (IPv6)");
@@ -117,9 +119,11 @@ void Proxy::accept_from(Listener& l) {
       record(probe, EGD_VERDICT_DENY, EGD_REASON_NO_RECORD, "", "", "", "", 0);
       continue;  // closes it
     }
-    if (sessions_.size() >= opt_.max_sessions) {
-      Session s(*this, 0, UniqueFd(), *orig, policy_);
-      record(s, EGD_VERDICT_DENY, EGD_REASON_INTERNAL, "", "", "", "", 0);
+    // A fair share each, so one client cannot starve the rest; the
+    // refused connection is closed before a byte is read.
+    ShareClient client = share_client(*orig);
+    if (ShareCap cap = shares_.admit(client, share_caps()); cap != ShareCap::None) {
+      refuse_excess(*orig, client, cap);
       continue;
     }
     uint64_t id = next_id_++;
@@ -129,6 +133,20 @@ void Proxy::accept_from(Listener& l) {
     ++stats_.active;
     raw->start();
   }
+}
+
+ShareCaps Proxy::share_caps() const {
+  const policy::ConnectionShare& c = policy_->policy.proxy.connections;
+  return egressd::share_caps(opt_.max_sessions, c.per_process, c.per_uid);
+}
+
+void Proxy::refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap) {
+  auto now = Loop::Clock::now();
+  excess_log_.say(opt_.warn, now, [&] {
+    return share_refusal_line("proxy", client, orig.comm, cap, share_caps(), shares_);
+  });
+  Session s(*this, 0, UniqueFd(), orig, policy_);
+  record(s, EGD_VERDICT_DENY, EGD_REASON_TOO_MANY_CONNECTIONS, "", "", "", "", 0);
 }
 
 void Proxy::pause_listeners() {
@@ -145,7 +163,11 @@ void Proxy::pause_listeners() {
 void Proxy::finished(uint64_t id) {
   loop_.defer([this, alive = std::weak_ptr<int>(alive_), id] {
     if (alive.expired()) return;  // the proxy and its sessions are gone
-    if (sessions_.erase(id)) --stats_.active;
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    shares_.release(share_client(it->second->orig()));
+    sessions_.erase(it);
+    --stats_.active;
   });
 }
 
@@ -154,6 +176,12 @@ void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const st
   ++stats_.decisions[(verdict < EGD_VERDICT__COUNT ? verdict : EGD_VERDICT_DENY) * EGD_REASON__COUNT +
                      (reason < EGD_REASON__COUNT ? reason : EGD_REASON_INTERNAL)];
   if (verdict == EGD_VERDICT_ALLOW && policy_->policy.events != policy::EventsMode::All) return;
+  // A flood of refusals costs neither the loop nor the log.
+  if (reason == EGD_REASON_TOO_MANY_CONNECTIONS &&
+      !excess_events_.take(opt_.excess_events_per_second, opt_.excess_event_burst, Loop::Clock::now())) {
+    ++stats_.events_suppressed;
+    return;
+  }
   const OrigDst& o = s.orig();
   Event e;
   e.unix_ns = static_cast<uint64_t>(

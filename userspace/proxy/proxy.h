@@ -16,9 +16,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/fair_share.h"
 #include "common/ip_addr.h"
 #include "common/loop.h"
 #include "common/result.h"
+#include "common/token_bucket.h"
 #include "common/unique_fd.h"
 #include "egressd_abi.h"
 #include "events/event.h"
@@ -50,7 +52,16 @@ struct ProxyOptions {
   std::chrono::milliseconds inspect_timeout{10000};    // accept -> decision
   std::chrono::milliseconds connect_timeout{10000};    // upstream connect
   std::chrono::milliseconds idle_timeout{600000};      // no byte either way while relaying
+  // Connections held at once, by all clients (the daemon lowers it to fit
+  // its file limit); each client's share is the policy's [proxy]
+  // max_connections_per_process / _per_uid, else a quarter / a half of it
+  // (common/fair_share.h).
   size_t max_sessions = 40000;
+  // A connection over a share is refused (too-many-connections): an event,
+  // rate-limited like the resolver's denials, and a log line through
+  // `warn` (none: not logged), at most one a second.
+  double excess_events_per_second = 1000, excess_event_burst = 2000;
+  std::function<void(const std::string&)> warn;
 };
 
 struct ProxyStats {
@@ -59,6 +70,7 @@ struct ProxyStats {
   uint64_t relayed = 0;  // connections that reached the relay
   uint64_t bytes_up = 0, bytes_down = 0;
   uint64_t head_bytes_parsed = 0;  // request-head bytes handed to the HTTP parser, re-parses included
+  uint64_t events_suppressed = 0;  // too-many-connections refusals not recorded as events (rate limit)
   std::array<uint64_t, EGD_VERDICT__COUNT * EGD_REASON__COUNT> decisions{};  // verdict * REASON__COUNT + reason
 };
 
@@ -86,6 +98,9 @@ class Proxy {
   uint16_t port() const { return port_; }
   void set_policy(std::shared_ptr<const ActivePolicy> p) { policy_ = std::move(p); }
   const ProxyStats& stats() const { return stats_; }
+  // The connection caps in force (they follow the policy).
+  ShareCaps share_caps() const;
+  const ConnectionShares& shares() const { return shares_; }
 
  private:
   friend class Session;
@@ -98,6 +113,7 @@ class Proxy {
         ProxyOptions o);
   void accept_from(Listener& l);
   void pause_listeners();
+  void refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap);
   void finished(uint64_t id);  // a session is done; freed after the loop batch
   void record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7, const std::string& host,
               const std::string& method, const std::string& path, uint32_t rule_id);
@@ -113,6 +129,9 @@ class Proxy {
   bool paused_ = false;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  ConnectionShares shares_;  // the live sessions per client
+  TokenBucket excess_events_;
+  ThrottledLog excess_log_{1, 10};
   ProxyStats stats_;
   std::vector<char> scratch_;  // one read buffer for every relay: idle sessions hold no buffer
   // Callbacks that may run after the proxy is gone (resolver answers,
