@@ -31,7 +31,7 @@ bounded.
       RLIMIT_NOFILE to the hard limit first. {"n", "ok", "connected_at_once",
       "errors": {text: count}, "seconds"}
   hold ADDR PORT --n N --expect-closed K [--wait S] [--seconds S]
-      a connection flood: N connect()s one after another (N <= 256), sending
+      a connection flood: N connect()s one after another (N <= 4096), sending
       nothing; waits until K of them are closed by the peer (or --wait S),
       prints {"opened", "open", "closed", "errors", "pid"}, then holds the
       rest until stdin closes or says "stop" (at most --seconds S). "status"
@@ -351,7 +351,11 @@ def do_peer(a):
 # -- hold --------------------------------------------------------------------------
 
 def do_hold(a):
-    n = min(a.n, 256)
+    n = min(a.n, 4096)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 64 if hard == resource.RLIM_INFINITY else min(hard, n + 64)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     socks, errors = [], {}
     for _ in range(n):
         s = make_socket(a.addr, None)
@@ -368,11 +372,14 @@ def do_hold(a):
 
     def look(wait):
         """Marks the connections the peer closed (EOF or reset) within `wait` s."""
-        live = [s for s in socks if s.fileno() not in closed]
+        live = {s.fileno(): s for s in socks if s.fileno() not in closed}
         if not live:
             return
-        readable, _, _ = select.select(live, [], [], wait)
-        for s in readable:
+        poller = select.poll()  # not select(): descriptors past 1024
+        for fd in live:
+            poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(int(wait * 1000)):
+            s = live[fd]
             try:
                 if s.recv(1) == b"":
                     closed.add(s.fileno())
