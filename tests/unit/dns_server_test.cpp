@@ -9,7 +9,9 @@
 // one at a time would. Every wait has a deadline.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -650,6 +652,30 @@ TEST_F(DnsServerTest, AProcessOverItsTcpShareIsRefusedOthersServed) {
   ASSERT_EQ(send(again.get(), out.data(), out.size(), 0), static_cast<ssize_t>(out.size()));
   EXPECT_EQ(tcp_replies(again.get(), 1).size(), 1u);
   EXPECT_EQ(server_->stats().tcp_refused, 1u);
+}
+
+// Test that running out of descriptors pauses accepting with a log line
+// saying why, and that accepting resumes once descriptors are free.
+TEST_F(DnsServerTest, OutOfDescriptorsIsLoggedAndAcceptingResumes) {
+  ServerOptions o = options();
+  std::vector<std::string> warned;
+  o.warn = [&](const std::string& line) { warned.push_back(line); };
+  start(kPolicy, o);
+  UniqueFd waiting = tcp_client();
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // no descriptor left for accept()
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  bool logged = run_until([&] { return !warned.empty(); }, 1000ms);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(logged);
+  EXPECT_NE(warned[0].find("resolver (TCP): cannot accept: Too many open files"), std::string::npos) << warned[0];
+  EXPECT_EQ(server_->stats().tcp_accepted, 0u);
+  EXPECT_TRUE(run_until([&] { return server_->stats().tcp_accepted == 1; }));
 }
 
 // Test that clients without a recorded identity share one bucket and are

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 
 #include "dns/filter.h"
 #include "dns/policy_check.h"
@@ -277,7 +278,7 @@ void Server::on_accept(Listener& l) {
     socklen_t len = sizeof(peer);
     UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting();
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(errno);
       return;
     }
     auto taken = identity_.tcp(fd.get(), peer);  // taken even if refused below: the map must not fill
@@ -330,9 +331,12 @@ void Server::refuse_excess(Listener& l, const sockaddr_storage& peer, std::share
   record(w, nullptr, EGD_VERDICT_DENY, EGD_REASON_TOO_MANY_CONNECTIONS, 0);
 }
 
-void Server::pause_accepting() {
+void Server::pause_accepting(int err) {
   if (accept_paused_) return;
   accept_paused_ = true;
+  pause_log_.say(opt_.warn, Loop::Clock::now(), [&] {
+    return "resolver (TCP): cannot accept: " + std::string(std::strerror(err)) + "; not accepting for 100 ms";
+  });
   for (auto& l : listeners_)
     if (l->tcp) (void)loop_.modify(l->fd.get(), 0, l.get());
   loop_.after(std::chrono::milliseconds(100), [this, alive = std::weak_ptr<int>(alive_)] {

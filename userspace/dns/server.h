@@ -124,7 +124,7 @@ class Server {
   Status bind_all();
   void on_udp(Listener& l);
   void on_accept(Listener& l);
-  void pause_accepting();
+  void pause_accepting(int err);  // out of descriptors or memory: accept again in 100 ms
   void refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const proxy::OrigDst> who,
                      const ShareClient& client, ShareCap cap);
   void tcp_io(TcpClient& c, uint32_t events);
@@ -161,7 +161,7 @@ class Server {
   uint64_t next_tcp_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<TcpClient>> tcp_;
   ConnectionShares tcp_shares_;  // the open TCP connections per client
-  ThrottledLog excess_log_{1, 10};
+  ThrottledLog excess_log_{1, 10}, pause_log_{1, 10};
   std::vector<uint8_t> rx_;  // one TCP read
   struct UdpIn;
   struct UdpOut;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "proxy/session.h"
 
@@ -107,7 +108,7 @@ void Proxy::accept_from(Listener& l) {
     socklen_t len = sizeof(peer);
     UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_listeners();
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_listeners(errno);
       return;  // EAGAIN, or a connection that died in the queue
     }
     ++stats_.accepted;
@@ -149,9 +150,12 @@ void Proxy::refuse_excess(const OrigDst& orig, const ShareClient& client, ShareC
   record(s, EGD_VERDICT_DENY, EGD_REASON_TOO_MANY_CONNECTIONS, "", "", "", "", 0);
 }
 
-void Proxy::pause_listeners() {
+void Proxy::pause_listeners(int err) {
   if (paused_) return;
   paused_ = true;
+  pause_log_.say(opt_.warn, Loop::Clock::now(), [&] {
+    return "proxy: cannot accept: " + std::string(std::strerror(err)) + "; not accepting for 100 ms";
+  });
   for (auto& l : listeners_) (void)loop_.modify(l->fd.get(), 0, l.get());
   pause_timer_ = loop_.after(std::chrono::milliseconds(100), [this] {
     pause_timer_ = 0;

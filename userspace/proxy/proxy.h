@@ -112,7 +112,7 @@ class Proxy {
   Proxy(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const ActivePolicy> p,
         ProxyOptions o);
   void accept_from(Listener& l);
-  void pause_listeners();
+  void pause_listeners(int err);  // out of descriptors or memory: accept again in 100 ms
   void refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap);
   void finished(uint64_t id);  // a session is done; freed after the loop batch
   void record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7, const std::string& host,
@@ -131,7 +131,7 @@ class Proxy {
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
   ConnectionShares shares_;  // the live sessions per client
   TokenBucket excess_events_;
-  ThrottledLog excess_log_{1, 10};
+  ThrottledLog excess_log_{1, 10}, pause_log_{1, 10};
   ProxyStats stats_;
   std::vector<char> scratch_;  // one read buffer for every relay: idle sessions hold no buffer
   // Callbacks that may run after the proxy is gone (resolver answers,
