@@ -63,7 +63,7 @@ struct ServerOptions {
   // the policy's [dns] max_tcp_connections_per_process / _per_uid, else a
   // quarter / a half of it (common/fair_share.h). Over it: closed at once,
   // an event (too-many-connections) and a log line through `warn` (none:
-  // not logged), at most one a second.
+  // not logged), one a second after a burst of 10.
   size_t max_tcp_clients = 512;
   std::function<void(const std::string&)> warn;
   size_t max_tcp_queries = 16;                        // in flight per TCP connection (RFC 7766 pipelining)

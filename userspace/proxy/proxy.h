@@ -59,7 +59,7 @@ struct ProxyOptions {
   size_t max_sessions = 40000;
   // A connection over a share is refused (too-many-connections): an event,
   // rate-limited like the resolver's denials, and a log line through
-  // `warn` (none: not logged), at most one a second.
+  // `warn` (none: not logged), one a second after a burst of 10.
   double excess_events_per_second = 1000, excess_event_burst = 2000;
   std::function<void(const std::string&)> warn;
 };
