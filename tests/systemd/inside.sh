@@ -121,10 +121,16 @@ cp "$(prop claude.slice FragmentPath)" /etc/systemd/system/team-a.slice && syste
 expect_match "copy to team-a.slice: Wants=egressd@team-a.service" '(^| )egressd@team-a\.service( |$)' \
   "$(prop team-a.slice Wants)"
 expect_match "copy to team-a.slice: After= it" '(^| )egressd@team-a\.service( |$)' "$(prop team-a.slice After)"
-expect_match "copy to team-a.slice: asserts /run/egressd/team-a.slice.ready" \
-  "AssertPathExists=/run/egressd/team-a.slice.ready" "$(systemctl cat team-a.slice | sed 's/%N/team-a/g')"
 expect "copy to team-a.slice: its Description" \
   "Agent sessions in team-a.slice (egress fenced by egressd@team-a.service)" "$(prop team-a.slice Description)"
+r=$(probe team-a.slice --uid=e2euser)
+expect_match "copy to team-a.slice: a session starts egressd@team-a first, and is fenced" \
+  "cgroup=/team.slice/team-a.slice/.* result=EPERM\$" "$r"
+expect "... the slice's assertion held: /run/egressd/team-a.slice.ready" active/yes \
+  "$(systemctl is-active team-a.slice)/$(prop team-a.slice AssertResult)"
+expect_match "... egressd@team-a's policy: default.toml" "policy: +$prefix/share/egressd/policies/default.toml" \
+  "$(egressd status | grep -A3 '/team.slice/team-a.slice ')"
+systemctl stop egressd@team-a && systemctl stop team.slice && egressd detach --stale >/dev/null
 rm /etc/systemd/system/team-a.slice && systemctl daemon-reload
 
 # ---- the README's systemd section, run as written -----------------------------
@@ -166,6 +172,7 @@ readme_step() {  # readme_step LINE OUTPUT: what LINE promises
       echo "    (egressd tail as a user said: ${out//$'\n'/ | })" ;;
     "sudo systemd-run --slice=claude.slice "*" claude"*)
       step=session
+      echo "    (claude said: ${out//$'\n'/ | })"
       expect_match "README session: claude runs as e2euser, in its directory" \
         "^uid=$uid user=e2euser pwd=/srv/e2e-work\$" "$(grep '^uid=.* user=' <<<"$out")"
       expect "README session: only e2euser's own group (none of root's)" "groups=$(id -g e2euser)" \
