@@ -1,6 +1,6 @@
 """CLI behaviour around the fence: cgroup spellings, refusing to fence itself,
 reload from the recorded file and on SIGHUP, re-attach after kill -9, host-rule
-ports, the text tail, and the shipped policies."""
+ports, the text tail (and who may follow it), and the shipped policies."""
 import os
 import signal
 import time
@@ -161,6 +161,19 @@ class TextTail(FenceCase):
             if line is None:
                 break
         self.fail(f"no text line for pid {r['pid']}: {t.out.lines} {t.err.lines}")
+
+    def test_tail_as_another_user_says_permission_denied(self):
+        # The event socket is 0660 root's: a user is told that, and how to get
+        # in, not that no daemon runs.
+        import subprocess
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", EGRESSD, "tail",
+                            "--cgroup", self.w.cgroup], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r)
+        sock = f"{self.w.cgroup_id()}.sock"
+        self.assertRegex(r.stderr, rf"permission denied on \S*/{sock}, the daemon's event socket \(mode 0660.*"
+                                   r"run egressd tail as root \(sudo egressd tail\)", r)
+        self.assertIn("a daemon runs, but its event socket is not open to you", r.stderr)
+        self.assertNotIn("no egressd daemon is running", r.stderr)
 
 
 class ShippedPolicies(FenceCase):

@@ -499,6 +499,20 @@ class User(RunCase):
         self.assertIn("runs as root, which can leave any fence", r.stderr())
         self.assertCleanedUp(r)
 
+    def test_the_user_reads_its_cgroup_files_whatever_roots_umask(self):
+        # The cgroups egressd run makes are 0755 even under umask 077 (as
+        # systemd's are): CMD, dropped to the user, reads its own cgroup.
+        script = ('cg=$(sed -n "s/^0:://p" /proc/self/cgroup); '
+                  f'cat "{self.root}$cg/cgroup.procs" "{self.root}$cg/cgroup.events" >/dev/null && echo readable')
+        old = os.umask(0o077)
+        try:
+            r, rc = self.run_to_end(["/bin/sh", "-c", script], opts=["--user", TEST_USER],
+                                    mounts=self._identity_files(), child=False)
+        finally:
+            os.umask(old)
+        self.assertEqual(rc, 0, r.text())
+        self.assertIn("readable", r.stdout(), r.text())
+
     def test_unknown_user_fails_before_anything(self):
         r, rc = self.run_to_end(["info"], opts=["--user", "no-such-user-egd"])
         self.assertEqual(rc, 125, r.text())

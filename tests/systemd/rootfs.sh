@@ -11,8 +11,9 @@
 set -euo pipefail
 
 # systemd as PID 1 and the tools the in-container checks use (curl,
-# python3, dnsmasq, ip), plus the libraries the host-built egressd links.
-packages=systemd,systemd-sysv,dbus,libpam-systemd,iproute2,curl,python3,dnsmasq-base
+# python3, dnsmasq, ip, and sudo: the README's commands as a user types
+# them), plus the libraries the host-built egressd links.
+packages=systemd,systemd-sysv,dbus,libpam-systemd,iproute2,curl,python3,dnsmasq-base,sudo
 packages+=,libbpf1,libspdlog1.10,libfmt9,libtomlplusplus3,libelf1
 suite=bookworm
 

@@ -3,11 +3,14 @@
 #include "cli/commands.h"
 
 #include <dirent.h>
+#include <grp.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -40,10 +43,26 @@ int connect_unix(const std::string& path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    int err = errno;  // the caller tells "not yours" from "nobody there"
     close(fd);
+    errno = err;
     return -1;
   }
   return fd;
+}
+
+// Why connecting to a daemon's event socket was refused, and how to get in:
+// it is 0660 (events name processes and destinations) and the daemon's
+// group is root's unless it runs with another.
+std::string socket_access_hint(const std::string& path) {
+  std::string how = "run egressd tail as root (sudo egressd tail)";
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && st.st_gid != 0) {
+    const group* g = getgrgid(st.st_gid);
+    how += ", or as a member of group " + (g ? std::string(g->gr_name) : std::to_string(st.st_gid));
+  }
+  return "permission denied on " + path + ", the daemon's event socket (mode 0660: events name processes and "
+         "destinations): " + how;
 }
 
 // Reads one '\n'-terminated line (bounded) with a deadline.
@@ -191,8 +210,14 @@ int cmd_tail(const std::vector<std::string>& argv) {
   }
   std::vector<pollfd> fds;
   const std::string hello = args.has("json") ? "json\n" : "text\n";
+  size_t denied = 0;
   for (const std::string& path : sockets) {
     int fd = connect_unix(path);
+    if (fd < 0 && errno == EACCES) {
+      std::fprintf(stderr, "egressd tail: %s\n", socket_access_hint(path).c_str());
+      ++denied;
+      continue;
+    }
     std::string reply;
     if (fd < 0 || send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size()) ||
         !read_line(fd, reply, 5000) || reply.rfind("ok ", 0) != 0) {
@@ -203,6 +228,8 @@ int cmd_tail(const std::vector<std::string>& argv) {
     std::fprintf(stderr, "egressd tail: following %s\n", reply.substr(3).c_str());
     fds.push_back({fd, POLLIN, 0});
   }
+  if (fds.empty() && denied > 0)
+    return fail("tail", "a daemon runs, but its event socket is not open to you (see above)");
   if (fds.empty())
     return fail("tail", "no egressd daemon is running" +
                             std::string(args.has("cgroup") ? " for that cgroup" : "") +

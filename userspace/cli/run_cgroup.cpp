@@ -94,6 +94,12 @@ Result<RunCgroup> RunCgroup::create(const std::string& root) {
       if (errno == EEXIST) continue;
       return sys_error("create cgroup " + path);
     }
+    // 0755 whatever root's umask: CMD, as USER, reads its cgroup's files.
+    if (chmod(path.c_str(), 0755) != 0) {
+      Error e = sys_error("chmod cgroup " + path);
+      rmdir(path.c_str());
+      return e;
+    }
     RunCgroup cg;
     cg.path_ = path;
     cg.relative_ = "/" + std::string(kRunCgroupParent) + "/" + name;

@@ -149,6 +149,10 @@ namespace {
 constexpr const char* kDelegatedFiles[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"};
 
 Status hand_over_like_parent(const std::string& path) {
+  // mkdir's mode is cut by the umask (egressd@.service's UMask=0077 made
+  // 0700): a session running as a user could not read its own cgroup's files
+  // below it. 0755, whatever the umask, as systemd makes its cgroups.
+  if (chmod(path.c_str(), 0755) != 0) return sys_error("chmod cgroup " + path);
   std::string parent = path.substr(0, path.rfind('/'));
   struct stat st {};
   if (stat((parent + "/cgroup.procs").c_str(), &st) != 0 || st.st_uid == 0) return {};

@@ -39,9 +39,10 @@ Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& 
 // `what` names the argument in errors. Pure.
 Result<std::string> cgroup_below(const std::string& root, std::string_view rel, std::string_view what);
 
-// Creates the cgroup (and parents) if missing. A cgroup created inside a
-// subtree delegated to a user gets that user as owner, as systemd does for
-// its delegated cgroups, so the user's manager can still manage it.
+// Creates the cgroup (and parents) if missing, mode 0755 whatever the umask
+// (as systemd's). A cgroup created inside a subtree delegated to a user gets
+// that user as owner, as systemd does for its delegated cgroups, so the
+// user's manager can still manage it.
 Status ensure_cgroup_dir(const std::string& path);
 
 // The cgroup id the kernel reports (bpf_get_current_cgroup_id): the inode of
