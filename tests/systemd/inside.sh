@@ -188,6 +188,12 @@ r=$(probe claude.slice --uid=e2euser)
 expect_match "a session in the stopped slice starts egressd first, and is fenced" "cgroup=/claude.slice/.* result=EPERM\$" "$r"
 expect "$unit was pulled in" active "$(systemctl is-active "$unit")"
 
+# ---- re-fence: parent slice, user slice, detach warning -----------------------
+# (tests/systemd/refence_checks.sh; needs `bad`, `ok` and the helpers above.)
+
+. "$T/tests/refence_checks.sh"
+refence_checks
+
 # ---- done ----------------------------------------------------------------------
 
 kill "$tail_pid" 2>/dev/null
