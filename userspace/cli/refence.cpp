@@ -99,7 +99,6 @@ Refencer::~Refencer() {
 void Refencer::on_io(uint32_t) {
   if (!watch_.drain()) return;
   if (noticed_ == Clock::time_point{}) noticed_ = Clock::now();
-  if (auto s = watch_.aim(); !s) spdlog::error("watching for {} to be made again: {}", target_.path, s.error().message());
   reconcile();
 }
 
@@ -115,6 +114,9 @@ void Refencer::retry_later() {
 void Refencer::reconcile() {
   // `egressd detach` removed the attachment: nothing to keep (the daemon exits).
   if (!path_exists(target_.pins.dir)) return;
+  // Re-aimed on every look (the timers' too): a watch left above a level
+  // that exists again would miss the directory's next removal.
+  if (auto s = watch_.aim(); !s) spdlog::error("watching for {} to be made again: {}", target_.path, s.error().message());
   CgroupObservation o;
   o.parent_exists = dir_exists(parent_dir(target_.path));
   o.current_id = id_at(target_.path);

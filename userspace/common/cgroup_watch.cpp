@@ -91,6 +91,10 @@ Status CgroupWatch::aim() {
     }
     watched_ = dir;
     next_ = next_component(dir, target_);
+    // The next level made between the check above and the watch: its
+    // IN_CREATE came before the watch, and a watch left up here would miss
+    // everything below it (the fenced directory removed again). Go down.
+    if (dir != parent_dir(target_) && is_dir(dir + "/" + next_)) continue;
     return {};
   }
   return logic_error("cannot keep a watch above " + target_ + ": its ancestors keep changing");
