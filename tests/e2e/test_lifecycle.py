@@ -1,5 +1,6 @@
 """The fence outlives the daemon; detach, reload and re-attach behave."""
 import os
+import time
 import unittest
 from pathlib import Path
 
@@ -62,6 +63,26 @@ class KillAndDetach(FenceCase):
         run = Path(os.environ.get("EGRESSD_RUN_DIR", "/run/egressd"))
         left = sorted(p.name for p in run.glob(f"{ino}.*") if p.suffix != ".lock")
         self.assertEqual(left, [], "detach after kill -9 left run files behind")
+
+    def test_detach_warns_about_processes_left_unfenced(self):
+        # An empty plain cgroup: nothing to warn about.
+        r = self.w.detach()
+        self.assertEqual((r.returncode, r.stderr), (0, ""), r.stdout)
+        self.daemon.wait_exit(10)
+        # A process inside when the fence goes: detach says it runs unfenced now.
+        self.daemon = self.w.egressd_attach(self.policy_path)
+        p = self.w.agent(["sleep", "30"])
+        self.addCleanup(p.kill)
+        procs = Path(self.w.cgroup, "cgroup.procs")
+        end = time.monotonic() + 10
+        while str(p.pid) not in procs.read_text().split():  # it joins the cgroup before exec
+            self.assertLess(time.monotonic(), end, "sleep did not join the cgroup")
+            time.sleep(0.01)
+        n = len(procs.read_text().split())  # sleep and the world's wrapper around it
+        r = self.w.detach()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.strip(), f"egressd detach: warning: {self.w.cgroup} still exists and is no longer "
+                         f"fenced: the {n} processes in it now connect unfenced", r.stderr)
 
     def test_detach_unfenced_cgroup_fails(self):
         self.w.detach()

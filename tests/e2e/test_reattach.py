@@ -221,18 +221,99 @@ class MadeAgainBySomeoneElse(RefenceCase):
         p.wait(timeout=10)
 
 
+NOBODY = 65534
+
+
 class NestedPath(RefenceCase):
     ATTACH = False
 
-    def test_parent_removed_too(self):
-        # Fence <world>/agents/claude; remove claude and agents (egressd is
-        # stopped meanwhile, or its own mkdir of claude would keep agents
-        # busy); egressd waits, and fences claude as soon as agents is back.
-        target = self.w.cgroup_path("agents/claude")
-        parent = os.path.dirname(target)
+    def attach_nested(self, sub):
+        """attach --cgroup <world>/SUB; attach makes SUB's last component."""
+        target = os.path.join(self.w.cgroup_path(os.path.dirname(sub)), os.path.basename(sub))
         self.policy_path = self.w.write_policy(DEFAULT_POLICY)
         self.daemon = self.w.egressd_attach(self.policy_path, cgroup=target)
         self.addCleanup(self.w.egressd, "detach", "--cgroup", target)
+        return target
+
+    def enforcing_on(self, target, cgroup_id):
+        def enforcing():
+            st = self.w.status_json()
+            a = next((a for a in st["attachments"] if a["cgroup"] == target), None)
+            return a if a and a["cgroup_id"] == cgroup_id and a["state"] == "enforcing" else None
+        return poll(enforcing, what=f"status enforcing on {target} (cgroup id {cgroup_id})")
+
+    def delegate(self, path, uid=NOBODY):
+        """Hands a cgroup to uid as systemd's Delegate= does."""
+        for p in (path, *(os.path.join(path, f) for f in ("cgroup.procs", "cgroup.threads",
+                                                           "cgroup.subtree_control"))):
+            os.chown(p, uid, uid)
+
+    def test_parent_removed_too_is_made_again(self):
+        # Fence <world>/agents/claude; remove claude and agents (egressd is
+        # stopped meanwhile, or its own mkdir of claude would keep agents
+        # busy), as `systemctl stop agents.slice` does: egressd makes both
+        # again at once, so a session started in it later (systemd makes
+        # nothing then) is fenced from its first instruction.
+        target = self.attach_nested("agents/claude")
+        parent = os.path.dirname(target)
+        old = self.ino(target)
+        os.kill(self.daemon.pid, signal.SIGSTOP)
+        self.addCleanup(cont, self.daemon.pid)
+        self.rmdir_cgroup(target)
+        self.rmdir_cgroup(parent)
+        os.kill(self.daemon.pid, signal.SIGCONT)
+        new = poll(lambda: self.ino(target), what=f"{target} made again by egressd")
+        self.assertNotEqual(new, old)
+        self.assertEqual(os.stat(parent).st_mode & 0o7777, 0o755, "parent made again with another mode")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="agents/claude", reason="private",
+                               cgroup_id=new)
+        self.enforcing_on(target, new)
+        self.assertRegex(self.daemon.stderr(), rf"fence moved onto {target} .*egressd made it again")
+        self.assertNotIn("and its parent are gone", self.daemon.stderr())
+        self.assertNotIn("before it was fenced", self.daemon.stderr())
+
+    def test_made_again_for_the_user_it_was_delegated_to(self):
+        # A parent delegated to a user (a user manager's subtree: `systemctl
+        # --user stop claude.slice`): the directory egressd makes again is
+        # the user's, as attach made it, or the user's manager could never
+        # make a scope in it again.
+        parent = self.w.cgroup_path("user")
+        self.delegate(parent)
+        target = self.attach_nested("user/claude")
+        st = os.stat(target)
+        self.assertEqual((st.st_uid, st.st_gid), (NOBODY, NOBODY), "attach did not hand the cgroup over")
+        mode, old = st.st_mode & 0o7777, st.st_ino
+        self.rmdir_cgroup(target)
+        new = poll(lambda: (self.ino(target) or old) != old and self.ino(target), what=f"{target} made again")
+        st = os.stat(target)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (NOBODY, NOBODY, mode),
+                         "made again with another owner or mode than its parent hands over")
+        for f in ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control"):
+            self.assertEqual(os.stat(os.path.join(target, f)).st_uid, NOBODY, f)
+        self.enforcing_on(target, new)
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="user/claude", reason="private",
+                               cgroup_id=new)
+        # And the chain inside the delegation, handed over at every level.
+        self.w.egressd("detach", "--cgroup", target)
+        self.assertIsNotNone(self.daemon.wait_exit(10), "daemon still running after detach")
+        target2 = self.attach_nested("user/team/claude")
+        self.assertEqual(os.stat(os.path.dirname(target2)).st_uid, 0, "the world made user/team")
+        os.kill(self.daemon.pid, signal.SIGSTOP)
+        self.addCleanup(cont, self.daemon.pid)
+        self.rmdir_cgroup(target2)
+        self.rmdir_cgroup(os.path.dirname(target2))
+        os.kill(self.daemon.pid, signal.SIGCONT)
+        poll(lambda: self.ino(target2), what=f"{target2} made again")
+        for p in (os.path.dirname(target2), target2):
+            self.assertEqual(os.stat(p).st_uid, NOBODY, p)
+
+    def test_waits_when_the_delegated_subtree_goes(self):
+        # The delegation's top removed (its user logged out): its manager
+        # makes it again, owned as it decides; egressd waits and fences the
+        # cgroup as soon as the parent is back.
+        parent = self.w.cgroup_path("user")
+        self.delegate(parent)
+        target = self.attach_nested("user/claude")
         old = self.ino(target)
         os.kill(self.daemon.pid, signal.SIGSTOP)
         self.addCleanup(cont, self.daemon.pid)
@@ -240,17 +321,12 @@ class NestedPath(RefenceCase):
         self.rmdir_cgroup(parent)
         os.kill(self.daemon.pid, signal.SIGCONT)
         poll(lambda: "and its parent are gone" in self.daemon.stderr(), what="egressd waiting for the parent")
-        self.assertFalse(os.path.exists(target))
+        self.assertFalse(os.path.exists(parent))
         os.mkdir(parent)
         new = poll(lambda: self.ino(target), what=f"{target} made again")
         self.assertNotEqual(new, old)
-
-        def enforcing():
-            st = self.w.status_json()
-            a = next((a for a in st["attachments"] if a["cgroup"] == target), None)
-            return a if a and a["cgroup_id"] == new and a["state"] == "enforcing" else None
-        poll(enforcing, what="status enforcing on the new cgroup")
-        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="agents/claude", reason="private")
+        self.enforcing_on(target, new)
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80, cgroup="user/claude", reason="private")
 
 
 class StatusWithoutDaemon(RefenceCase):

@@ -384,6 +384,12 @@ expect "after stop: the next session starts the slice, and egressd@claude first:
   "$(result "$(probe claude.slice --uid=e2euser)")"
 expect "$unit active again" active "$(systemctl is-active "$unit")"
 
+# ---- re-fence: parent slice, user slice, detach warning -----------------------
+# (tests/systemd/refence_checks.sh; needs `bad`, `ok` and the helpers above.)
+
+. "$T/tests/refence_checks.sh"
+refence_checks
+
 # ---- done ----------------------------------------------------------------------
 
 kill "$tail_pid" 2>/dev/null

@@ -34,8 +34,31 @@ TEST(DecideRefence, SomeoneElsesNewCgroupIsAttachedAtOnce) {
   EXPECT_EQ(decide_refence(obs(true, 43, 42)), RefenceAction::kAttach);
 }
 
-TEST(DecideRefence, WithoutParentWaitsInsteadOfMakingTheChain) {
-  EXPECT_EQ(decide_refence(obs(false, std::nullopt, 42)), RefenceAction::kWaitParent);
+CgroupObservation no_parent(std::string nearest, std::string delegated_top) {
+  CgroupObservation o = obs(false, std::nullopt, 42);
+  o.nearest_ancestor = std::move(nearest);
+  o.delegated_top = std::move(delegated_top);
+  return o;
+}
+
+TEST(DecideRefence, WithoutParentMakesTheChainAgain) {
+  // systemctl stop team.slice removed team.slice/team-a.slice too: made
+  // again at once, before a session can make systemd create it unfenced.
+  EXPECT_EQ(decide_refence(no_parent("/sys/fs/cgroup", "")), RefenceAction::kRecreateChain);
+  // Inside a user's delegated subtree that still exists: made again (handed over).
+  const std::string user = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service";
+  EXPECT_EQ(decide_refence(no_parent(user, user)), RefenceAction::kRecreateChain);
+  EXPECT_EQ(decide_refence(no_parent(user + "/app.slice", user)), RefenceAction::kRecreateChain);
+}
+
+TEST(DecideRefence, WaitsWhenTheDelegatedSubtreeItselfIsGone) {
+  // The user logged out: user@1000.service is its manager's to make again.
+  const std::string user = "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service";
+  EXPECT_EQ(decide_refence(no_parent("/sys/fs/cgroup/user.slice/user-1000.slice", user)),
+            RefenceAction::kWaitParent);
+  EXPECT_EQ(decide_refence(no_parent("/sys/fs/cgroup", user)), RefenceAction::kWaitParent);
+  // A sibling whose name starts alike is not inside it.
+  EXPECT_EQ(decide_refence(no_parent(user + "x", user)), RefenceAction::kWaitParent);
 }
 
 TEST(InotifyEventMatters, OnlyTheNextComponentOrTheWatchItself) {

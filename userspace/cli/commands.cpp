@@ -171,6 +171,10 @@ int cmd_detach(const std::vector<std::string>& argv) {
   }
   if (auto s = remove_fence(*t); !s) return fail("detach", s.error().message());
   std::printf("%s: fence removed\n", t->path.c_str());
+  if (auto procs = cgroup_procs(t->path); procs) {  // gone: nothing runs there unfenced
+    std::string w = unfenced_after_removal(t->path, procs->size(), args.has("user"));
+    if (!w.empty()) std::fprintf(stderr, "egressd detach: warning: %s\n", w.c_str());
+  }
   return failed ? 1 : 0;
 }
 

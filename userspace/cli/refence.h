@@ -2,8 +2,11 @@
 // attachment dies with its cgroup, and a directory made again under the same
 // name is a new cgroup (new id) that nothing fences. So:
 //   - the fenced directory is removed: egressd makes it again at once (same
-//     mode) and moves the attachment onto it, so the name is never there
-//     unfenced unless someone else's mkdir wins the race;
+//     mode, handed over like its parent as attach does) and moves the
+//     attachment onto it, so the name is never there unfenced unless someone
+//     else's mkdir wins the race; removed with its parents (a parent slice
+//     stopped), the missing chain is made again too, except a subtree
+//     delegated to a user (its manager makes that);
 //   - someone else made it: egressd moves the attachment onto it at once.
 // The new cgroup is frozen while the programs are attached (tasks moved in
 // meanwhile stop before they run again in user space), then thawed. Moving
@@ -19,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bpf/policy_maps.h"
 #include "cli/target.h"
@@ -47,7 +51,7 @@ class Refencer final : public Loop::Watcher {
   void move_to_current(bool made_by_us);
   void give_up_to_other_attachment(uint64_t new_id);
   void retry_later();
-  void publish_move(uint64_t old_id, bool made_by_us, size_t procs, double ms);
+  void publish_move(uint64_t old_id, bool made_by_us, const std::vector<pid_t>& pids, double ms);
 
   Loop& loop_;
   Target& target_;
@@ -56,6 +60,9 @@ class Refencer final : public Loop::Watcher {
   CgroupWatch watch_;
   std::function<void()> gone_;
   const std::map<std::string, UniqueFd>* programs_ = nullptr;  // the daemon's loaded programs
+  std::string root_;           // the cgroup2 mount
+  std::string delegated_top_;  // see CgroupObservation::delegated_top
+  int recreate_depth_ = 0;
   mode_t mode_ = 0755;
   uint64_t frozen_by_us_ = 0;  // cgroup id we froze and must thaw
   Loop::TimerId retry_ = 0;

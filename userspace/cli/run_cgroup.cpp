@@ -95,10 +95,9 @@ Result<RunCgroup> RunCgroup::create(const std::string& root) {
       return sys_error("create cgroup " + path);
     }
     // 0755 whatever root's umask: CMD, as USER, reads its cgroup's files.
-    if (chmod(path.c_str(), 0755) != 0) {
-      Error e = sys_error("chmod cgroup " + path);
+    if (auto s = hand_over_new_cgroup(path, 0755); !s) {
       rmdir(path.c_str());
-      return e;
+      return s.error();
     }
     RunCgroup cg;
     cg.path_ = path;

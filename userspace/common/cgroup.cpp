@@ -148,23 +148,31 @@ namespace {
 // them in /sys/kernel/cgroup/delegate).
 constexpr const char* kDelegatedFiles[] = {"cgroup.procs", "cgroup.threads", "cgroup.subtree_control"};
 
-Status hand_over_like_parent(const std::string& path) {
-  // mkdir's mode is cut by the umask (egressd@.service's UMask=0077 made
-  // 0700): a session running as a user could not read its own cgroup's files
-  // below it. 0755, whatever the umask, as systemd makes its cgroups.
-  if (chmod(path.c_str(), 0755) != 0) return sys_error("chmod cgroup " + path);
-  std::string parent = path.substr(0, path.rfind('/'));
+}  // namespace
+
+std::optional<FileOwner> cgroup_handover(std::optional<FileOwner> parent_procs) {
+  if (!parent_procs || parent_procs->uid == 0) return std::nullopt;
+  return parent_procs;
+}
+
+Status hand_over_new_cgroup(const std::string& path, mode_t mode) {
+  if (chmod(path.c_str(), mode) != 0) return sys_error("chmod cgroup " + path);
+  std::optional<FileOwner> parent_procs;
   struct stat st {};
-  if (stat((parent + "/cgroup.procs").c_str(), &st) != 0 || st.st_uid == 0) return {};
-  if (chown(path.c_str(), st.st_uid, st.st_gid) != 0) return sys_error("chown cgroup " + path);
+  if (stat((path.substr(0, path.rfind('/')) + "/cgroup.procs").c_str(), &st) == 0)
+    parent_procs = FileOwner{static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_gid)};
+  auto owner = cgroup_handover(parent_procs);
+  if (!owner) return {};
+  // CAP_CHOWN: a daemon without it leaves the cgroup root's, which the
+  // user's manager cannot use; the error says so.
+  if (chown(path.c_str(), owner->uid, owner->gid) != 0)
+    return sys_error("hand " + path + " over to uid " + std::to_string(owner->uid) + " like its parent (chown)");
   for (const char* f : kDelegatedFiles) {
     std::string file = path + "/" + f;
-    if (chown(file.c_str(), st.st_uid, st.st_gid) != 0 && errno != ENOENT) return sys_error("chown " + file);
+    if (chown(file.c_str(), owner->uid, owner->gid) != 0 && errno != ENOENT) return sys_error("chown " + file);
   }
   return {};
 }
-
-}  // namespace
 
 Status ensure_cgroup_dir(const std::string& path) {
   struct stat st {};
@@ -178,7 +186,7 @@ Status ensure_cgroup_dir(const std::string& path) {
     if (errno == EEXIST) return {};
     return sys_error("create cgroup " + path);
   }
-  return hand_over_like_parent(path);
+  return hand_over_new_cgroup(path, 0755);
 }
 
 Result<uint64_t> cgroup_id(const std::string& path) {
@@ -200,12 +208,12 @@ std::optional<Delegation> find_delegation(const std::string& path, const std::st
 
 namespace {
 
-Status count_procs_below(const std::string& dir, int depth, size_t& total) {
+Status procs_below(const std::string& dir, int depth, std::vector<pid_t>& pids) {
   if (depth > 64) return logic_error(dir + ": cgroup tree deeper than 64 levels");
   std::string file = dir + "/cgroup.procs";
   FILE* f = std::fopen(file.c_str(), "re");
   if (!f) return sys_error("read " + file);
-  for (long pid; std::fscanf(f, "%ld", &pid) == 1;) ++total;
+  for (long pid; std::fscanf(f, "%ld", &pid) == 1;) pids.push_back(static_cast<pid_t>(pid));
   std::fclose(f);
   DIR* d = opendir(dir.c_str());
   if (!d) return sys_error("open " + dir);
@@ -216,7 +224,7 @@ Status count_procs_below(const std::string& dir, int depth, size_t& total) {
   }
   closedir(d);
   for (const std::string& c : children) {
-    Status s = count_procs_below(dir + "/" + c, depth + 1, total);
+    Status s = procs_below(dir + "/" + c, depth + 1, pids);
     if (!s && s.error().err != ENOENT) return s;  // a child removed meanwhile held nobody
   }
   return {};
@@ -235,10 +243,10 @@ Status write_freeze(const std::string& path, char value) {
 
 }  // namespace
 
-Result<size_t> count_cgroup_procs(const std::string& path) {
-  size_t total = 0;
-  EGD_TRY(count_procs_below(path, 0, total));
-  return total;
+Result<std::vector<pid_t>> cgroup_procs(const std::string& path) {
+  std::vector<pid_t> pids;
+  EGD_TRY(procs_below(path, 0, pids));
+  return pids;
 }
 
 Result<bool> freeze_cgroup(const std::string& path) {

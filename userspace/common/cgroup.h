@@ -1,10 +1,13 @@
 // cgroup.h: finding cgroup2, naming cgroups the way users do, and their ids.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -39,11 +42,27 @@ Result<std::string> resolve_cgroup_arg(std::string_view arg, const std::string& 
 // `what` names the argument in errors. Pure.
 Result<std::string> cgroup_below(const std::string& root, std::string_view rel, std::string_view what);
 
-// Creates the cgroup (and parents) if missing, mode 0755 whatever the umask
-// (as systemd's). A cgroup created inside a subtree delegated to a user gets
-// that user as owner, as systemd does for its delegated cgroups, so the
-// user's manager can still manage it.
+// Creates the cgroup (and parents) if missing, each handed over like its
+// parent (hand_over_new_cgroup), mode 0755.
 Status ensure_cgroup_dir(const std::string& path);
+
+// Who owns a cgroup egressd makes, from the owner of its parent's
+// cgroup.procs: a non-root owner means the parent is delegated to that user
+// (Delegate=, a user manager's subtree), whose manager must be able to make
+// cgroups in the new one and move processes into it, as if it had made it
+// itself; otherwise (root, or no such file) root keeps it. Pure.
+struct FileOwner {
+  unsigned uid = 0;
+  unsigned gid = 0;
+  bool operator==(const FileOwner&) const = default;
+};
+std::optional<FileOwner> cgroup_handover(std::optional<FileOwner> parent_procs);
+
+// The one place a cgroup egressd just made (attach, or made again by the
+// re-fence) gets its access: `mode` exactly (the umask does not apply), and
+// the owner cgroup_handover() picks on the directory and the files a
+// delegation hands over (cgroup.procs, cgroup.threads, cgroup.subtree_control).
+Status hand_over_new_cgroup(const std::string& path, mode_t mode);
 
 // The cgroup id the kernel reports (bpf_get_current_cgroup_id): the inode of
 // the cgroup2 directory.
@@ -62,7 +81,7 @@ struct Delegation {
 std::optional<Delegation> find_delegation(const std::string& path, const std::string& root);
 
 // Processes in the cgroup at `path` and every cgroup below it (cgroup.procs).
-Result<size_t> count_cgroup_procs(const std::string& path);
+Result<std::vector<pid_t>> cgroup_procs(const std::string& path);
 
 // cgroup.freeze: freeze_cgroup returns true if it froze the cgroup, false if
 // it was frozen already (someone else's freeze, left alone) or the kernel

@@ -24,13 +24,20 @@ bool is_dir(const std::string& p) {
 
 RefenceAction decide_refence(const CgroupObservation& o) {
   if (o.current_id) return *o.current_id == o.fenced_id ? RefenceAction::kNone : RefenceAction::kAttach;
-  return o.parent_exists ? RefenceAction::kRecreate : RefenceAction::kWaitParent;
+  if (o.parent_exists) return RefenceAction::kRecreate;
+  // Made again at once, like the directory itself: a parent slice stopped
+  // and started would otherwise come back with the child made by systemd,
+  // which may put a session in it before egressd has seen it.
+  if (o.delegated_top.empty() || path_within(o.nearest_ancestor, o.delegated_top))
+    return RefenceAction::kRecreateChain;
+  return RefenceAction::kWaitParent;
 }
 
 std::string_view refence_action_name(RefenceAction a) {
   switch (a) {
     case RefenceAction::kNone: return "none";
     case RefenceAction::kRecreate: return "recreate";
+    case RefenceAction::kRecreateChain: return "recreate-chain";
     case RefenceAction::kAttach: return "attach";
     case RefenceAction::kWaitParent: return "wait-parent";
   }
@@ -84,6 +91,10 @@ Status CgroupWatch::aim() {
     }
     watched_ = dir;
     next_ = next_component(dir, target_);
+    // The next level made between the check above and the watch: its
+    // IN_CREATE came before the watch, and a watch left up here would miss
+    // everything below it (the fenced directory removed again). Go down.
+    if (dir != parent_dir(target_) && is_dir(dir + "/" + next_)) continue;
     return {};
   }
   return logic_error("cannot keep a watch above " + target_ + ": its ancestors keep changing");

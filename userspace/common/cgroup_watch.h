@@ -21,13 +21,21 @@ struct CgroupObservation {
   bool parent_exists = false;
   std::optional<uint64_t> current_id;  // the cgroup at the path, if any
   uint64_t fenced_id = 0;              // the cgroup the attachment is on
+  // With the parent gone: the nearest ancestor that exists, and the top of
+  // the subtree delegated to a user the path lay in when it was fenced ("" if
+  // none). Below a delegation's top egressd may make the chain again (handed
+  // over like its parents); a removed delegation (its user logged out) is
+  // its manager's to make again, with owners egressd cannot know.
+  std::string nearest_ancestor;
+  std::string delegated_top;
 };
 
 enum class RefenceAction {
-  kNone,        // the fenced cgroup is in place
-  kRecreate,    // the directory is gone and its parent is there: make it again, then attach
-  kAttach,      // someone else made the directory: a new cgroup to attach to at once
-  kWaitParent,  // the parent is gone too: wait for the chain to come back
+  kNone,          // the fenced cgroup is in place
+  kRecreate,      // the directory is gone and its parent is there: make it again, then attach
+  kRecreateChain, // the parent is gone too: make the missing chain again, then attach
+  kAttach,        // someone else made the directory: a new cgroup to attach to at once
+  kWaitParent,    // a delegated subtree above it is gone: wait for its manager to make it again
 };
 
 RefenceAction decide_refence(const CgroupObservation& o);
