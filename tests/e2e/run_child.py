@@ -58,6 +58,11 @@ def caps():
     return res
 
 
+def no_new_privs():
+    with open("/proc/self/status") as f:
+        return next(int(l.split(":")[1]) for l in f if l.startswith("NoNewPrivs:"))
+
+
 def info():
     with open("/proc/self/cgroup") as f:
         rel = next(l.strip()[3:] for l in f if l.startswith("0::"))
@@ -77,6 +82,7 @@ def info():
             "ppgrp": os.getpgid(os.getppid()), "uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
             "egid": os.getegid(), "resuid": list(os.getresuid()), "resgid": list(os.getresgid()),
             "groups": sorted(os.getgroups()), "env": env, "setuid0": setuid0, "caps": caps(),
+            "no_new_privs": no_new_privs(),
             "cgroup": cg, "ino": os.stat(cg).st_ino}
 
 

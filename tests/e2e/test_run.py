@@ -471,6 +471,8 @@ class User(RunCase):
         self.assertEqual(info["env"], {"HOME": TEST_HOME, "USER": TEST_USER, "LOGNAME": TEST_USER})
         self.assertEqual(info["setuid0"], "EPERM")
         self.assertEqual(info["caps"], {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapAmb": 0})
+        # set-uid programs (sudo, su) cannot raise it again
+        self.assertEqual(info["no_new_privs"], 1)
 
     def test_user_option_drops_to_that_user(self):
         r, rc = self.run_to_end(["info"], opts=["--user", TEST_USER], mounts=self._identity_files(),

@@ -70,6 +70,10 @@ int drop_privileges(const RunUser& user, const char** step) {
   if (syscall(SYS_capget, &hdr, caps) != 0) return errno;
   for (const auto& c : caps)
     if (c.effective || c.permitted || c.inheritable) return EPERM;
+  // No way back up through a set-uid program either: with sudo rights (a
+  // cached credential, a NOPASSWD rule) `sudo` would hand the agent root.
+  *step = "set no_new_privs";
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   return 0;
 }
 
