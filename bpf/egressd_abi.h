@@ -65,6 +65,7 @@ enum egd_verdict {
 	X(NO_RECORD, "no-record")             \
 	X(RESOLVE_FAILED, "resolve-failed")   \
 	X(UPSTREAM_FAILED, "upstream-failed")   \
+	X(HTTP2_CLEARTEXT, "http2-cleartext") \
 	/* decided by the resolver (hook DNS) */ \
 	X(DNS_STEERED, "dns-steered")         \
 	X(DNS_NAME_ALLOWED, "dns-name-allowed") \

@@ -715,6 +715,7 @@ void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16
   if (auto o = who(w)) {
     e.cgroup_id = o->cgroup_id;
     e.sock_cookie = o->sock_cookie;
+    e.sender_known = o->identified;
     e.pid = o->pid;
     e.tgid = o->tgid;
     e.uid = o->uid;
@@ -728,6 +729,7 @@ void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16
   if (q) {
     e.host = q->qname;
     e.qtype = q->qtype;
+    e.qclass = q->qclass;
   }
   sink_(e);
 }
