@@ -118,12 +118,17 @@ class NotAllowed(DnsCase):
         self.assertIn("query[TXT] allowed.test from 198.51.100.2", self.w.dns_log())
 
     def test_chaos_class_is_refused_and_named(self):
-        # version.bind CH TXT (the resolver-fingerprinting query): refused,
-        # and the event names its class and type, not "A".
+        # version.bind CH TXT (the resolver-fingerprinting query): a name no
+        # rule allows, and the event names its class and type, not "A".
         r = self.dig("version.bind", "CH", "TXT")
-        self.assertEqual(r.parsed["status"], "REFUSED", r.stdout)
-        ev = self.dns_event(r.pid, verdict="deny", reason="dns-type-not-allowed", host="version.bind")
+        self.assertEqual(r.parsed["status"], "NXDOMAIN", r.stdout)
+        ev = self.dns_event(r.pid, verdict="deny", reason="dns-name-not-allowed", host="version.bind")
         self.assertEqual((ev.get("qclass"), ev.get("qtype")), ("CH", "TXT"), json.dumps(ev))
+        # An allowed name in class CH: refused for its class.
+        r = self.dig("allowed.test", "CH", "A")
+        self.assertEqual(r.parsed["status"], "REFUSED", r.stdout)
+        ev = self.dns_event(r.pid, verdict="deny", reason="dns-type-not-allowed", host="allowed.test")
+        self.assertEqual((ev.get("qclass"), ev.get("qtype")), ("CH", "A"), json.dumps(ev))
         self.assertNeverForwarded("version.bind")
 
 

@@ -176,7 +176,9 @@ class Http2(ProxyCase):
 
     def test_http2_prior_knowledge_gets_its_reason(self):
         r = self.curl("-4", "--http2-prior-knowledge", "-v", "http://allowed.test/small.txt")
-        self.assertNotEqual(r.returncode, 0, r.stdout)
+        # An orderly HTTP/2 refusal: GOAWAY with HTTP_1_1_REQUIRED (13), curl exit 16.
+        self.assertEqual(r.returncode, 16, r.stderr)
+        self.assertRegex(r.stderr, r"GOAWAY, error=13\b", r.stderr)
         self.assertNotIn(SMALL_BODY, r.stdout)
         ev = self.proxy_event(r.pid, verdict="deny", reason="http2-cleartext", l7="http", dport=80)
         self.assertEqual((ev["method"], ev["comm"]), ("PRI", "curl"), json.dumps(ev))
