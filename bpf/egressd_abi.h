@@ -15,7 +15,7 @@
 
 /* Bumped whenever a map or struct below changes shape; pinned maps carry it in
  * egd_meta so an `attach` of a newer egressd refuses to adopt stale pins. */
-#define EGD_ABI_VERSION 2
+#define EGD_ABI_VERSION 3
 
 #define EGD_COMM_LEN 16
 
