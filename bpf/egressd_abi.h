@@ -15,7 +15,7 @@
 
 /* Bumped whenever a map or struct below changes shape; pinned maps carry it in
  * egd_meta so an `attach` of a newer egressd refuses to adopt stale pins. */
-#define EGD_ABI_VERSION 2
+#define EGD_ABI_VERSION 3
 
 #define EGD_COMM_LEN 16
 
@@ -65,6 +65,7 @@ enum egd_verdict {
 	X(NO_RECORD, "no-record")             \
 	X(RESOLVE_FAILED, "resolve-failed")   \
 	X(UPSTREAM_FAILED, "upstream-failed")   \
+	X(HTTP2_CLEARTEXT, "http2-cleartext") \
 	/* decided by the resolver (hook DNS) */ \
 	X(DNS_STEERED, "dns-steered")         \
 	X(DNS_NAME_ALLOWED, "dns-name-allowed") \

@@ -29,7 +29,8 @@ full handshake with a ClientHello that carries the SNI. Paths:
                       World.git_head, the tree has README and data.bin
 
 Every request lands in World.origin_log() (one line each: server addr:port,
-$host, SNI, method, URI, status).
+$host, SNI, method, URI, status, bytes, and the Upgrade and HTTP2-Settings
+headers the origin received, "-" for none).
 """
 import hashlib
 import os
@@ -186,7 +187,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
-    log_format e2e '$server_addr:$server_port host=$host sni=$ssl_server_name "$request" $status $body_bytes_sent';
+    log_format e2e '$server_addr:$server_port host=$host sni=$ssl_server_name "$request" $status $body_bytes_sent '
+                   'upgrade=$http_upgrade http2_settings=$http_http2_settings';
     access_log {d}/access.log e2e;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;

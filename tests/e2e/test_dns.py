@@ -4,6 +4,9 @@ to the world's dnsmasq and answers everything else itself (NXDOMAIN). Real
 clients: dig, glibc (getent), python getaddrinfo, node (getaddrinfo and
 c-ares), and crafted packets (dns_clients.py)."""
 import json
+import os
+import signal
+import time
 import unittest
 
 from dns_case import DNS_POLICY_DENY_EVENTS, OTHER_RESOLVERS, DnsCase
@@ -113,6 +116,20 @@ class NotAllowed(DnsCase):
         self.assertEqual(r.parsed["status"], "NOERROR", r.stdout)
         self.assertNeverForwarded("ANY allowed.test", "AXFR allowed.test")
         self.assertIn("query[TXT] allowed.test from 198.51.100.2", self.w.dns_log())
+
+    def test_chaos_class_is_refused_and_named(self):
+        # version.bind CH TXT (the resolver-fingerprinting query): a name no
+        # rule allows, and the event names its class and type, not "A".
+        r = self.dig("version.bind", "CH", "TXT")
+        self.assertEqual(r.parsed["status"], "NXDOMAIN", r.stdout)
+        ev = self.dns_event(r.pid, verdict="deny", reason="dns-name-not-allowed", host="version.bind")
+        self.assertEqual((ev.get("qclass"), ev.get("qtype")), ("CH", "TXT"), json.dumps(ev))
+        # An allowed name in class CH: refused for its class.
+        r = self.dig("allowed.test", "CH", "A")
+        self.assertEqual(r.parsed["status"], "REFUSED", r.stdout)
+        ev = self.dns_event(r.pid, verdict="deny", reason="dns-type-not-allowed", host="allowed.test")
+        self.assertEqual((ev.get("qclass"), ev.get("qtype")), ("CH", "A"), json.dumps(ev))
+        self.assertNeverForwarded("version.bind")
 
 
 class AllowEventsOnlyWhenAsked(DnsCase):
@@ -272,6 +289,35 @@ class Malformed(DnsCase):
                                  ("NOERROR", [["allowed.test", "A", ALLOWED4]]), r)
                 self.dns_event(r["pid"], reason="dns-malformed")
         self.assertIsNone(self.daemon.proc.poll(), f"egressd exited:\n{self.daemon.log()[-3000:]}")
+
+    def test_sender_gone_before_the_lookup_reads_as_unknown(self):
+        # How most "pid 0, uid 0" malformed events arose: the sender's socket
+        # was closed before the resolver asked the kernel who owned it. Made
+        # certain here by stopping egressd while a fenced sender sends its
+        # garbage and exits; the datagram waits in the resolver's socket.
+        text = self.w.tail(json=False)
+        send = ("import os, socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "s.sendto(bytes.fromhex('123401000001'), ('198.51.100.99', 53)); print(os.getpid())")
+        os.kill(self.daemon.pid, signal.SIGSTOP)
+        try:
+            r = self.w.agent_run([self.w.python, "-c", send])
+        finally:
+            os.kill(self.daemon.pid, signal.SIGCONT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ev = self.dns_event(None, verdict="deny", reason="dns-malformed")
+        self.assertEqual({k: ev.get(k, "absent") for k in ("pid", "tgid", "uid", "comm")},
+                         {"pid": None, "tgid": None, "uid": None, "comm": None}, json.dumps(ev))
+        end = time.monotonic() + 5
+        line = None
+        while time.monotonic() < end and not (line and "dns-malformed" in line):
+            line = text.out.get(0.2)
+        self.assertTrue(line and "dns-malformed" in line, f"no dns-malformed line in the text tail: {line!r}")
+        self.assertRegex(line, r"Z \?\[\?\] deny udp - dns - dns-malformed via dns uid \?$")
+        # A sender that is still there is named (the resolver is serving again).
+        r = self.dnsq("raw", "198.51.100.99", "--hex", "123401000001", "--then", "allowed.test")
+        self.assertEqual(r["then"]["rcode"], "NOERROR", r)
+        ev = self.dns_event(r["pid"], verdict="deny", reason="dns-malformed")
+        self.assertEqual((ev["comm"], ev["uid"]), ("python3", 0), json.dumps(ev))
 
     def test_query_with_two_questions_gets_formerr(self):
         two = "123401000002000000000000" + _QUESTION + _QUESTION

@@ -132,6 +132,59 @@ class HttpRefused(ProxyCase):
         self.assertOriginNeverSaw("SSH-2.0")
 
 
+class Http2(ProxyCase):
+    """HTTP/2 on port 80: curl's h2c upgrade offer is taken out (the origin
+    answers HTTP/1.1, every request stays judged); prior knowledge is
+    refused with reason http2-cleartext."""
+
+    def test_curl_http2_upgrade_offer_is_stripped(self):
+        r = self.curl("-4", "--http2", "-w", "\\n%{http_code} %{http_version}", "http://allowed.test/small.txt")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body, status = r.stdout.rsplit("\n", 1)
+        self.assertEqual((status, body), ("200 1.1", SMALL_BODY), r.stdout)
+        self.proxy_event(r.pid, verdict="allow", reason="host-rule", l7="http", host="allowed.test",
+                         path="/small.txt")
+        # The origin got the request without the offer (nginx logs "-" for a missing header).
+        line = self.origin_line('"GET /small.txt HTTP/1.1"')
+        self.assertTrue(line.endswith(" upgrade=- http2_settings=-"), line)
+
+    def origin_line(self, needle, deadline=5.0):
+        """The origin's last log line containing needle (nginx writes it as
+        the request ends: polled with a deadline)."""
+        end = time.monotonic() + deadline
+        while True:
+            lines = [l for l in self.w.origin_log().splitlines() if needle in l]
+            if lines:
+                return lines[-1]
+            if time.monotonic() > end:
+                raise AssertionError(f"{needle!r} not in the origin's log:\n{self.w.origin_log()[-2000:]}")
+            time.sleep(0.05)
+
+    def test_offer_on_a_later_request_is_stripped_and_still_judged(self):
+        offer = "Connection: Upgrade, HTTP2-Settings\\r\\nUpgrade: h2c\\r\\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\\r\\n"
+        reqs = (request("GET", "/small.txt", "allowed.test", offer)
+                + request("GET", "/allowed/two", "allowed.test", offer)
+                + request("GET", "/other/x", "other.test", offer))
+        r = self.client("raw", "203.0.113.10", 80, "--send", reqs)
+        got = parse_http(r["received"])
+        self.assertEqual([s for s, _, _ in got], [200, 200, 403], r)
+        self.assertEqual(got[2][1].get("x-egressd-reason"), "host-not-allowed", got[2])
+        self.proxy_event(r["pid"], verdict="deny", reason="host-not-allowed", host="other.test")
+        self.assertOriginNeverSaw("/other/x")
+        for path in ("/small.txt", "/allowed/two"):
+            self.assertTrue(self.origin_line(f'"GET {path} HTTP/1.1"').endswith(" upgrade=- http2_settings=-"))
+
+    def test_http2_prior_knowledge_gets_its_reason(self):
+        r = self.curl("-4", "--http2-prior-knowledge", "-v", "http://allowed.test/small.txt")
+        # An orderly HTTP/2 refusal: GOAWAY with HTTP_1_1_REQUIRED (13), curl exit 16.
+        self.assertEqual(r.returncode, 16, r.stderr)
+        self.assertRegex(r.stderr, r"GOAWAY, error=13\b", r.stderr)
+        self.assertNotIn(SMALL_BODY, r.stdout)
+        ev = self.proxy_event(r.pid, verdict="deny", reason="http2-cleartext", l7="http", dport=80)
+        self.assertEqual((ev["method"], ev["comm"]), ("PRI", "curl"), json.dumps(ev))
+        self.assertOriginNeverSaw("PRI")
+
+
 class HttpTimeout(ProxyCase):
     ATTACH_ARGS = ("--proxy-timeout-ms", "2000")
 

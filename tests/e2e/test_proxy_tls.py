@@ -162,7 +162,8 @@ class TlsRefused(ProxyCase):
         self.assertTrue(r["connected"], r)
         self.assertNotIn("SSH", r["received"], r)
         self.assertTrue(r["eof"] or r["errno"] == "ECONNRESET", f"the proxy kept the connection open: {r}")
-        self.proxy_event(r["pid"], verdict="deny", reason="not-tls", dport=443)
+        # l7 names what was due on 443 (TLS), not "http": the bytes were neither.
+        self.proxy_event(r["pid"], verdict="deny", reason="not-tls", dport=443, l7="tls")
         self.assertOriginNeverSaw("SSH-2.0")
 
     def test_client_hello_without_sni(self):

@@ -4,6 +4,8 @@
 //    input's verdict (same head, same error); no NeedMore after a verdict;
 //  - the bound: kMaxHttpHeadBytes always get a verdict;
 //  - Done ends exactly at head_bytes; a Done head is self-consistent;
+//  - a head rewritten without its h2c offer is itself a Done head that
+//    parses to the same request (no offer left, nothing else changed);
 //  - pipelining: after each Done head its body is skipped (fixed length, or
 //    the chunked decoder) and the next head parsed, as the proxy does;
 //  - the chunked decoder gives the same verdict and length fed whole or in
@@ -52,6 +54,24 @@ void check_done_head(const HeadResult& r, size_t size) {
   }
 }
 
+// What the proxy forwards instead of a head that offered h2c.
+void check_rewritten(const HeadResult& r) {
+  const auto& h = r.head;
+  if (h.rewritten.empty()) return;
+  check(h.rewritten.size() < h.head_bytes, "rewritten head not shorter");
+  auto bytes = std::span(reinterpret_cast<const uint8_t*>(h.rewritten.data()), h.rewritten.size());
+  HeadResult again = parse_http_head(bytes);
+  check(again.status == HeadStatus::Done, "rewritten head does not parse");
+  const auto& g = again.head;
+  check(g.rewritten.empty(), "rewritten head still offers h2c");
+  check(g.head_bytes == h.rewritten.size(), "rewritten head has trailing bytes");
+  check(g.method == h.method && g.target == h.target && g.version == h.version && g.host == h.host &&
+            g.host_port == h.host_port && g.path == h.path && g.content_length == h.content_length &&
+            g.chunked == h.chunked && g.keep_alive == h.keep_alive && g.upgrade == h.upgrade &&
+            g.has_override == h.has_override,
+        "rewritten head reads as another request");
+}
+
 void check_head(std::span<const uint8_t> in) {
   HeadResult full = parse_http_head(in);
   check(full.status != HeadStatus::NeedMore || in.size() < kMaxHttpHeadBytes, "NeedMore past the bound");
@@ -59,6 +79,7 @@ void check_head(std::span<const uint8_t> in) {
         "error set exactly when there is a verdict other than Done");
   if (full.status == HeadStatus::Done) {
     check_done_head(full, in.size());
+    check_rewritten(full);
     size_t end = full.head.head_bytes;
     check(same(parse_http_head(in.first(end)), full), "Done at head_bytes");
     check(parse_http_head(in.first(end - 1)).status == HeadStatus::NeedMore, "NeedMore before head_bytes");

@@ -98,7 +98,9 @@ TEST_F(AbiLayout, ProxySteering) {
 // The sizes are part of the pinned-map contract: changing one needs an
 // EGD_ABI_VERSION bump, which this test makes a conscious edit.
 TEST(AbiVersion, SizesMatchVersion) {
-  static_assert(EGD_ABI_VERSION == 2);
+  static_assert(EGD_ABI_VERSION == 3);
+  // egd_stats has a slot per verdict and reason: a new reason changes its shape.
+  EXPECT_EQ(static_cast<int>(EGD_REASON__COUNT), 42);
   EXPECT_EQ(sizeof(egd_event), 88u);
   EXPECT_EQ(sizeof(egd_cidr_rule), 136u);
   EXPECT_EQ(sizeof(egd_config), 16400u);

@@ -49,6 +49,7 @@ size_t count_fds() {
 struct Ask {
   std::string name;
   uint16_t type = kTypeA;
+  uint16_t klass = kClassIN;
   uint16_t id = 0x1234;
   int edns = -1;  // -1: none; else the UDP size advertised
   bool dnssec_ok = false;
@@ -59,7 +60,7 @@ Bytes query(const Ask& a) {
   h.id = a.id;
   h.rd = true;
   MessageBuilder b(h, false);
-  EXPECT_TRUE(b.question(a.name, a.type));
+  EXPECT_TRUE(b.question(a.name, a.type, a.klass));
   if (a.edns >= 0) b.opt(static_cast<uint16_t>(a.edns), 0, a.dnssec_ok);
   return b.bytes();
 }
@@ -144,13 +145,16 @@ class FakeIdentity final : public ClientIdentity {
   std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override {
     ++udp_calls;
     EXPECT_EQ(peer.ss_family, local.ss_family);
+    if (!udp_known) return std::nullopt;  // the sender's socket is gone, or was never steered
     return who("dig");
   }
   int tcp_calls = 0, udp_calls = 0;
+  bool udp_known = true;
 
  private:
   static proxy::OrigDst who(const char* comm) {
     proxy::OrigDst o;
+    o.identified = true;
     o.family = AF_INET;
     o.given = o.target = ip("198.51.100.53");
     o.port = 53;
@@ -422,6 +426,7 @@ TEST_F(DnsServerTest, DeniedNamesGetNxdomainAndNeverReachTheUpstreamWhateverTheT
   EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
   EXPECT_EQ(e->qtype, kTypeA);
   EXPECT_EQ(e->l7, "dns");
+  EXPECT_TRUE(e->sender_known);
   EXPECT_EQ(e->comm, "dig");
   EXPECT_EQ(e->pid, 4242u);
   EXPECT_EQ(e->uid, 1000u);
@@ -458,6 +463,21 @@ TEST_F(DnsServerTest, AnyAndOtherTypesAreRefusedForAllowedNames) {
   const Event* e = find_event(EGD_REASON_DNS_TYPE_NOT_ALLOWED, "allowed.test");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->qtype, 255);
+  EXPECT_EQ(e->qclass, kClassIN);
+}
+
+// version.bind CH TXT: refused, and the event carries its class and type.
+TEST_F(DnsServerTest, ChaosQueriesAreRefusedAndRecordedWithTheirClass) {
+  start();
+  auto r = ask_udp(query({.name = "version.bind", .type = 16, .klass = 3}));
+  ASSERT_TRUE(r);
+  EXPECT_NE(parse_ok(*r).header.rcode, kRcodeNoError);
+  EXPECT_EQ(up_.queries(), 0);
+  ASSERT_FALSE(events_.empty());
+  const Event& e = events_.back();
+  EXPECT_EQ(e.host, "version.bind");
+  EXPECT_EQ(e.qtype, 16);  // TXT
+  EXPECT_EQ(e.qclass, 3);
 }
 
 TEST_F(DnsServerTest, TunnellingBurstUnderADeniedZoneSendsNothingUpstream) {
@@ -731,6 +751,19 @@ TEST_F(DnsServerTest, MalformedPacketsAreDroppedAndTheServerKeepsServing) {
   bool eof = false;
   tcp_replies(t.get(), 1, &eof);
   EXPECT_TRUE(eof);
+}
+
+// Nobody could say who sent it: the event says so rather than pid 0, uid 0.
+TEST_F(DnsServerTest, EventsFromAnUnknownSenderSayUnknown) {
+  start();
+  identity_.udp_known = false;
+  UniqueFd fd = udp_client();
+  ASSERT_EQ(send(fd.get(), "xx", 2, 0), 2);
+  ASSERT_TRUE(run_until([&] { return find_event(EGD_REASON_DNS_MALFORMED) != nullptr; }));
+  const Event* e = find_event(EGD_REASON_DNS_MALFORMED);
+  EXPECT_FALSE(e->sender_known);
+  EXPECT_EQ(e->comm, "");
+  EXPECT_EQ(e->daddr, "") << "the address asked is unknown too";
 }
 
 TEST_F(DnsServerTest, MalformedFloodEventsAreRateLimited) {

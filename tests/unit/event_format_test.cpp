@@ -66,6 +66,7 @@ TEST(EventFormat, SockCreateHasNoDestination) {
 TEST(EventFormat, DnsEventsCarryNameAndType) {
   Event e;
   e.unix_ns = 1'700'000'000'000'000'000;
+  e.sender_known = true;
   e.pid = e.tgid = 7;
   e.uid = 1000;
   e.comm = "dig";
@@ -91,6 +92,45 @@ TEST(EventFormat, DnsEventsCarryNameAndType) {
   EXPECT_NE(to_json(e).find("\"qtype\":\"TYPE65280\""), std::string::npos);
   e.qtype = 0;  // a packet without a question: no type
   EXPECT_EQ(to_json(e).find("qtype"), std::string::npos);
+}
+
+// CHAOS and other classes are named; IN, the usual one, only in JSON.
+TEST(EventFormat, DnsEventsNameAClassOtherThanIn) {
+  Event e;
+  e.sender_known = true;
+  e.comm = "dig";
+  e.hook = EGD_HOOK_DNS;
+  e.protocol = IPPROTO_UDP;
+  e.reason = EGD_REASON_DNS_TYPE_NOT_ALLOWED;
+  e.l7 = "dns";
+  e.host = "version.bind";
+  e.qtype = 16;
+  e.qclass = 3;
+  EXPECT_NE(to_json(e).find("\"qtype\":\"TXT\",\"qclass\":\"CH\""), std::string::npos) << to_json(e);
+  EXPECT_NE(to_text(e).find(" dns version.bind CH TXT dns-type-not-allowed "), std::string::npos) << to_text(e);
+  e.qclass = 1;
+  EXPECT_NE(to_json(e).find("\"qclass\":\"IN\""), std::string::npos) << to_json(e);
+  EXPECT_NE(to_text(e).find(" dns version.bind TXT dns-type-not-allowed "), std::string::npos) << to_text(e);
+  e.qclass = 65000;
+  EXPECT_NE(to_json(e).find("\"qclass\":\"CLASS65000\""), std::string::npos) << to_json(e);
+}
+
+// An event nobody could attribute reads as unknown, never as pid 0 / root.
+TEST(EventFormat, UnknownSenderReadsAsUnknown) {
+  Event e;
+  e.unix_ns = 1'700'000'000'000'000'000;
+  e.hook = EGD_HOOK_DNS;
+  e.protocol = IPPROTO_UDP;
+  e.verdict = EGD_VERDICT_DENY;
+  e.reason = EGD_REASON_DNS_MALFORMED;
+  e.l7 = "dns";
+  std::string j = to_json(e);
+  EXPECT_NE(j.find("\"pid\":null,\"tgid\":null,\"uid\":null,\"comm\":null"), std::string::npos) << j;
+  std::string t = to_text(e);
+  EXPECT_NE(t.find("Z ?[?] deny udp - dns - dns-malformed via dns uid ?"), std::string::npos) << t;
+  e.sender_known = true;  // pid 0 and uid 0 are then what they say
+  EXPECT_NE(to_json(e).find("\"pid\":0,\"tgid\":0,\"uid\":0,\"comm\":\"\""), std::string::npos);
+  EXPECT_NE(to_text(e).find("Z [0] deny"), std::string::npos) << to_text(e);
 }
 
 TEST(EventFormat, EveryReasonHasAName) {

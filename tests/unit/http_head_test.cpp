@@ -214,11 +214,70 @@ TEST(HttpHead, KeepAlive) {
 TEST(HttpHead, Upgrade) {
   HttpHead h = expect_done(get_with("Host: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n"));
   EXPECT_EQ(h.upgrade, "websocket");
-  // h2c would carry HTTP/2 frames whose :authority and :path are never parsed.
-  expect_status(get_with("Host: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"),
-                HeadStatus::Smuggling, "h2c");
+  EXPECT_EQ(h.rewritten, "");  // forwarded as sent
   // Upgrade without the Connection token is not an upgrade (RFC 9110 7.8).
   EXPECT_EQ(expect_done(get_with("Host: a\r\nUpgrade: websocket\r\n")).upgrade, "");
+}
+
+// h2c would carry HTTP/2 frames whose :authority and :path are never
+// parsed: the offer is taken out and the request goes on as HTTP/1.1.
+TEST(HttpHead, H2cOfferIsStripped) {
+  // What curl --http2 sends for http:// URLs.
+  std::string curl =
+      "GET / HTTP/1.1\r\nHost: allowed.test\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
+      "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+  HttpHead h = expect_done(curl);
+  EXPECT_EQ(h.host, "allowed.test");
+  EXPECT_EQ(h.upgrade, "");  // nothing to wait for: no switch can come
+  EXPECT_TRUE(h.keep_alive);
+  EXPECT_EQ(h.head_bytes, curl.size());
+  EXPECT_EQ(h.rewritten, "GET / HTTP/1.1\r\nHost: allowed.test\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n");
+  HttpHead again = expect_done(h.rewritten);
+  EXPECT_EQ(again.rewritten, "");
+  EXPECT_EQ(again.host, h.host);
+}
+
+TEST(HttpHead, H2cStripKeepsTheRest) {
+  // Other Connection tokens stay; HTTP/2 spellings all go.
+  EXPECT_EQ(expect_done(get_with("Host: a\r\nConnection: close, Upgrade,HTTP2-Settings\r\nUpgrade: H2C\r\n")).rewritten,
+            get_with("Host: a\r\nConnection: close\r\n"));
+  for (const char* spelling : {"h2", "h2c-14", "HTTP/2.0", "http/2"})
+    EXPECT_EQ(expect_done(get_with("Host: a\r\nConnection: upgrade\r\nUpgrade: " + std::string(spelling) + "\r\n"))
+                  .rewritten,
+              get_with("Host: a\r\n"))
+        << spelling;
+  // Another protocol offered beside h2c keeps its upgrade (and Connection's token).
+  HttpHead ws = expect_done(get_with(
+      "Host: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c, websocket\r\nHTTP2-Settings: AA\r\n"));
+  EXPECT_EQ(ws.upgrade, "websocket");
+  EXPECT_EQ(ws.rewritten, get_with("Host: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"));
+  // Without Connection's token the offer is still taken out (a lenient origin might switch).
+  EXPECT_EQ(expect_done(get_with("Host: a\r\nUpgrade: h2c\r\n")).rewritten, get_with("Host: a\r\n"));
+  EXPECT_EQ(expect_done(get_with("Host: a\r\nHTTP2-Settings: AA\r\nX-A: 1\r\n")).rewritten,
+            get_with("Host: a\r\nX-A: 1\r\n"));
+  // HTTP/1.1 and HTTP/1.0 alike; the body framing is unchanged.
+  HttpHead post = expect_done(get_with("Host: a\r\nContent-Length: 3\r\nUpgrade: h2c\r\nConnection: upgrade\r\n",
+                                       "POST /x HTTP/1.0"));
+  EXPECT_EQ(post.rewritten, get_with("Host: a\r\nContent-Length: 3\r\n", "POST /x HTTP/1.0"));
+  EXPECT_EQ(post.content_length, 3u);
+  // Not an HTTP/2 name: kept as sent.
+  EXPECT_EQ(expect_done(get_with("Host: a\r\nConnection: upgrade\r\nUpgrade: h3, tls/1.2\r\n")).rewritten, "");
+}
+
+TEST(HttpHead, Http2PrefaceHasItsOwnVerdict) {
+  const std::string preface("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00", 33);
+  expect_status(preface, HeadStatus::Http2, "HTTP/2");
+  HeadResult r = parse(preface);
+  EXPECT_EQ(r.head.method, "PRI");
+  EXPECT_EQ(r.head.version, "HTTP/2.0");
+  // The verdict comes with the request line, before the rest of the preface.
+  EXPECT_EQ(parse("PRI * HTTP/2.0\r").status, HeadStatus::NeedMore);
+  EXPECT_EQ(parse("PRI * HTTP/2.0\r\n").status, HeadStatus::Http2);
+  // Anything else after "PRI *" is judged as HTTP/1 was.
+  expect_status("PRI * HTTP/1.1\r\nHost: a\r\n\r\n", HeadStatus::Malformed, "asterisk-form");
+  expect_status("PRI * HTTP/2.1\r\n\r\n", HeadStatus::Malformed, "unsupported HTTP version");
+  expect_status("PRI / HTTP/2.0\r\n\r\n", HeadStatus::Malformed, "unsupported HTTP version");
+  expect_status("GET * HTTP/2.0\r\n\r\n", HeadStatus::Malformed, "unsupported HTTP version");
 }
 
 // Test that Connection may not name framing or Host headers: a hop that
@@ -360,7 +419,7 @@ TEST(HttpHead, RequestLineShape) {
   expect_status("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", HeadStatus::Malformed, "junk after");
   expect_status("GET / HTTP/1.10\r\nHost: a\r\n\r\n", HeadStatus::Malformed, "junk after");
   expect_status("GET /\r\n", HeadStatus::Malformed, "without HTTP version");
-  expect_status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HeadStatus::Malformed, "version");
+  expect_status("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", HeadStatus::Http2, "HTTP/2");  // see Http2PrefaceHasItsOwnVerdict
 }
 
 // ---- Not HTTP ----

@@ -307,6 +307,7 @@ class ProxySession : public ::testing::Test {
     orig_.orig.given = orig_.orig.target = *IpAddr::parse("127.0.0.1");
     orig_.orig.port = origin_->port();
     orig_.orig.family = AF_INET;
+    orig_.orig.identified = true;
     orig_.orig.tgid = 4242;
     orig_.orig.comm = "agent";
     auto loop = Loop::create();
@@ -477,7 +478,9 @@ TEST_F(ProxySession, NotTlsNoSniAndEch) {
   send_all(c, "SSH-2.0-OpenSSH_9.2\r\n");
   read_all(c);
   close(c);
-  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_NOT_TLS); }));
+  auto not_tls = event([](const Event& e) { return reason_is(e, EGD_REASON_NOT_TLS); });
+  ASSERT_TRUE(not_tls);
+  EXPECT_EQ(not_tls->l7, "tls") << "TLS was due; the bytes were not HTTP either";
 
   c = client();
   send_all(c, str(testing::ClientHelloBuilder().bytes()));
@@ -501,7 +504,9 @@ TEST_F(ProxySession, DirectDialHasNoRecord) {
   int c = client();
   EXPECT_EQ(read_all(c), "");
   close(c);
-  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_NO_RECORD); }));
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_NO_RECORD); });
+  ASSERT_TRUE(e);
+  EXPECT_FALSE(e->sender_known) << "no record: nobody to name";
 }
 
 // Test that a client that never sends is timed out, and the proxy serves
@@ -738,6 +743,51 @@ TEST_F(ProxySession, UpgradeOnReusedConnectionRefused) {
   ASSERT_EQ(rec.size(), 1u);
   EXPECT_EQ(rec[0].find("/ws"), std::string::npos) << rec[0];
   EXPECT_EQ(rec[0].find("evil.test"), std::string::npos) << rec[0];
+}
+
+// Test that an h2c upgrade offer (curl --http2 on http://) is taken out of
+// every request, first or later on the connection: the origin never sees
+// it, answers in HTTP/1.1, and each request stays judged.
+TEST_F(ProxySession, H2cOfferIsStrippedAndRequestsServed) {
+  start(policy_text(), true);
+  int c = client();
+  const std::string offer = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n";
+  send_all(c, "GET /a HTTP/1.1\r\nHost: allowed.test\r\n" + offer + "\r\n" +
+                  "GET /b HTTP/1.1\r\nHost: allowed.test\r\n" + offer + "\r\n" +
+                  "GET /c HTTP/1.1\r\nHost: evil.test\r\n" + offer + "\r\n");
+  std::string got = read_all(c);
+  close(c);
+  EXPECT_NE(got.find("origin saw GET /a"), std::string::npos) << got;
+  EXPECT_NE(got.find("origin saw GET /b"), std::string::npos) << got;
+  EXPECT_NE(got.find("X-Egressd-Reason: host-not-allowed"), std::string::npos) << got;
+  auto rec = origin_->wait_received(1);
+  ASSERT_EQ(rec.size(), 1u);
+  EXPECT_EQ(rec[0], "GET /a HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET /b HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+  ASSERT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_HOST_NOT_ALLOWED) && e.host == "evil.test"; }));
+  std::lock_guard<std::mutex> g(mu_);
+  for (const Event& e : events_) EXPECT_NE(e.reason, EGD_REASON_SMUGGLING) << "the offer is not refused";
+}
+
+// Test that HTTP/2 with prior knowledge gets its own reason and an HTTP/2
+// refusal (SETTINGS, then GOAWAY HTTP_1_1_REQUIRED naming it), never the origin.
+TEST_F(ProxySession, Http2PrefaceRefusedWithGoaway) {
+  start(policy_text(), true);
+  int c = client();
+  send_all(c, std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", 33));
+  std::string got = read_all(c);
+  close(c);
+  ASSERT_GE(got.size(), 9u + 9u + 8u) << got;
+  EXPECT_EQ(got.substr(0, 9), std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9)) << "an empty SETTINGS first";
+  size_t len = static_cast<uint8_t>(got[9]) << 16 | static_cast<uint8_t>(got[10]) << 8 | static_cast<uint8_t>(got[11]);
+  EXPECT_EQ(got[12], 0x7) << "GOAWAY";
+  EXPECT_EQ(got.size(), 18 + len);
+  EXPECT_EQ(got.substr(18, 8), std::string("\x00\x00\x00\x00\x00\x00\x00\x0d", 8)) << "last stream 0, HTTP_1_1_REQUIRED";
+  EXPECT_NE(got.find("http2-cleartext"), std::string::npos) << got;
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_HTTP2_CLEARTEXT); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  EXPECT_EQ(e->l7, "http");
+  EXPECT_TRUE(origin_->received().empty());
 }
 
 // Test that a refused pipelined request whose client has half-closed does

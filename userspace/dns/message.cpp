@@ -230,6 +230,17 @@ std::string rcode_name(uint16_t rcode) {
   return "RCODE" + std::to_string(rcode);
 }
 
+std::string class_name(uint16_t klass) {
+  switch (klass) {
+    case 1: return "IN";
+    case 3: return "CH";
+    case 4: return "HS";
+    case 254: return "NONE";
+    case 255: return "ANY";
+    default: return "CLASS" + std::to_string(klass);
+  }
+}
+
 std::string type_name(uint16_t type) {
   switch (type) {
     case 1: return "A";

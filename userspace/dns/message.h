@@ -42,6 +42,8 @@ inline constexpr size_t kMaxCnameHops = 8;
 std::string rcode_name(uint16_t rcode);
 // "A", "HTTPS", ... or "TYPE65280" (RFC 3597), for events and logs.
 std::string type_name(uint16_t type);
+// "IN", "CH", "HS", "NONE", "ANY", else "CLASSn" (RFC 3597).
+std::string class_name(uint16_t klass);
 
 enum class ParseStatus {
   Ok,

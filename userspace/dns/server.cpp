@@ -741,6 +741,7 @@ void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16
   if (auto o = who(w)) {
     e.cgroup_id = o->cgroup_id;
     e.sock_cookie = o->sock_cookie;
+    e.sender_known = o->identified;
     e.pid = o->pid;
     e.tgid = o->tgid;
     e.uid = o->uid;
@@ -754,6 +755,7 @@ void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16
   if (q) {
     e.host = q->qname;
     e.qtype = q->qtype;
+    e.qclass = q->qclass;
   }
   sink_(e);
 }

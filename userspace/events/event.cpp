@@ -71,6 +71,7 @@ Event decode_event(const egd_event& raw, int64_t boot_to_unix_ns) {
   e.unix_ns = static_cast<uint64_t>(static_cast<int64_t>(raw.boot_ns) + boot_to_unix_ns);
   e.cgroup_id = raw.cgroup_id;
   e.sock_cookie = raw.sock_cookie;
+  e.sender_known = true;  // the hooks run in the sender's context
   e.pid = raw.pid;
   e.tgid = raw.tgid;
   e.uid = raw.uid;

@@ -15,6 +15,10 @@ struct Event {
   uint64_t unix_ns = 0;
   uint64_t cgroup_id = 0;
   uint64_t sock_cookie = 0;
+  // False when nobody could say who sent it (a datagram whose socket was
+  // closed before the resolver looked, a connection without a hook's
+  // record): pid, tgid, uid and comm are then meaningless, not root's.
+  bool sender_known = false;
   uint32_t pid = 0;
   uint32_t tgid = 0;
   uint32_t uid = 0;
@@ -34,8 +38,9 @@ struct Event {
   std::string host;                   // SNI or Host, as the client sent it (canonical)
   std::string method, path;           // plain HTTP
   // Decided by the resolver (hook == EGD_HOOK_DNS): l7 "dns", host the
-  // name asked, and its type (0 for a packet without a question).
+  // name asked, its type and class (0 for a packet without a question).
   uint16_t qtype = 0;
+  uint16_t qclass = 0;
 };
 
 // Offset to add to CLOCK_BOOTTIME ns to get Unix time ns.

@@ -56,12 +56,16 @@ std::string iso8601(uint64_t unix_ns) {
   return buf;
 }
 
+// Who sent it; "unknown" reads as unknown (null, "?"), never as pid 0/root.
+static std::string json_sender(const Event& e) {
+  if (!e.sender_known) return ",\"pid\":null,\"tgid\":null,\"uid\":null,\"comm\":null";
+  return ",\"pid\":" + std::to_string(e.pid) + ",\"tgid\":" + std::to_string(e.tgid) +
+         ",\"uid\":" + std::to_string(e.uid) + ",\"comm\":\"" + json_escape(e.comm) + "\"";
+}
+
 std::string to_json(const Event& e) {
   std::string s = "{\"time\":\"" + iso8601(e.unix_ns) + "\"";
-  s += ",\"pid\":" + std::to_string(e.pid);
-  s += ",\"tgid\":" + std::to_string(e.tgid);
-  s += ",\"uid\":" + std::to_string(e.uid);
-  s += ",\"comm\":\"" + json_escape(e.comm) + "\"";
+  s += json_sender(e);
   s += ",\"cgroup_id\":" + std::to_string(e.cgroup_id);
   s += ",\"hook\":\"" + std::string(hook_name(e.hook)) + "\"";
   s += ",\"family\":\"" + family_name(e.family) + "\"";
@@ -77,6 +81,7 @@ std::string to_json(const Event& e) {
     if (!e.method.empty()) s += ",\"method\":\"" + json_escape(e.method) + "\"";
     if (!e.path.empty()) s += ",\"path\":\"" + json_escape(e.path) + "\"";
     if (e.qtype) s += ",\"qtype\":\"" + dns::type_name(e.qtype) + "\"";
+    if (e.qclass) s += ",\"qclass\":\"" + dns::class_name(e.qclass) + "\"";
   }
   s += ",\"verdict\":\"" + std::string(verdict_name(e.verdict)) + "\"";
   s += ",\"reason\":\"" + std::string(reason_name(e.reason)) + "\"";
@@ -86,17 +91,19 @@ std::string to_json(const Event& e) {
 }
 
 std::string to_text(const Event& e) {
-  std::string s = iso8601(e.unix_ns) + " " + json_escape(e.comm) + "[" + std::to_string(e.tgid) + "] ";
+  std::string s = iso8601(e.unix_ns) + " " +
+                  (e.sender_known ? json_escape(e.comm) + "[" + std::to_string(e.tgid) + "] " : std::string("?[?] "));
   s += std::string(verdict_name(e.verdict)) + " " + proto_name(e.protocol) + " " + destination(e);
   if (e.judged) s += " (as " + *e.judged + ")";
   if (!e.l7.empty()) {
     s += " " + e.l7 + " " + (e.host.empty() ? std::string("-") : json_escape(e.host));
     if (!e.method.empty()) s += " " + json_escape(e.method) + " " + json_escape(e.path);
+    if (e.qclass && e.qclass != dns::kClassIN) s += " " + dns::class_name(e.qclass);  // "CH TXT", as dig writes it
     if (e.qtype) s += " " + dns::type_name(e.qtype);
   }
   s += " " + std::string(reason_name(e.reason));
   if (e.rule_id) s += " rule " + std::to_string(e.rule_id);
-  s += " via " + std::string(hook_name(e.hook)) + " uid " + std::to_string(e.uid);
+  s += " via " + std::string(hook_name(e.hook)) + " uid " + (e.sender_known ? std::to_string(e.uid) : std::string("?"));
   return s;
 }
 

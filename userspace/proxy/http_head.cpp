@@ -132,6 +132,32 @@ std::string_view path_of(std::string_view path_and_query) {
   return path.empty() ? std::string_view("/") : path;
 }
 
+// Does an Upgrade element (protocol-name ["/" protocol-version]) name
+// HTTP/2? "h2c" is the registered token; "h2", drafts ("h2c-14") and
+// "HTTP/2.0" are read as HTTP/2 by some servers too.
+bool is_http2_protocol(std::string_view element) {
+  std::string e = lower(element);
+  std::string_view name = e, version;
+  if (size_t slash = name.find('/'); slash != std::string_view::npos) {
+    version = name.substr(slash + 1);
+    name = name.substr(0, slash);
+  }
+  if (name == "h2c" || name == "h2" || name.starts_with("h2c-") || name.starts_with("h2-")) return true;
+  return name == "http" && version.starts_with("2");
+}
+
+// Joins the non-empty elements of `list` for which keep(element) holds.
+template <class Keep>
+std::string filter_list(std::string_view list, Keep keep) {
+  std::string out;
+  for_each_list_element(list, [&](std::string_view e) {
+    if (e.empty() || !keep(e)) return;
+    if (!out.empty()) out += ", ";
+    out += e;
+  });
+  return out;
+}
+
 // Is `name` one of the framing/routing headers spelled with '_' for '-'
 // (or '_' alone)? Some stacks (CGI, WSGI, some proxies) map '_' to '-'.
 bool underscore_alias(std::string_view name) {
@@ -214,6 +240,20 @@ class HeadParser {
     if (i == start) return stop(HeadStatus::Malformed, "empty request target");
     std::string_view target(reinterpret_cast<const char*>(w_.data()) + start, i - start);
     ++i;
+    if (method == "PRI" && target == "*") {
+      // RFC 9113 3.4: the preface starts "PRI * HTTP/2.0\r\n". Until the
+      // bytes leave it, wait; where they do, the HTTP/1 checks below judge.
+      static constexpr std::string_view kPrefaceVersion = "HTTP/2.0\r\n";
+      size_t j = i, k = 0;
+      while (k < kPrefaceVersion.size() && j < n && w_[j] == kPrefaceVersion[k]) ++j, ++k;
+      if (k == kPrefaceVersion.size()) {
+        result_.head.method = method;
+        result_.head.target = target;
+        result_.head.version = "HTTP/2.0";
+        return stop(HeadStatus::Http2, "HTTP/2 connection preface (prior knowledge): cleartext HTTP/2 is not inspected");
+      }
+      if (j == n) return more();
+    }
     static constexpr std::string_view kVersionPrefix = "HTTP/1.";
     size_t version_start = i;
     for (char expect : kVersionPrefix) {
@@ -285,7 +325,9 @@ class HeadParser {
     else if (iequals(name, "connection"))
       connection(value);
     else if (iequals(name, "upgrade"))
-      upgrade_ = upgrade_.empty() ? lower(value) : upgrade_ + ", " + lower(value);
+      upgrade(value);
+    else if (iequals(name, "http2-settings"))
+      h2c_offer_ = true;
     else if (underscore_alias(name))
       smuggling("header " + std::string(name) + " spells a framing or Host header with '_'");
     else if (is_override_header(name))
@@ -325,6 +367,16 @@ class HeadParser {
     if (!iequals(value, "chunked")) smuggling("Transfer-Encoding other than chunked");
   }
 
+  void upgrade(std::string_view value) {
+    std::string kept = filter_list(value, [&](std::string_view e) {
+      if (!is_http2_protocol(e)) return true;
+      h2c_offer_ = true;
+      return false;
+    });
+    if (kept.empty()) return;
+    upgrade_ = upgrade_.empty() ? lower(kept) : upgrade_ + ", " + lower(kept);
+  }
+
   void connection(std::string_view value) {
     for_each_list_element(value, [&](std::string_view token) {
       if (iequals(token, "close")) close_ = true;
@@ -358,9 +410,6 @@ class HeadParser {
     bool v11 = h.version == "HTTP/1.1";
     h.keep_alive = !close_ && (v11 || keep_alive_token_);
     if (upgrade_token_) h.upgrade = upgrade_;
-    // After h2c the connection carries HTTP/2 frames whose :authority and
-    // :path this parser never sees.
-    if (h.upgrade.find("h2c") != std::string::npos) smuggling("upgrade to h2c");
     h.chunked = te_seen_;
     const Authority* host = host_seen_ ? &host_authority_ : (h.absolute_form ? &target_authority_ : nullptr);
     if (host != nullptr) {
@@ -381,6 +430,44 @@ class HeadParser {
       stop(HeadStatus::Smuggling,
            "host mismatch: target names " + target_authority_.host.name + ", Host names " + host_authority_.host.name);
     }
+    // After h2c the connection would carry HTTP/2 frames whose :authority
+    // and :path this parser never sees: the origin must not be offered it.
+    if (result_.status == HeadStatus::Done && h2c_offer_) h.rewritten = without_h2c_offer();
+  }
+
+  // The head (valid, CRLF lines) with the h2c offer taken out; see
+  // parse_http_head.
+  std::string without_h2c_offer() const {
+    std::string_view head(reinterpret_cast<const char*>(w_.data()), result_.head.head_bytes);
+    std::string out;
+    out.reserve(head.size());
+    size_t eol = head.find("\r\n");
+    out.append(head.substr(0, eol + 2));  // the request line
+    for (size_t pos = eol + 2;;) {
+      eol = head.find("\r\n", pos);
+      std::string_view line = head.substr(pos, eol - pos);
+      pos = eol + 2;
+      if (line.empty()) break;
+      size_t colon = line.find(':');
+      std::string_view name = line.substr(0, colon), value = trim_ows(line.substr(colon + 1));
+      std::string kept;
+      if (iequals(name, "http2-settings")) continue;
+      if (iequals(name, "upgrade")) {
+        kept = filter_list(value, [](std::string_view e) { return !is_http2_protocol(e); });
+      } else if (iequals(name, "connection")) {
+        bool upgrade_left = !upgrade_.empty();
+        kept = filter_list(value, [&](std::string_view t) {
+          return !iequals(t, "http2-settings") && (upgrade_left || !iequals(t, "upgrade"));
+        });
+      } else {
+        out.append(line).append("\r\n");
+        continue;
+      }
+      if (kept.empty()) continue;
+      out.append(name).append(": ").append(kept).append("\r\n");
+    }
+    out.append("\r\n");
+    return out;
   }
 
   static bool same_origin(const Authority& a, const Authority& b) {
@@ -397,7 +484,8 @@ class HeadParser {
   bool close_ = false;
   bool keep_alive_token_ = false;
   bool upgrade_token_ = false;
-  std::string upgrade_;
+  bool h2c_offer_ = false;  // an Upgrade element names HTTP/2, or an HTTP2-Settings line
+  std::string upgrade_;     // the Upgrade elements but HTTP/2 ones, lower case
   std::string smuggling_;
 };
 
@@ -411,6 +499,7 @@ const char* to_string(HeadStatus status) {
     case HeadStatus::Malformed: return "malformed";
     case HeadStatus::TooLarge: return "too-large";
     case HeadStatus::Smuggling: return "smuggling";
+    case HeadStatus::Http2: return "http2";
   }
   return "?";
 }

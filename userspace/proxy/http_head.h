@@ -29,6 +29,7 @@ enum class HeadStatus {
   Malformed,  // a request head that breaks the grammar or our rules (see error)
   TooLarge,   // no blank line within kMaxHttpHeadBytes
   Smuggling,  // framing or host an origin could read differently (see error)
+  Http2,      // the HTTP/2 connection preface "PRI * HTTP/2.0" (prior knowledge): frames, not a head
 };
 
 const char* to_string(HeadStatus status);
@@ -46,7 +47,12 @@ struct HttpHead {
   std::optional<uint64_t> content_length;
   bool chunked = false;    // Transfer-Encoding: chunked (then no content_length)
   bool keep_alive = true;  // per version and Connection
-  std::string upgrade;     // lower-cased Upgrade value if Connection names "upgrade", else empty
+  std::string upgrade;     // lower-cased Upgrade value (h2c left out) if Connection names "upgrade", else empty
+  // Non-empty when the head offered an upgrade to HTTP/2 (h2c): the head
+  // to send the origin instead, with that offer removed (see strip rules
+  // below), so the origin answers in HTTP/1.1 and every request stays
+  // judged. Empty: forward the client's head_bytes unchanged.
+  std::string rewritten;
   bool has_override = false;  // X-HTTP-Method-Override, X-Original-URL, ...: methods/paths rules cannot trust the request line
   size_t head_bytes = 0;   // bytes up to and including the blank line
 
@@ -72,7 +78,15 @@ struct HeadResult {
 // forward proxy); Content-Length with Transfer-Encoding, differing
 // Content-Lengths, a Transfer-Encoding other than exactly "chunked",
 // Transfer-Encoding in HTTP/1.0, and header names that spell Host,
-// Content-Length or Transfer-Encoding with '_' are Smuggling.
+// Content-Length or Transfer-Encoding with '_' are Smuggling. A request
+// line "PRI * HTTP/2.0" (the HTTP/2 preface) is Http2.
+//
+// The h2c offer (RFC 7540 3.2) is taken out, not refused: Upgrade elements
+// naming HTTP/2 (h2c, h2, their drafts h2c-NN, HTTP/2.x) are removed (the
+// Upgrade line with them if nothing is left), every HTTP2-Settings line
+// goes, and Connection loses its HTTP2-Settings token and, if no Upgrade
+// element is left, its Upgrade token (the line too if empty). Other lines
+// are kept byte for byte; see HttpHead::rewritten.
 HeadResult parse_http_head(std::span<const uint8_t> data);
 
 // Length of the request body when it is known from the head: 0 without

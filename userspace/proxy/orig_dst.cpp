@@ -19,6 +19,7 @@ OrigDst orig_from_record(const egd_orig& o) {
   d.given = o.family == AF_INET ? IpAddr::v4(o.daddr) : IpAddr::v6(o.daddr);
   d.target = d.given.unmapped();
   d.port = o.dport;
+  d.identified = true;
   d.pid = o.pid;
   d.tgid = o.tgid;
   d.uid = o.uid;

@@ -19,6 +19,7 @@ struct OrigDst {
   IpAddr target;       // what the proxy dials: `given` without the v4-mapped wrapping
   uint16_t port = 0;
   int family = 0;      // the client's socket family
+  bool identified = false;  // from a hook's record: pid, tgid, uid and comm are the client's
   uint32_t pid = 0, tgid = 0, uid = 0;
   uint64_t cgroup_id = 0;
   uint64_t sock_cookie = 0;

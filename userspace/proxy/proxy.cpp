@@ -193,6 +193,7 @@ void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const st
           .count());
   e.cgroup_id = o.cgroup_id;
   e.sock_cookie = o.sock_cookie;
+  e.sender_known = o.identified;
   e.pid = o.pid;
   e.tgid = o.tgid;
   e.uid = o.uid;

@@ -1,5 +1,7 @@
 #include "proxy/responses.h"
 
+#include <algorithm>
+
 namespace egressd::proxy {
 
 std::string tls_access_denied_alert() {
@@ -17,6 +19,22 @@ std::string http_forbidden(std::string_view host, uint16_t port, std::string_vie
                   std::to_string(body.size()) + "\r\nConnection: close\r\nX-Egressd-Reason: " + std::string(reason) +
                   "\r\n\r\n";
   return r + body;
+}
+
+std::string http2_goaway_http11_required(std::string_view reason, std::string_view detail) {
+  constexpr uint8_t kSettings = 0x4, kGoaway = 0x7;
+  constexpr uint32_t kHttp11Required = 0xd;
+  auto frame = [](uint8_t type, std::string_view payload) {
+    size_t n = payload.size();  // < 2^14, the default SETTINGS_MAX_FRAME_SIZE
+    std::string f{static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n), static_cast<char>(type)};
+    f.append(5, '\0');  // flags, stream 0
+    return f.append(payload);
+  };
+  std::string debug = "egressd: " + std::string(reason) + ": " + std::string(detail);
+  debug.resize(std::min<size_t>(debug.size(), 1024));
+  std::string goaway(4, '\0');  // last stream id 0: nothing was processed
+  for (int shift = 24; shift >= 0; shift -= 8) goaway += static_cast<char>(kHttp11Required >> shift);
+  return frame(kSettings, "") + frame(kGoaway, goaway + debug);
 }
 
 }  // namespace egressd::proxy

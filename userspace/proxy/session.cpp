@@ -202,8 +202,13 @@ void Session::judge_first_flight(bool eof) {
     case HeadStatus::Done:
       return judge_http(r.head);
     case HeadStatus::NotHttp:
-      // On 443 the client owed us a ClientHello; elsewhere a request.
-      if (deny(orig_.port == 443 ? EGD_REASON_NOT_TLS : EGD_REASON_NOT_HTTP, r.error)) return connect_upstream();
+      // On 443 the client owed us a ClientHello (the event says l7 tls); elsewhere a request.
+      tls_ = orig_.port == 443;
+      if (deny(tls_ ? EGD_REASON_NOT_TLS : EGD_REASON_NOT_HTTP, r.error)) return connect_upstream();
+      return;
+    case HeadStatus::Http2:
+      method_ = r.head.method;
+      if (deny(EGD_REASON_HTTP2_CLEARTEXT, r.error)) return connect_upstream();
       return;
     case HeadStatus::Smuggling:
       host_ = r.head.host;
@@ -330,6 +335,7 @@ bool Session::deny(unsigned reason, const std::string& detail) {
 std::string Session::refusal_for(unsigned reason, const std::string& detail) const {
   if (tls_) return reason == EGD_REASON_NOT_TLS || reason == EGD_REASON_MALFORMED ? "" : tls_access_denied_alert();
   if (reason == EGD_REASON_NOT_HTTP || reason == EGD_REASON_NOT_TLS) return "";
+  if (reason == EGD_REASON_HTTP2_CLEARTEXT) return http2_goaway_http11_required(reason_name(reason), detail);
   return http_forbidden(host_, orig_.port, reason_name(reason), detail, policy_->policy.source);
 }
 
@@ -628,6 +634,7 @@ bool Session::http_advance() {
       path_ = h.head.path;
       unsigned reason = h.status == HeadStatus::Smuggling ? EGD_REASON_SMUGGLING
                         : h.status == HeadStatus::NotHttp ? EGD_REASON_NOT_HTTP
+                        : h.status == HeadStatus::Http2   ? EGD_REASON_HTTP2_CLEARTEXT
                                                           : EGD_REASON_MALFORMED;
       if (deny(reason, h.error)) {
         body_ = Body::Blind;  // audit: recorded; what follows cannot be framed
@@ -654,7 +661,12 @@ bool Session::http_advance() {
         return false;
       }
     }
-    c2u_out_.append(http_in_, 0, h.head.head_bytes);
+    // A head that offered h2c goes without the offer: the origin answers
+    // in HTTP/1.1 and the connection stays judged request by request.
+    if (h.head.rewritten.empty())
+      c2u_out_.append(http_in_, 0, h.head.head_bytes);
+    else
+      c2u_out_ += h.head.rewritten;
     http_in_.erase(0, h.head.head_bytes);
     ++heads_forwarded_;
     if (blind_after) {
