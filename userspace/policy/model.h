@@ -72,13 +72,21 @@ struct ProxySettings {
   EchMode ech = EchMode::Deny;
 };
 
-enum class DnsDenied : uint8_t { NxDomain, Refused };  // the answer to a name no rule allows
+// The answer to a name no rule allows. Sinkhole: its A/AAAA questions get
+// the sinkhole address of the family (one the fence steers to the proxy,
+// which refuses the name with a message), other types an empty NOERROR.
+enum class DnsDenied : uint8_t { NxDomain, Refused, Sinkhole };
 
 // [dns]: the resolver the cgroup's DNS is steered to.
 struct DnsSettings {
   std::vector<std::string> upstream;  // IP literals (port 53); empty: /etc/resolv.conf. --dns-upstream wins over both
   DnsDenied denied = DnsDenied::NxDomain;
   std::vector<std::string> allow;     // names ("*." wildcards) that may be resolved without a host rule
+  // Leave out A (AAAA) records when the daemon's netns has no IPv4 (IPv6)
+  // default route, so clients never try a family that cannot connect.
+  bool drop_unroutable_families = true;
+  std::string sinkhole_ipv4 = "203.0.113.254";  // documentation ranges: never routed if they escaped
+  std::string sinkhole_ipv6 = "2001:db8::e9d";
 };
 
 struct Policy {
