@@ -24,7 +24,7 @@ void scan_route_messages(std::span<const uint8_t> buf, RouteScan& scan) {
     nlmsghdr h;
     std::memcpy(&h, buf.data() + at, sizeof(h));
     if (h.nlmsg_len < sizeof(nlmsghdr) || h.nlmsg_len > buf.size() - at) return;
-    std::span<const uint8_t> body = buf.subspan(at + NLMSG_HDRLEN, h.nlmsg_len - std::min<size_t>(h.nlmsg_len, NLMSG_HDRLEN));
+    std::span<const uint8_t> body = buf.subspan(at + NLMSG_HDRLEN, h.nlmsg_len - NLMSG_HDRLEN);
     at += NLMSG_ALIGN(h.nlmsg_len);
     if (h.nlmsg_type == NLMSG_DONE) {
       scan.done = true;
