@@ -72,6 +72,9 @@ HTTPS_RDATA_HEX = ("0001" "00"
 BIG_TXT_STRINGS = 8
 BIG_TXT = ["".join(chr(ord("a") + (i + j) % 26) for j in range(200)) for i in range(BIG_TXT_STRINGS)]
 DNS_RAW_RECORDS = {"ech.test": (65, HTTPS_RDATA_HEX)}
+# SRV records (apt asks `_http._tcp.<host>` first): name -> (target, port, priority, weight).
+DNS_SRV_RECORDS = {"_http._tcp.allowed.test": ("allowed.test", 80, 0, 1),
+                   "_http._tcp.other.test": ("other.test", 80, 0, 1)}
 DNS_TXT_RECORDS = {"big.test": BIG_TXT}
 
 # Answered by the certificate, not by DNS (tests use them with curl --resolve).
@@ -107,6 +110,8 @@ def dnsmasq_cmd(tmp):
         args.append(f"--cname={name},{target}")
     for name, (rrtype, hexdata) in DNS_RAW_RECORDS.items():
         args.append(f"--dns-rr={name},{rrtype},{hexdata}")
+    for name, (target, port, prio, weight) in DNS_SRV_RECORDS.items():
+        args.append(f"--srv-host={name},{target},{port},{prio},{weight}")
     for name, strings in DNS_TXT_RECORDS.items():
         args.append(f"--txt-record={name}," + ",".join(strings))  # no shell: no quotes
     return args

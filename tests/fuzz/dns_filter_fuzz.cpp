@@ -8,6 +8,7 @@
 //  - no A/AAAA record and no ipv4hint/ipv6hint address in it is blocked,
 //    and no HTTPS/SVCB record carries "ech";
 //  - filtering twice changes nothing more (the output is a fixed point);
+//  - with a family left out, none of its addresses remain;
 //  - a cached copy and the reply built for a client parse too.
 #include <cstddef>
 #include <cstdint>
@@ -110,6 +111,21 @@ void run(std::span<const uint8_t> in) {
         "filtering twice removed more");
   ParseResult third = parse_message(twice.message);
   check(third.status == ParseStatus::Ok && records(third.message) == records(n), "second filter changed counts");
+
+  // A family left out (dns/families.h): none of its addresses remain, the
+  // answer parses, and filtering again leaves out nothing more.
+  FilterOptions fam = o;
+  fam.drop_v6 = (in.size() & 1) != 0;
+  fam.drop_v4 = !fam.drop_v6;
+  FilterResult g = filter_answer(in, m, fam);
+  check(g.ok, "leaving a family out fails where the policy filter did not");
+  ParseResult gp = parse_message(g.message);
+  check(gp.status == ParseStatus::Ok, "answer without a family does not parse");
+  int gone = fam.drop_v6 ? AF_INET6 : AF_INET;
+  for (const auto* s : {&gp.message.answers, &gp.message.authority, &gp.message.additional})
+    for (const Record& r : *s) check(!r.addr || r.addr->family != gone, "address of a dropped family left in");
+  FilterResult g2 = filter_answer(g.message, gp.message, fam);
+  check(g2.ok && g2.family_dropped == 0 && g2.removed.empty(), "leaving a family out twice removed more");
 
   if (n.questions.size() != 1) return;
   AnswerCache cache;

@@ -11,7 +11,9 @@
 //    query that parses back to that name;
 //  - the resolver's fast query reader (fast_query_info) takes only what the
 //    full parser takes as a one-question query, and reads it the same
-//    (every field of QueryInfo), also into buffers holding an older query.
+//    (every field of QueryInfo), also into buffers holding an older query;
+//  - the local answers to such a query (bare_reply with an Extended DNS
+//    Error, address_reply) parse and stay within their bounds.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -184,6 +186,25 @@ void check_fast_query(std::span<const uint8_t> in) {
   check(fast.edns == slow->edns && fast.edns_version == slow->edns_version && fast.dnssec_ok == slow->dnssec_ok &&
             fast.udp_size == slow->udp_size,
         "fast query EDNS");
+
+  // The resolver's local answers to it (refusal with an Extended DNS Error,
+  // sinkhole address) parse, echo the question, and carry the EDE only if
+  // the query had EDNS.
+  std::string text(static_cast<size_t>(fast.id % 300), 'e');
+  std::vector<uint8_t> refusal = bare_reply(fast, kRcodeNxDomain, 4096, false, kEdeBlocked, text);
+  ParseResult rp = parse_message(refusal);
+  check(rp.status == ParseStatus::Ok && rp.message.questions.size() == 1 && rp.message.answers.empty(),
+        "refusal does not parse");
+  check(rp.message.edns.has_value() == fast.edns, "refusal OPT iff the query had EDNS");
+  check(refusal.size() <= kHeaderBytes + fast.question.size() + 11 + 6 + kMaxEdeText, "refusal over its bound");
+  if (fast.qtype == kTypeA || fast.qtype == kTypeAAAA) {
+    egressd::IpAddr a = fast.qtype == kTypeA ? *egressd::IpAddr::parse("203.0.113.254")
+                                             : *egressd::IpAddr::parse("2001:db8::e9d");
+    std::vector<uint8_t> sink = address_reply(fast, a, 10, 4096, kEdeBlocked, text);
+    ParseResult sp = parse_message(sink);
+    check(sp.status == ParseStatus::Ok && sp.message.answers.size() == 1 && sp.message.answers[0].addr == a,
+          "sinkhole answer does not parse or lost its address");
+  }
 }
 
 }  // namespace

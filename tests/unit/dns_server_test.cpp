@@ -1064,5 +1064,141 @@ TEST_F(DnsServerTest, DestroyedWithWorkInFlightLeavesNoFds) {
   EXPECT_EQ(count_fds(), before);
 }
 
+// ---- issue 13: families without a route, refusals that explain themselves, SRV ------------
+
+class FakeRoutes final : public RouteSource {
+ public:
+  RouteFamilies families() const override { return now; }
+  RouteFamilies now;
+};
+
+// The EXTRA-TEXT of the reply's Extended DNS Error; "" if none.
+std::string ede_text(const Bytes& wire) {
+  Message m = parse_ok(wire);
+  for (const Record& r : m.additional) {
+    if (r.type != kTypeOPT || r.rdata_length < 6) continue;
+    size_t at = r.rdata_offset;
+    if ((wire[at] << 8 | wire[at + 1]) != kEdnsOptionEde) continue;
+    size_t len = static_cast<size_t>(wire[at + 2] << 8 | wire[at + 3]);
+    return std::string(wire.begin() + static_cast<std::ptrdiff_t>(at + 6),
+                       wire.begin() + static_cast<std::ptrdiff_t>(at + 4 + len));
+  }
+  return "";
+}
+
+TEST_F(DnsServerTest, FamilyWithoutARouteIsLeftOutAndTheCacheFollowsTheRoutes) {
+  FakeRoutes routes;
+  routes.now = {true, false};  // IPv4-only
+  ServerOptions o = options();
+  o.routes = &routes;
+  start(kPolicy, o);
+  auto aaaa = ask_udp(query({.name = "allowed.test", .type = kTypeAAAA}));
+  ASSERT_TRUE(aaaa);
+  Message m = parse_ok(*aaaa);
+  EXPECT_EQ(m.header.rcode, kRcodeNoError);
+  EXPECT_TRUE(m.answers.empty()) << "NODATA";
+  EXPECT_EQ(server_->stats().family_dropped, 1u);
+  EXPECT_EQ(server_->stats().rebind_removed, 0u);
+  EXPECT_EQ(find_event(EGD_REASON_REBIND), nullptr) << "not a policy removal";
+  auto a = ask_udp(query({.name = "allowed.test"}));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(addrs_of(parse_ok(*a)), (std::vector<std::string>{"203.0.113.10"}));
+  int asked = up_.queries();
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test"})));
+  EXPECT_EQ(up_.queries(), asked) << "A cached under IPv4-only";
+  // IPv6 gets a route: AAAA is offered; the A cached under the old state is asked again.
+  routes.now = {true, true};
+  auto again = ask_udp(query({.name = "allowed.test", .type = kTypeAAAA}));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(addrs_of(parse_ok(*again)), (std::vector<std::string>{"2001:db8::10"}));
+  EXPECT_EQ(up_.queries(), asked + 1);
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test"})));
+  EXPECT_EQ(up_.queries(), asked + 2);
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .type = kTypeAAAA})));
+  EXPECT_EQ(up_.queries(), asked + 2) << "AAAA cached under both routes";
+  // ... and the route vanishes: the cached AAAA is not served (TCP path too).
+  routes.now = {true, false};
+  UniqueFd fd = tcp_client();
+  Bytes q = framed({query({.name = "allowed.test", .type = kTypeAAAA})});
+  ASSERT_EQ(send(fd.get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+  auto replies = tcp_replies(fd.get(), 1);
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_TRUE(parse_ok(replies[0]).answers.empty());
+  EXPECT_EQ(up_.queries(), asked + 3);
+}
+
+TEST_F(DnsServerTest, LeavingFamiliesOutCanBeTurnedOff) {
+  FakeRoutes routes;
+  routes.now = {true, false};
+  ServerOptions o = options();
+  o.routes = &routes;
+  start(std::string(kPolicy) + "[dns]\ndrop_unroutable_families = false\n", o);
+  auto aaaa = ask_udp(query({.name = "allowed.test", .type = kTypeAAAA}));
+  ASSERT_TRUE(aaaa);
+  EXPECT_EQ(addrs_of(parse_ok(*aaaa)), (std::vector<std::string>{"2001:db8::10"}));
+  EXPECT_EQ(server_->stats().family_dropped, 0u);
+}
+
+TEST_F(DnsServerTest, DeniedNameExplainsWhoRefusedWhyAndWhichPolicy) {
+  start();
+  auto r = ask_udp(query({.name = "gitlab.com", .edns = 1232}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(parse_ok(*r).header.rcode, kRcodeNxDomain);
+  EXPECT_EQ(ede_text(*r), "egressd: dns-name-not-allowed by policy t.toml");
+  auto t = ask_udp(query({.name = "allowed.test", .type = 255, .edns = 1232}));
+  ASSERT_TRUE(t);
+  EXPECT_EQ(ede_text(*t), "egressd: dns-type-not-allowed by policy t.toml");
+  // Without EDNS there is no OPT record to carry it (RFC 8914).
+  auto plain = ask_udp(query({.name = "gitlab.com"}));
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(parse_ok(*plain).edns);
+  EXPECT_EQ(up_.queries(), 0);
+}
+
+TEST_F(DnsServerTest, SinkholeAnswersDeniedNamesLocallyAndNothingGoesUpstream) {
+  FakeRoutes routes;
+  ServerOptions o = options();
+  o.routes = &routes;
+  start(std::string(kPolicy) + "[dns]\ndenied = \"sinkhole\"\n", o);
+  auto a = ask_udp(query({.name = "gitlab.com", .edns = 1232}));
+  ASSERT_TRUE(a);
+  Message m = parse_ok(*a);
+  EXPECT_EQ(m.header.rcode, kRcodeNoError);
+  EXPECT_EQ(addrs_of(m), (std::vector<std::string>{"203.0.113.254"}));
+  EXPECT_EQ(m.answers.at(0).ttl, 10u);
+  EXPECT_NE(ede_text(*a).find("egressd: dns-name-not-allowed by policy t.toml"), std::string::npos);
+  auto aaaa = ask_udp(query({.name = "gitlab.com", .type = kTypeAAAA}));
+  ASSERT_TRUE(aaaa);
+  EXPECT_EQ(addrs_of(parse_ok(*aaaa)), (std::vector<std::string>{"2001:db8::e9d"}));
+  auto txt = ask_udp(query({.name = "gitlab.com", .type = kTypeTXT}));
+  ASSERT_TRUE(txt);
+  EXPECT_EQ(parse_ok(*txt).header.rcode, kRcodeNoError);
+  EXPECT_TRUE(parse_ok(*txt).answers.empty());
+  // An IPv4-only host gets no sinkhole AAAA either.
+  routes.now = {true, false};
+  auto v6 = ask_udp(query({.name = "gitlab.com", .type = kTypeAAAA}));
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(parse_ok(*v6).answers.empty());
+  EXPECT_EQ(server_->stats().sinkholed, 2u);
+  EXPECT_EQ(up_.queries(), 0);
+  ASSERT_NE(find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "gitlab.com"), nullptr);
+}
+
+TEST_F(DnsServerTest, SrvOfAnAllowedNameIsForwardedAndOfOthersNot) {
+  start();
+  auto r = ask_udp(query({.name = "_http._tcp.allowed.test", .type = kTypeSRV}));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(up_.queries(), 1);
+  const Event* e = find_event(EGD_REASON_DNS_NAME_NOT_ALLOWED, "_http._tcp.allowed.test");
+  EXPECT_EQ(e, nullptr);
+  auto denied = ask_udp(query({.name = "_http._tcp.evil.test", .type = kTypeSRV}));
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(parse_ok(*denied).header.rcode, kRcodeNxDomain);
+  auto a = ask_udp(query({.name = "_http._tcp.allowed.test", .type = kTypeA}));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(parse_ok(*a).header.rcode, kRcodeNxDomain);
+  EXPECT_EQ(up_.queries(), 1);
+}
+
 }  // namespace
 }  // namespace egressd::dns

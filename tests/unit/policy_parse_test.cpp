@@ -269,6 +269,20 @@ allow = ["Cdn.Example.NET.", "*.edge.example.net", "_acme-challenge.example.com"
   EXPECT_EQ(p.dns.allow,
             (std::vector<std::string>{"cdn.example.net", "*.edge.example.net", "_acme-challenge.example.com"}));
   EXPECT_EQ(parse_ok("version = 1\n[dns]\ndenied = \"nxdomain\"\n").dns.denied, DnsDenied::NxDomain);
+  EXPECT_TRUE(d.dns.drop_unroutable_families);
+  EXPECT_EQ(d.dns.sinkhole_ipv4, "203.0.113.254");
+  EXPECT_EQ(d.dns.sinkhole_ipv6, "2001:db8::e9d");
+  Policy s = parse_ok(R"(version = 1
+[dns]
+denied = "sinkhole"
+drop_unroutable_families = false
+sinkhole_ipv4 = "198.51.100.99"
+sinkhole_ipv6 = "2001:db8:5::1"
+)");
+  EXPECT_EQ(s.dns.denied, DnsDenied::Sinkhole);
+  EXPECT_FALSE(s.dns.drop_unroutable_families);
+  EXPECT_EQ(s.dns.sinkhole_ipv4, "198.51.100.99");
+  EXPECT_EQ(s.dns.sinkhole_ipv6, "2001:db8:5::1");
 }
 
 TEST(PolicyParseError, Dns) {
@@ -285,8 +299,11 @@ TEST(PolicyParseError, Dns) {
   dns("upstream = [\"1.1.1.1\", \"1.0.0.1\", \"1.1.1.2\", \"1.1.1.3\", \"1.1.1.4\", \"1.1.1.5\", \"1.1.1.6\", "
       "\"1.1.1.7\", \"1.1.1.8\"]",
       12, "dns.upstream", "at most 8 upstreams");
-  dns("denied = \"drop\"", 10, "dns.denied", "expected \"nxdomain\" or \"refused\"");
-  dns("denied = \"NXDOMAIN\"", 10, "dns.denied", "expected \"nxdomain\" or \"refused\"");
+  dns("denied = \"drop\"", 10, "dns.denied", "expected \"nxdomain\", \"refused\" or \"sinkhole\"");
+  dns("denied = \"NXDOMAIN\"", 10, "dns.denied", "expected \"nxdomain\", \"refused\" or \"sinkhole\"");
+  dns("drop_unroutable_families = \"no\"", 28, "dns.drop_unroutable_families", "expected true or false, got a string");
+  dns("sinkhole_ipv4 = \"2001:db8::1\"", 17, "dns.sinkhole_ipv4", "not an IPv4 address");
+  dns("sinkhole_ipv6 = \"203.0.113.1\"", 17, "dns.sinkhole_ipv6", "not an IPv6 address");
   dns("allow = []", 9, "dns.allow", "empty array: omit the key");
   dns("allow = [\"example.com\", \"*.com\"]", 25, "dns.allow[2]", "at least two labels");
   dns("allow = [\"10.0.0.1\"]", 10, "dns.allow[1]", "IP literals are not host names");
@@ -295,11 +312,22 @@ TEST(PolicyParseError, Dns) {
   dns("allow = [\"example.com:53\"]", 10, "dns.allow[1]", "no port in the host name");
   dns("ech = \"deny\"", 1, "dns.ech",
       "unknown key (allowed here: upstream, denied, allow, max_tcp_connections_per_process, "
-      "max_tcp_connections_per_uid)");
+      "max_tcp_connections_per_uid, drop_unroutable_families, sinkhole_ipv4, sinkhole_ipv6)");
   dns("max_tcp_connections_per_process = 0", 35, "dns.max_tcp_connections_per_process",
       "expected 1..1000000 (omit the key for the default share)");
   dns("max_tcp_connections_per_uid = \"8\"", 31, "dns.max_tcp_connections_per_uid",
       "expected an integer, got a string");
+  // A sinkhole must be an address the fence steers to the proxy.
+  expect_error("version = 1\n[dns]\ndenied = \"sinkhole\"\nsinkhole_ipv4 = \"10.0.0.1\"\n", 4, 17,
+               "dns.sinkhole_ipv4", "not a public address");
+  expect_error("version = 1\n[dns]\ndenied = \"sinkhole\"\nsinkhole_ipv6 = \"fd00::1\"\n", 4, 17,
+               "dns.sinkhole_ipv6", "not a public address");
+  expect_error("version = 1\n[dns]\ndenied = \"sinkhole\"\n[[allow_cidr]]\ncidr = \"203.0.113.0/24\"\n", 3, 10,
+               "dns.sinkhole_ipv4", "inside [[allow_cidr]] 1");
+  expect_error("version = 1\n[dns]\ndenied = \"sinkhole\"\n[[deny_cidr]]\ncidr = \"2001:db8::/32\"\n", 3, 10,
+               "dns.sinkhole_ipv6", "inside [[deny_cidr]] 1");
+  // Not sinkholing: the addresses are not used, so not judged.
+  parse_ok("version = 1\n[dns]\nsinkhole_ipv4 = \"10.0.0.1\"\n");
   expect_error("version = 1\ndns = 1\n", 2, 7, "dns", "expected a table, got an integer");
   // The issue's `[[dns]]` rules became `[dns] allow`: say so.
   expect_error("version = 1\n[[dns]]\nhost = \"example.com\"\n", 2, 1, "dns",

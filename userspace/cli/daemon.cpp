@@ -25,6 +25,7 @@
 #include "cli/refence.h"
 #include "cli/stale_pins.h"
 #include "common/loop.h"
+#include "common/routes.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
 #include "dns/stub_resolver.h"
@@ -269,6 +270,23 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // steering on for good: from then on no query from the cgroup leaves
   // unless this resolver (or a successor) forwards it.
   dns::BpfClientIdentity dns_identity(maps.orig_by_cookie.get(), maps.orig_by_port.get());
+  // The families with a default route in this netns (the one the fenced
+  // processes connect from when they share the daemon's): the resolver
+  // leaves out the others' addresses ([dns] drop_unroutable_families).
+  auto describe = [](RouteFamilies f) {
+    return std::string("IPv4 ") + (f.v4 ? "routed" : "no default route") + ", IPv6 " +
+           (f.v6 ? "routed" : "no default route");
+  };
+  auto routes = NetlinkRoutes::start(*loop, [&describe](RouteFamilies f) {
+    spdlog::info("routes changed: {}", describe(f));
+  });
+  if (routes) {
+    dopt.routes = routes->get();
+    spdlog::info("routes: {}", describe((*routes)->families()));
+  } else {
+    spdlog::warn("cannot read the routing table ({}): the resolver answers every address family",
+                 routes.error().message());
+  }
   auto dns_server = dns::Server::start(*loop, dns_identity, publish, in_force, dopt);
   if (!dns_server) return fail("attach", "start the resolver: " + dns_server.error().message());
   (*resolver)->answers_first([server = dns_server->get()](const std::string& name) { return server->cached_addresses(name); });

@@ -46,8 +46,11 @@ namespace egressd::cli {
   X(dns_malformed, "egressd_dns_outcomes_total", "outcome=\"malformed\"", counter, "")                          \
   X(dns_formerr, "egressd_dns_outcomes_total", "outcome=\"formerr\"", counter, "")                              \
   X(dns_rebind_removed, "egressd_dns_records_removed_total", "kind=\"rebind\"", counter,                        \
-    "Records removed from upstream answers: addresses the policy blocks (rebind), ECH configs")               \
+    "Records removed from upstream answers: blocked addresses (rebind), ECH configs, unrouted families")       \
   X(dns_ech_stripped, "egressd_dns_records_removed_total", "kind=\"ech\"", counter, "")                         \
+  X(dns_family_dropped, "egressd_dns_records_removed_total", "kind=\"no_route\"", counter, "")                  \
+  X(dns_sinkholed, "egressd_dns_sinkholed_total", "", counter,                                                  \
+    "Denied A/AAAA questions answered with the sinkhole address ([dns] denied = \"sinkhole\")")               \
   X(dns_tcp_accepted, "egressd_dns_tcp_connections_total", "outcome=\"accepted\"", counter,                     \
     "TCP connections to the resolver, accepted or refused (too many)")                                          \
   X(dns_tcp_refused, "egressd_dns_tcp_connections_total", "outcome=\"refused\"", counter, "")                   \

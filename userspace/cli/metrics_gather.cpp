@@ -50,6 +50,8 @@ Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& p
   c.dns_formerr = d.formerr;
   c.dns_rebind_removed = d.rebind_removed;
   c.dns_ech_stripped = d.ech_stripped;
+  c.dns_family_dropped = d.family_dropped;
+  c.dns_sinkholed = d.sinkholed;
   c.dns_tcp_accepted = d.tcp_accepted;
   c.dns_tcp_refused = d.tcp_refused;
   c.dns_tcp_active = d.tcp_active;

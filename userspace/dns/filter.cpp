@@ -8,6 +8,10 @@
 namespace egressd::dns {
 namespace {
 
+bool family_dropped(const FilterOptions& o, const IpAddr& a) {
+  return a.family == AF_INET ? o.drop_v4 : o.drop_v6;
+}
+
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 void put16(std::vector<uint8_t>& out, uint16_t v) {
   out.push_back(static_cast<uint8_t>(v >> 8));
@@ -129,6 +133,10 @@ bool copy_svcb(MessageBuilder& b, std::span<const uint8_t> msg, const Record& r,
       SvcParam kept{key, {}};
       for (size_t i = 0; i < len; i += width) {
         IpAddr a = width == 4 ? IpAddr::v4(&value[i]) : IpAddr::v6(&value[i]);
+        if (family_dropped(o, a)) {
+          ++result.family_dropped;
+          continue;
+        }
         if (o.blocked && o.blocked(a)) {
           result.removed.push_back(a);
           continue;
@@ -191,6 +199,10 @@ FilterResult filter_answer(std::span<const uint8_t> wire, const Message& m, cons
   for (const auto* section : {&m.answers, &m.authority, &m.additional}) {
     for (const Record& r : *section) {  // bounded by the records parsed
       if (r.type == kTypeOPT || r.type == kTypeTSIG) continue;
+      if (r.addr && family_dropped(o, *r.addr)) {
+        ++result.family_dropped;
+        continue;
+      }
       if (r.addr && o.blocked && o.blocked(*r.addr)) {
         result.removed.push_back(*r.addr);
         continue;

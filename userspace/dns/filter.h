@@ -4,6 +4,7 @@
 //    rebinding: an allowed name must not lead the agent to a LAN,
 //    metadata or loopback address), as are such addresses in the ipv4hint
 //    and ipv6hint of HTTPS/SVCB records;
+//  - addresses of a family without a route are left out (drop_v4/v6);
 //  - with `strip_ech`, the "ech" parameter (SvcParamKey 5) of HTTPS/SVCB
 //    records is removed, so clients send a ClientHello whose SNI the proxy
 //    can read instead of an encrypted one it must refuse.
@@ -42,6 +43,9 @@ inline constexpr uint16_t kSvcKeyIpv6Hint = 6;
 struct FilterOptions {
   std::function<bool(const IpAddr&)> blocked;  // true: the policy blocks this address; empty: none is
   bool strip_ech = false;
+  // Leave out every IPv4 / IPv6 address (A or AAAA record, ipv4hint or
+  // ipv6hint) whatever the policy says: a family without a route (families.h).
+  bool drop_v4 = false, drop_v6 = false;
 };
 
 struct FilterResult {
@@ -50,6 +54,7 @@ struct FilterResult {
   std::vector<IpAddr> removed;   // blocked addresses taken out, in message order
   size_t ech_stripped = 0;       // HTTPS/SVCB records that lost their "ech"
   size_t dropped_svcb = 0;       // HTTPS/SVCB records dropped because their parameters did not parse
+  size_t family_dropped = 0;     // addresses left out by drop_v4 / drop_v6 (not in `removed`)
   std::string error;             // when !ok: the answer breaks the format (the caller answers SERVFAIL)
 };
 

@@ -61,11 +61,28 @@ bool name_allowed(const policy::Policy& policy, std::string_view qname, uint32_t
   return false;
 }
 
+std::optional<std::string_view> srv_base_name(std::string_view qname) {
+  size_t first = qname.find('.');
+  if (first == std::string_view::npos || first < 2 || qname[0] != '_') return std::nullopt;
+  size_t second = qname.find('.', first + 1);
+  if (second == std::string_view::npos || second - first - 1 < 2 || qname[first + 1] != '_') return std::nullopt;
+  std::string_view base = qname.substr(second + 1);
+  if (base.empty()) return std::nullopt;
+  return base;
+}
+
 QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uint16_t qtype, uint16_t qclass) {
   QueryCheck c;
-  if (!name_allowed(policy, qname, &c.rule_id)) {
+  bool allowed = name_allowed(policy, qname, &c.rule_id);
+  if (!allowed && qtype == kTypeSRV && qclass == kClassIN) {
+    auto base = srv_base_name(qname);
+    allowed = base && plain_name(qname) && name_allowed(policy, *base, &c.rule_id);
+  }
+  if (!allowed) {
     c.reason = EGD_REASON_DNS_NAME_NOT_ALLOWED;
-    c.rcode = policy.dns.denied == policy::DnsDenied::Refused ? kRcodeRefused : kRcodeNxDomain;
+    c.rcode = policy.dns.denied == policy::DnsDenied::Refused    ? kRcodeRefused
+              : policy.dns.denied == policy::DnsDenied::Sinkhole ? kRcodeNoError
+                                                                 : kRcodeNxDomain;
   } else if (qclass != kClassIN || !type_allowed(qtype)) {
     c.reason = EGD_REASON_DNS_TYPE_NOT_ALLOWED;
     c.rcode = kRcodeRefused;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "egressd_abi.h"
@@ -18,7 +19,7 @@ struct QueryCheck {
   bool forward = false;                               // ask the upstreams (also every query in audit mode)
   uint8_t verdict = EGD_VERDICT_DENY;                 // ALLOW, DENY, or AUDIT (would have been denied)
   uint16_t reason = EGD_REASON_DNS_NAME_NOT_ALLOWED;  // DNS_NAME_ALLOWED, DNS_NAME_NOT_ALLOWED, DNS_TYPE_NOT_ALLOWED
-  uint16_t rcode = 3;                                 // the local answer when not forwarded: NXDOMAIN or REFUSED
+  uint16_t rcode = 3;  // the local answer when not forwarded: NXDOMAIN, REFUSED, NOERROR (sinkhole)
   uint32_t rule_id = 0;                               // the [[allow]] rule that names it; 0 for [dns] allow or none
 };
 
@@ -35,9 +36,17 @@ bool plain_name(std::string_view qname);
 // `rule_id` to the host rule's id (0 for [dns] allow).
 bool name_allowed(const policy::Policy& policy, std::string_view qname, uint32_t* rule_id = nullptr);
 
+// The name an SRV question is about: `_service._proto.<name>` (apt's
+// `_http._tcp.deb.example.org`) -> `<name>`; nullopt when the first two
+// labels are not both `_`-led (and at least two bytes long) or no name follows.
+std::optional<std::string_view> srv_base_name(std::string_view qname);
+
 // The decision for one question. The name is judged first: a name no rule
-// allows gets the policy's denied answer (NXDOMAIN or REFUSED) for every
-// type, ANY included. An allowed name asking ANY, a type outside
+// allows gets the policy's denied answer (NXDOMAIN, REFUSED, or NOERROR for
+// sinkhole: the server answers A/AAAA with the sinkhole address) for every
+// type, ANY included. An SRV question (class IN) for `_service._proto.<name>`
+// is judged as `<name>` (and takes its rule) when the full name is not
+// itself allowed. An allowed name asking ANY, a type outside
 // kAllowedTypes or a class other than IN gets REFUSED.
 QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uint16_t qtype, uint16_t qclass);
 

@@ -100,8 +100,23 @@ size_t udp_limit(const QueryInfo& q, size_t our_max) {
   return std::clamp<size_t>(q.udp_size, kMinUdpPayload, std::max(our_max, kMinUdpPayload));
 }
 
-std::vector<uint8_t> bare_reply(const QueryInfo& q, uint16_t rcode, uint16_t our_udp_size, bool tc,
-                                std::optional<uint16_t> ede_code, std::string_view ede_text) {
+void append_ede(std::vector<uint8_t>& options, uint16_t info_code, std::string_view text) {
+  if (text.size() > kMaxEdeText) {
+    size_t cut = kMaxEdeText;
+    while (cut > 0 && (static_cast<uint8_t>(text[cut]) & 0xc0) == 0x80) --cut;  // not inside a UTF-8 sequence
+    text = text.substr(0, cut);
+  }
+  put16(options, kEdnsOptionEde);
+  put16(options, static_cast<uint16_t>(2 + text.size()));
+  put16(options, info_code);
+  options.insert(options.end(), text.begin(), text.end());
+}
+
+namespace {
+
+std::vector<uint8_t> local_reply(const QueryInfo& q, uint16_t rcode, uint16_t our_udp_size, bool tc,
+                                 const IpAddr* addr, uint32_t ttl, std::optional<uint16_t> ede_code,
+                                 std::string_view ede_text) {
   Header h;
   h.id = q.id;
   h.qr = true;
@@ -113,18 +128,32 @@ std::vector<uint8_t> bare_reply(const QueryInfo& q, uint16_t rcode, uint16_t our
   h.rcode = rcode & 0x0f;
   MessageBuilder b(h, /*compress=*/false);
   std::span<const uint8_t> question(q.question);
-  if (question.size() > 4) b.question_wire(question.first(question.size() - 4), q.qtype, q.qclass);
+  if (question.size() > 4) {
+    std::span<const uint8_t> name = question.first(question.size() - 4);
+    b.question_wire(name, q.qtype, q.qclass);
+    if (addr && b.begin_record(Section::Answer, name, addr->family == AF_INET ? kTypeA : kTypeAAAA, kClassIN, ttl)) {
+      b.rdata_bytes(std::span<const uint8_t>(addr->bytes.data(), addr->family == AF_INET ? 4 : 16));
+      b.end_record();
+    }
+  }
   if (q.edns) {
     std::vector<uint8_t> options;
-    if (ede_code) {
-      put16(options, kEdnsOptionEde);
-      put16(options, static_cast<uint16_t>(2 + ede_text.size()));
-      put16(options, *ede_code);
-      options.insert(options.end(), ede_text.begin(), ede_text.end());
-    }
+    if (ede_code) append_ede(options, *ede_code, ede_text);
     b.opt(our_udp_size, rcode, q.dnssec_ok, options);
   }
   return b.bytes();
+}
+
+}  // namespace
+
+std::vector<uint8_t> bare_reply(const QueryInfo& q, uint16_t rcode, uint16_t our_udp_size, bool tc,
+                                std::optional<uint16_t> ede_code, std::string_view ede_text) {
+  return local_reply(q, rcode, our_udp_size, tc, nullptr, 0, ede_code, ede_text);
+}
+
+std::vector<uint8_t> address_reply(const QueryInfo& q, const IpAddr& addr, uint32_t ttl, uint16_t our_udp_size,
+                                   std::optional<uint16_t> ede_code, std::string_view ede_text) {
+  return local_reply(q, kRcodeNoError, our_udp_size, false, &addr, ttl, ede_code, ede_text);
 }
 
 std::vector<uint8_t> format_error_reply(std::span<const uint8_t> wire) {

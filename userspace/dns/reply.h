@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ip_addr.h"
 #include "dns/message.h"
 
 namespace egressd::dns {
@@ -20,6 +21,7 @@ inline constexpr uint16_t kRcodeBadVers = 16;  // RFC 6891: an EDNS version we d
 inline constexpr uint16_t kEdeBlocked = 15;    // RFC 8914 extended errors
 inline constexpr uint16_t kEdeNotSupported = 21;
 inline constexpr uint16_t kEdnsOptionEde = 15;
+inline constexpr size_t kMaxEdeText = 200;  // EXTRA-TEXT is cut to this many bytes (a UDP reply stays small)
 inline constexpr size_t kMinUdpPayload = 512;
 
 struct QueryInfo {
@@ -60,6 +62,17 @@ size_t udp_limit(const QueryInfo& q, size_t our_max);
 // it truncated (the client retries over TCP).
 std::vector<uint8_t> bare_reply(const QueryInfo& q, uint16_t rcode, uint16_t our_udp_size, bool tc = false,
                                 std::optional<uint16_t> ede_code = std::nullopt, std::string_view ede_text = {});
+
+// An EDNS option carrying an Extended DNS Error (RFC 8914): option code
+// 15, INFO-CODE, EXTRA-TEXT (UTF-8, cut to kMaxEdeText bytes at a
+// character boundary), appended to `options`.
+void append_ede(std::vector<uint8_t>& options, uint16_t info_code, std::string_view text);
+
+// A local NOERROR answer with one A or AAAA record for the question's
+// name (`addr`'s family must be the question's type), TTL `ttl`; otherwise
+// as bare_reply. Used for sinkholed names.
+std::vector<uint8_t> address_reply(const QueryInfo& q, const IpAddr& addr, uint32_t ttl, uint16_t our_udp_size,
+                                   std::optional<uint16_t> ede_code = std::nullopt, std::string_view ede_text = {});
 
 // FORMERR for a query without exactly one question: its header only.
 std::vector<uint8_t> format_error_reply(std::span<const uint8_t> wire);

@@ -49,16 +49,18 @@ socklen_t addr_len(const sockaddr_storage& ss) {
   return ss.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
 }
 
-// A question's policy decision, kept with its cached answer.
-uint64_t pack(const QueryCheck& c) {
-  return uint64_t{c.verdict} | uint64_t{c.reason} << 8 | uint64_t{c.rule_id} << 24;
+// A question's policy decision, kept with its cached answer, and the
+// families left out of the answer (the route state it was filtered under).
+uint64_t pack(const QueryCheck& c, FamilyDrop drop) {
+  return uint64_t{c.verdict} | uint64_t{c.reason} << 8 | uint64_t{c.rule_id} << 24 | uint64_t{drop.bits()} << 56;
 }
+uint8_t drop_bits(uint64_t tag) { return static_cast<uint8_t>(tag >> 56); }
 QueryCheck unpack(uint64_t tag) {
   QueryCheck c;
   c.forward = true;  // only forwarded questions are cached
   c.verdict = static_cast<uint8_t>(tag);
   c.reason = static_cast<uint16_t>(tag >> 8);
-  c.rule_id = static_cast<uint32_t>(tag >> 24);
+  c.rule_id = static_cast<uint32_t>(tag >> 24);  // cast: bits 56.. are the families
   c.rcode = kRcodeNoError;
   return c;
 }
@@ -161,6 +163,7 @@ Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared
       cache_(opt_.cache),
       udp_in_(std::make_unique<UdpIn>()),
       udp_out_(std::make_unique<UdpOut>()) {
+  explain_refusals();
   rx_.resize(kMaxMessageBytes + 1);
   UdpIn& in = *udp_in_;
   for (size_t i = 0; i < kDatagramsPerWakeup; ++i) {
@@ -241,6 +244,25 @@ void Server::set_policy(std::shared_ptr<const proxy::ActivePolicy> p) {
   policy_ = std::move(p);
   ++policy_generation_;
   cache_.clear();
+  explain_refusals();
+}
+
+// "egressd: dns-name-not-allowed by policy /etc/egressd/claude.toml": who
+// refused, why, and where to change it (a path, nothing secret), cut to
+// kMaxEdeText by append_ede.
+void Server::explain_refusals() {
+  const policy::Policy& p = policy_->policy;
+  std::string by = p.source.empty() ? std::string(" by the policy") : " by policy " + p.source;
+  ede_name_ = "egressd: " + std::string(reason_name(EGD_REASON_DNS_NAME_NOT_ALLOWED)) + by;
+  ede_type_ = "egressd: " + std::string(reason_name(EGD_REASON_DNS_TYPE_NOT_ALLOWED)) + by;
+  ede_sinkhole_ = ede_name_ + " (sinkhole: connections reach egressd's proxy, which refuses them)";
+  sinkhole4_ = IpAddr::parse(p.dns.sinkhole_ipv4);
+  sinkhole6_ = IpAddr::parse(p.dns.sinkhole_ipv6);
+}
+
+FamilyDrop Server::family_drop() const {
+  return families_to_drop(opt_.routes ? opt_.routes->families() : RouteFamilies{},
+                          policy_->policy.dns.drop_unroutable_families);
 }
 
 std::optional<std::vector<IpAddr>> Server::cached_addresses(std::string_view name) const {
@@ -514,18 +536,20 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
 
   // A hit: the question was decided under this policy when it was
   // forwarded (set_policy empties the cache), so that decision stands.
+  // An answer filtered under other routes than now's is not served.
   AnswerCache::key_into(key_, q.qname, q.qtype, q.qclass, q.dnssec_ok, q.cd);
   uint64_t tag = 0;
+  uint8_t routes = family_drop().bits();
   if (!w.tcp_id) {
     std::vector<uint8_t>& out = udp_slot(w);
-    if (cache_.get_into(key_, now, out, &tag)) {
+    if (cache_.get_into(key_, now, out, &tag) && drop_bits(tag) == routes) {
       QueryCheck c = unpack(tag);
       record(w, &q, c.verdict, c.reason, c.rule_id);
       ++stats_.cache_hits;
       if (answer_reply_in_place(q, out, opt_.udp_payload, udp_limit(q, opt_.udp_payload))) udp_commit();
       return;
     }
-  } else if (std::vector<uint8_t> hit; cache_.get_into(key_, now, hit, &tag)) {
+  } else if (std::vector<uint8_t> hit; cache_.get_into(key_, now, hit, &tag) && drop_bits(tag) == routes) {
     QueryCheck c = unpack(tag);
     record(w, &q, c.verdict, c.reason, c.rule_id);
     ++stats_.cache_hits;
@@ -537,8 +561,9 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
   record(w, &q, check.verdict, check.reason, check.rule_id);
   if (!check.forward) {
     bool name = check.reason == EGD_REASON_DNS_NAME_NOT_ALLOWED;
+    if (name && active.policy.dns.denied == policy::DnsDenied::Sinkhole) return reply(w, sinkhole(q));
     return reply(w, bare_reply(q, check.rcode, opt_.udp_payload, false, name ? kEdeBlocked : kEdeNotSupported,
-                               name ? "egressd: name not allowed by policy" : "egressd: query type not allowed"));
+                               name ? ede_name_ : ede_type_));
   }
 
   if (auto it = pending_.find(key_); it != pending_.end()) {
@@ -576,6 +601,19 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
   pending_.emplace(std::move(key), std::move(pending));
 }
 
+// A denied name under [dns] denied = "sinkhole": A/AAAA (class IN) get the
+// sinkhole address of their family unless that family is left out
+// (families.h); anything else an empty NOERROR. Never forwarded.
+std::vector<uint8_t> Server::sinkhole(const QueryInfo& q) {
+  FamilyDrop drop = family_drop();
+  const std::optional<IpAddr>* addr = nullptr;
+  if (q.qclass == kClassIN && q.qtype == kTypeA && !drop.v4) addr = &sinkhole4_;
+  if (q.qclass == kClassIN && q.qtype == kTypeAAAA && !drop.v6) addr = &sinkhole6_;
+  if (!addr || !*addr) return bare_reply(q, kRcodeNoError, opt_.udp_payload, false, kEdeBlocked, ede_name_);
+  ++stats_.sinkholed;
+  return address_reply(q, **addr, opt_.sinkhole_ttl, opt_.udp_payload, kEdeBlocked, ede_sinkhole_);
+}
+
 void Server::answered(const std::string& key, UpstreamReply&& r) {
   auto it = pending_.find(key);
   if (it == pending_.end()) return;
@@ -595,12 +633,21 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
       FilterOptions by_policy;
       by_policy.blocked = [&active](const IpAddr& a) { return !active.l3.reachable(a); };
       by_policy.strip_ech = active.policy.proxy.ech == policy::EchMode::Deny;
+      // Families without a route are left out in either mode: not a
+      // policy decision, so audit mode keeps it too.
+      FamilyDrop drop = family_drop();
+      by_policy.drop_v4 = drop.v4;
+      by_policy.drop_v6 = drop.v6;
+      FilterOptions unfiltered;
+      unfiltered.drop_v4 = drop.v4;
+      unfiltered.drop_v6 = drop.v6;
       if (rcode == kRcodeNoError || rcode == kRcodeNxDomain) {
         // Audit mode answers unfiltered (OPT dropped all the same) and
         // records what the filter would have removed.
-        FilterResult f = filter_answer(r.wire, p.message, audit ? FilterOptions{} : by_policy);
+        FilterResult f = filter_answer(r.wire, p.message, audit ? unfiltered : by_policy);
         if (f.ok) {
           message = std::move(f.message);
+          stats_.family_dropped += f.family_dropped;
           if (audit) f = filter_answer(r.wire, p.message, by_policy);
           if (!f.removed.empty()) {
             if (!audit) stats_.rebind_removed += f.removed.size();
@@ -611,7 +658,7 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
           // Asked under an older policy: answered, but not kept (the
           // cache holds only decisions of the policy in force).
           if (pending->generation == policy_generation_)
-            cache_.put(key, first.qname, message, Loop::Clock::now(), pack(pending->check));
+            cache_.put(key, first.qname, message, Loop::Clock::now(), pack(pending->check, drop));
         } else {
           rcode = kRcodeServFail;
         }

@@ -4,13 +4,19 @@
 //  - exactly one question, else FORMERR; garbage is dropped (with an
 //    event, rate-limited);
 //  - a name no rule allows: NXDOMAIN (or REFUSED, [dns] denied) at once,
-//    never forwarded, whatever the type; an allowed name asking ANY or a
-//    type outside policy_check.h's list: REFUSED;
+//    never forwarded, whatever the type, with an Extended DNS Error whose
+//    text names egressd, the reason and the policy file; with [dns]
+//    denied = "sinkhole", A/AAAA get the sinkhole address (the fence
+//    steers it to the proxy, which refuses the name with a message) and
+//    other types an empty NOERROR; an allowed name asking ANY or a type
+//    outside policy_check.h's list: REFUSED;
 //  - an allowed name: from the cache, or asked upstream (upstream.h: fresh
 //    id and source port, failover, TC -> TCP); identical questions in
 //    flight share one upstream exchange. The answer is filtered (filter.h:
-//    blocked addresses and ECH removed), cached, and given to each client
-//    with its own id, spelling and EDNS.
+//    blocked addresses and ECH removed, and the addresses of a family
+//    without a default route: families.h), cached, and given to each client
+//    with its own id, spelling and EDNS. The route state an answer was
+//    filtered under is kept with it: a hit under another is a miss.
 //  - audit mode forwards everything and records what would have been
 //    denied (verdict audit), answers unfiltered.
 // Every denied query is an Event (hook dns) naming the client process
@@ -43,9 +49,11 @@
 #include "common/loop.h"
 #include "common/result.h"
 #include "common/token_bucket.h"
+#include "common/routes.h"
 #include "common/unique_fd.h"
 #include "dns/answer_cache.h"
 #include "dns/client_identity.h"
+#include "dns/families.h"
 #include "dns/reply.h"
 #include "dns/upstream.h"
 #include "egressd_abi.h"
@@ -75,13 +83,17 @@ struct ServerOptions {
   // and for malformed packets, so a flood costs neither the loop nor the log.
   double events_per_second = 1000, event_burst = 2000;
   double malformed_per_second = 10, malformed_burst = 50;
+  // Which families have a default route (common/routes.h); null: both.
+  // Must outlive the server.
+  const RouteSource* routes = nullptr;
+  uint32_t sinkhole_ttl = 10;  // seconds: short, so a policy that allows the name soon takes over
 };
 
 struct ServerStats {
   uint64_t queries = 0, udp = 0, tcp = 0;
   uint64_t cache_hits = 0, forwarded = 0, coalesced = 0;
   uint64_t malformed = 0, formerr = 0, upstream_failed = 0, overloaded = 0, truncated = 0;
-  uint64_t rebind_removed = 0, ech_stripped = 0;
+  uint64_t rebind_removed = 0, ech_stripped = 0, family_dropped = 0, sinkholed = 0;
   uint64_t tcp_accepted = 0, tcp_active = 0, tcp_refused = 0;
   uint64_t events_suppressed = 0;
   std::array<uint64_t, size_t{EGD_VERDICT__COUNT} * size_t{EGD_REASON__COUNT}>
@@ -144,8 +156,11 @@ class Server {
   void udp_commit();                                 // queue what udp_slot's buffer holds
   void flush_udp();
   void answered(const std::string& key, UpstreamReply&& r);
+  std::vector<uint8_t> sinkhole(const QueryInfo& q);
   void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
   std::optional<proxy::OrigDst> who(const Waiter& w);
+  FamilyDrop family_drop() const;  // under the policy and routes in force
+  void explain_refusals();         // the EDE texts, for the policy in force
 
   Loop& loop_;
   ClientIdentity& identity_;
@@ -171,6 +186,8 @@ class Server {
   std::string key_;              // the cache key of the query at hand
   uint64_t policy_generation_ = 0;  // +1 with every set_policy
   Bucket events_, malformed_;
+  std::string ede_name_, ede_type_, ede_sinkhole_;  // EXTRA-TEXT of the refusals (explain_refusals)
+  std::optional<IpAddr> sinkhole4_, sinkhole6_;
   ServerStats stats_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -80,7 +80,10 @@ struct ProxySettings {
   ConnectionShare connections;  // max_connections_per_process / _per_uid
 };
 
-enum class DnsDenied : uint8_t { NxDomain, Refused };  // the answer to a name no rule allows
+// The answer to a name no rule allows. Sinkhole: its A/AAAA questions get
+// the sinkhole address of the family (one the fence steers to the proxy,
+// which refuses the name with a message), other types an empty NOERROR.
+enum class DnsDenied : uint8_t { NxDomain, Refused, Sinkhole };
 
 // [dns]: the resolver the cgroup's DNS is steered to.
 struct DnsSettings {
@@ -88,6 +91,11 @@ struct DnsSettings {
   DnsDenied denied = DnsDenied::NxDomain;
   std::vector<std::string> allow;     // names ("*." wildcards) that may be resolved without a host rule
   ConnectionShare tcp_connections;    // max_tcp_connections_per_process / _per_uid
+  // Leave out A (AAAA) records when the daemon's netns has no IPv4 (IPv6)
+  // default route, so clients never try a family that cannot connect.
+  bool drop_unroutable_families = true;
+  std::string sinkhole_ipv4 = "203.0.113.254";  // documentation ranges: never routed if they escaped
+  std::string sinkhole_ipv6 = "2001:db8::e9d";
 };
 
 struct Policy {

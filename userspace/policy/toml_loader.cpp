@@ -10,6 +10,7 @@
 #include <optional>
 #include <toml++/toml.h>
 
+#include "addr_class.h"
 #include "policy/cidr.h"
 
 namespace egressd::policy {
@@ -62,6 +63,13 @@ std::string join(std::initializer_list<std::string_view> names) {
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+// bpf/addr_class.h's category of a host address (a /32 or /128).
+bool sinkhole_public(const Cidr& c) {
+  __u32 w[4];
+  std::memcpy(w, c.addr.data(), 16);
+  return (c.family == AF_INET ? egd_classify4(w[0]) : egd_classify6(w)) == EGD_CAT_PUBLIC;
+}
+
 // Validation over one parsed TOML document. Every failure throws
 // PolicyError carrying the node's position and its key path.
 class Loader {
@@ -89,6 +97,7 @@ class Loader {
     each_table(root, "allow", [&](const toml::table& t, const std::string& key, uint32_t id) {
       p.hosts.push_back(load_host(t, key, id));
     });
+    if (auto* n = root.get("dns")) check_sinkholes(*n, p);
     return p;
   }
 
@@ -209,7 +218,8 @@ class Loader {
   DnsSettings load_dns(const toml::node& n, const std::string& key) const {
     if (n.is_array()) fail(n, key, "expected a table ([dns]), got an array: write [dns] with allow = [\"name\", ...]");
     const auto& t = want_table(n, key);
-    check_keys(t, key, {"upstream", "denied", "allow", "max_tcp_connections_per_process", "max_tcp_connections_per_uid"});
+    check_keys(t, key, {"upstream", "denied", "allow", "max_tcp_connections_per_process", "max_tcp_connections_per_uid",
+                        "drop_unroutable_families", "sinkhole_ipv4", "sinkhole_ipv6"});
     DnsSettings d;
     load_share(t, key, "max_tcp_connections_per_process", &d.tcp_connections.per_process);
     load_share(t, key, "max_tcp_connections_per_uid", &d.tcp_connections.per_uid);
@@ -223,7 +233,24 @@ class Loader {
       const auto& s = want_string(*v, k);
       if (s == "nxdomain") d.denied = DnsDenied::NxDomain;
       else if (s == "refused") d.denied = DnsDenied::Refused;
-      else fail(*v, k, "expected \"nxdomain\" or \"refused\"");
+      else if (s == "sinkhole") d.denied = DnsDenied::Sinkhole;
+      else fail(*v, k, "expected \"nxdomain\", \"refused\" or \"sinkhole\"");
+    }
+    if (auto* v = t.get("drop_unroutable_families")) {
+      std::string k = child(key, "drop_unroutable_families");
+      if (!v->is_boolean()) fail(*v, k, std::string("expected true or false, got ") + type_name(*v));
+      d.drop_unroutable_families = v->as_boolean()->get();
+    }
+    for (int family : {AF_INET, AF_INET6}) {
+      const char* name = family == AF_INET ? "sinkhole_ipv4" : "sinkhole_ipv6";
+      auto* v = t.get(name);
+      if (!v) continue;
+      std::string k = child(key, name);
+      const auto& s = want_string(*v, k);
+      unsigned char buf[16];
+      if (inet_pton(family, s.c_str(), buf) != 1)
+        fail(*v, k, std::string("not an ") + (family == AF_INET ? "IPv4" : "IPv6") + " address: \"" + s + "\"");
+      (family == AF_INET ? d.sinkhole_ipv4 : d.sinkhole_ipv6) = s;
     }
     if (auto* a = t.get("allow")) {
       const auto& arr = want_list(*a, child(key, "allow"), "no names beyond the [[allow]] hosts");
@@ -235,6 +262,32 @@ class Loader {
       }
     }
     return d;
+  }
+
+  // A sinkhole address must be one the fence steers to the proxy (TCP 80,
+  // 443): a public address no [[allow_cidr]] or [[deny_cidr]] covers.
+  // Otherwise a denied name would lead somewhere real, or to a bare EPERM.
+  void check_sinkholes(const toml::node& n, const Policy& p) const {
+    if (p.dns.denied != DnsDenied::Sinkhole) return;
+    const auto& t = *n.as_table();
+    for (const std::string* s : {&p.dns.sinkhole_ipv4, &p.dns.sinkhole_ipv6}) {
+      const char* name = s == &p.dns.sinkhole_ipv4 ? "sinkhole_ipv4" : "sinkhole_ipv6";
+      const toml::node* at = t.get(name);
+      std::string k = child("dns", name);
+      const toml::node& where = at ? *at : *t.get("denied");
+      CidrResult c = parse_cidr(*s);
+      if (!c.cidr) fail(where, k, c.error);
+      if (!sinkhole_public(*c.cidr))
+        fail(where, k, "\"" + *s + "\" is not a public address: the fence would not steer it to the proxy");
+      for (const auto& r : p.allow_cidrs)
+        if (cidr_contains(r.cidr, *c.cidr))
+          fail(where, k, "\"" + *s + "\" is inside [[allow_cidr]] " + std::to_string(r.id) +
+                             ": connections to it would not reach the proxy");
+      for (const auto& r : p.deny_cidrs)
+        if (cidr_contains(r.cidr, *c.cidr))
+          fail(where, k, "\"" + *s + "\" is inside [[deny_cidr]] " + std::to_string(r.id) +
+                             ": connections to it would be refused before the proxy could explain");
+    }
   }
 
   static constexpr size_t kMaxDnsUpstreams = 8;
