@@ -113,6 +113,7 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   EGD_TRY(check_value_size(m.allow6.get(), sizeof(egd_cidr_rule), pins.map("egd_allow6")));
   EGD_TRY(check_value_size(m.proxy.get(), sizeof(egd_proxy_conf), pins.map("egd_proxy")));
   EGD_TRY(check_value_size(m.orig_by_port.get(), sizeof(egd_orig), pins.map("egd_orig_by_port")));
+  EGD_TRY(check_value_size(m.udp_peer.get(), sizeof(egd_udp_mark), pins.map("egd_udp_peer")));
   return m;
 }
 
