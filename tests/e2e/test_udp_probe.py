@@ -43,8 +43,14 @@ GAI = ("import json, socket, sys; print(json.dumps([a[4][0] for a in "
        "socket.getaddrinfo(sys.argv[1], 443, type=socket.SOCK_STREAM)]))")
 
 
-def udp_sends_bin():
-    return os.environ.get("EGRESSD_UDP_SENDS") or str(Path(world.EGRESSD).parent / "tests" / "e2e" / "egd_udp_sends")
+def udp_sends_bin(case):
+    """The helper's path; skips the test without it (fails it under CI)."""
+    path = os.environ.get("EGRESSD_UDP_SENDS") or str(Path(world.EGRESSD).parent / "tests" / "e2e" / "egd_udp_sends")
+    if not os.access(path, os.X_OK):
+        if os.environ.get("CI") == "true":
+            case.fail(f"{path} not built")
+        case.skipTest(f"{path} not built (cmake --build build --target egd_udp_sends)")
+    return path
 
 
 class Sink:
@@ -85,11 +91,7 @@ class UdpCase(FenceCase):
 
     def setUp(self):
         super().setUp()
-        self.bin = udp_sends_bin()
-        if not os.access(self.bin, os.X_OK):
-            if os.environ.get("CI") == "true":
-                self.fail(f"{self.bin} not built")
-            self.skipTest(f"{self.bin} not built (cmake --build build --target egd_udp_sends)")
+        self.bin = udp_sends_bin(self)
         self.sink = Sink(self.w, SINKS)
 
     def sends(self, family, *steps, cgroup=""):
@@ -277,10 +279,7 @@ class AddressSorting(FenceCase):
 
     def test_probe_sees_enetunreach(self):
         self.w._ip(self.w.agent_ns, "-6", "route", "del", "default")
-        bin_ = udp_sends_bin()
-        if not os.access(bin_, os.X_OK):
-            self.skipTest(f"{bin_} not built")
-        r = self.w.agent_run([bin_, "inet6", "connect", "2001:db8::10", "443"], timeout=20)
+        r = self.w.agent_run([udp_sends_bin(self), "inet6", "connect", "2001:db8::10", "443"], timeout=20)
         out = json.loads(r.stdout)
         self.assertEqual(out["steps"][0]["errno"], "ENETUNREACH", out)
         self.tail.no_event(lambda e: e.get("tgid") == out["pid"], wait=0.5)
