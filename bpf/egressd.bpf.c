@@ -4,13 +4,15 @@
  * into an egd_target, calls egd_decide() and turns the verdict into the
  * hook's return value.
  *
- * connect4/connect6 (TCP and connected UDP) and sendmsg4/sendmsg6
- * (unconnected UDP): return 0 makes connect()/sendto() fail with EPERM.
+ * connect4/connect6 (TCP) and sendmsg4/sendmsg6 (UDP with an address):
+ * return 0 makes connect()/sendto() fail with EPERM. A refused UDP connect
+ * proceeds with the socket marked (egd_udp_peer); cgroup_skb/egress drops
+ * what it then sends to that peer, so the send fails with EPERM.
  * sock_create: only TCP and UDP inet sockets may be created.
  * TCP connects to web ports are steered to the proxy (egd_steer); sockops,
  * getpeername4/6 and sock_release keep the original destination for it.
  * Reads egd_active, egd_config, the allow and deny tries, egd_proxy; writes
- * egd_stats, egd_events and the egd_orig_* maps.
+ * egd_stats, egd_events, egd_udp_peer and the egd_orig_* maps.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -68,6 +70,40 @@ static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embe
 		ctx->user_ip6[3] = bpf_htonl(1);
 	}
 	ctx->user_port = bpf_htons(to_port);
+	return 1;
+}
+
+/* A UDP connect() sends nothing: glibc's getaddrinfo() connects a UDP socket
+ * to each answer (RFC 6724 sorting) only to learn the route and the source
+ * address. So a refused UDP connect proceeds (the kernel's route lookup then
+ * answers, ENETUNREACH included) and the socket is marked with the decision
+ * (egd_udp_peer); skb_egress drops what it sends to that peer. Every UDP
+ * connect rewrites or deletes the mark, so it follows the current peer.
+ * Returns 1 when the socket was marked; 0 when nothing was refused, or when
+ * the mark cannot be kept: then the caller refuses the connect itself. */
+static __always_inline int egd_udp_connect(struct bpf_sock_addr *ctx, const struct egd_decision *d, int refused,
+					   const __u32 given[4], int v6, __u32 judged4, __u16 port)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return 0;
+	if (!refused) {
+		bpf_sk_storage_delete(&egd_udp_peer, sk);
+		return 0;
+	}
+	struct egd_udp_mark *m = bpf_sk_storage_get(&egd_udp_peer, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!m)
+		return 0;
+	__builtin_memcpy(m->daddr, given, 16);
+	m->dport = port;
+	m->family = v6 ? AF_INET6 : AF_INET;
+	m->reason = d->reason;
+	m->verdict = d->verdict;
+	m->category = d->category;
+	m->rule_id = d->rule_id;
+	m->judged_addr4 = judged4;
+	m->reported = 0;
 	return 1;
 }
 
@@ -154,6 +190,10 @@ static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, i
 	}
 	if (d.verdict == EGD_VERDICT_DENY && cfg && cfg->audit)
 		d.verdict = EGD_VERDICT_AUDIT;
+	if (is_connect && t.proto_bit == EGD_PROTO_UDP &&
+	    egd_udp_connect(ctx, &d, !steered && d.verdict != EGD_VERDICT_ALLOW, given, v6,
+			    embed != EGD_EMBED_NONE ? t.v4 : 0, t.port))
+		return 1; /* refused at the first datagram (skb_egress), not here */
 	egd_count(d.verdict, d.reason);
 
 	if (d.verdict != EGD_VERDICT_ALLOW || (cfg && cfg->events_all)) {
@@ -272,27 +312,105 @@ int egd_setsockopt(struct bpf_sockopt *ctx)
 }
 
 /* Backstop for the per-message forms of the same options (IP_RETOPTS and
- * IPV6_RTHDR control messages), which no sockopt hook sees: drop IPv4
- * packets carrying options and IPv6 packets whose first extension header is
- * a routing header. A drop here fails the send with EPERM (UDP) or stalls
- * the connection (TCP). Process fields of its events are best effort. */
-SEC("cgroup_skb/egress")
-int egd_skb_egress(struct __sk_buff *skb)
+ * IPV6_RTHDR control messages), which no sockopt hook sees: IPv4 packets
+ * carrying options and IPv6 packets whose first extension header is a
+ * routing header. */
+static __always_inline int egd_source_routed(struct __sk_buff *skb)
 {
 	__u8 b = 0;
 
-	if (skb->protocol == bpf_htons(0x0800)) { /* ETH_P_IP */
-		if (bpf_skb_load_bytes(skb, 0, &b, 1) || (b & 0x0f) <= 5)
-			return 1;
-	} else if (skb->protocol == bpf_htons(0x86dd)) { /* ETH_P_IPV6 */
-		if (bpf_skb_load_bytes(skb, 6, &b, 1) || b != 43 /* IPPROTO_ROUTING */)
-			return 1;
-	} else {
-		return 1;
-	}
-	egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
-	egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE, EGD_VERDICT_DENY);
+	if (skb->protocol == bpf_htons(0x0800)) /* ETH_P_IP */
+		return !bpf_skb_load_bytes(skb, 0, &b, 1) && (b & 0x0f) > 5;
+	if (skb->protocol == bpf_htons(0x86dd)) /* ETH_P_IPV6 */
+		return !bpf_skb_load_bytes(skb, 6, &b, 1) && b == 43; /* IPPROTO_ROUTING */
 	return 0;
+}
+
+/* Whether a datagram of a marked UDP socket goes to the socket's connected
+ * peer: what send(), write(), sendmsg() without an address, sendmmsg() and
+ * io_uring send, none of which pass a sendmsg hook. A datagram with an
+ * explicit address (sendto) was judged by sendmsg4/6 and goes elsewhere.
+ * Compared with the socket's peer as the kernel keeps it (a connect to
+ * 0.0.0.0 or :: reaches loopback). Fails closed: 1 when the packet cannot be
+ * read, or is not plain UDP (IPv4 options were dropped above). */
+static __always_inline int egd_to_connected_peer(struct __sk_buff *skb, const struct bpf_sock *sk)
+{
+	__u8 proto = 0;
+	__be16 dport = 0;
+
+	if (skb->protocol == bpf_htons(0x0800)) {
+		__u32 daddr = 0;
+		if (bpf_skb_load_bytes(skb, 9, &proto, 1) || bpf_skb_load_bytes(skb, 16, &daddr, 4) ||
+		    bpf_skb_load_bytes(skb, 20 + 2, &dport, 2))
+			return 1;
+		return proto != IPPROTO_UDP || (daddr == sk->dst_ip4 && dport == sk->dst_port);
+	}
+	if (skb->protocol == bpf_htons(0x86dd)) {
+		__u32 daddr[4] = {};
+		if (bpf_skb_load_bytes(skb, 6, &proto, 1) || bpf_skb_load_bytes(skb, 24, daddr, 16) ||
+		    bpf_skb_load_bytes(skb, 40 + 2, &dport, 2))
+			return 1;
+		return proto != IPPROTO_UDP ||
+		       (daddr[0] == sk->dst_ip6[0] && daddr[1] == sk->dst_ip6[1] && daddr[2] == sk->dst_ip6[2] &&
+			daddr[3] == sk->dst_ip6[3] && dport == sk->dst_port);
+	}
+	return 1;
+}
+
+/* The refusal of a UDP connect (egd_udp_connect), applied to each datagram
+ * sent to that peer: dropped, so the send fails with EPERM, one event per
+ * send. Audit mode lets it through and records the first one only. */
+static __always_inline int egd_udp_peer_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+
+	if (!sk)
+		return 1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->protocol != IPPROTO_UDP)
+		return 1;
+	struct egd_udp_mark *m = bpf_sk_storage_get(&egd_udp_peer, sk, 0, 0);
+	if (!m || !egd_to_connected_peer(skb, sk))
+		return 1;
+
+	__u32 verdict = m->verdict == EGD_VERDICT_AUDIT ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
+	if (verdict == EGD_VERDICT_AUDIT) {
+		if (m->reported)
+			return 1;
+		m->reported = 1;
+	}
+	egd_count(verdict, m->reason);
+	struct egd_event *e = egd_event_reserve();
+	if (e) {
+		e->hook = EGD_HOOK_SKB_EGRESS;
+		e->family = m->family;
+		e->protocol = IPPROTO_UDP;
+		e->sock_type = SOCK_DGRAM;
+		e->dport = m->dport;
+		e->verdict = verdict;
+		e->reason = m->reason;
+		e->rule_id = m->rule_id;
+		e->category = m->category;
+		e->judged_addr4 = m->judged_addr4;
+		e->sock_cookie = bpf_get_socket_cookie(skb);
+		__builtin_memcpy(e->daddr, m->daddr, 16);
+		egd_event_submit(e);
+	}
+	return verdict == EGD_VERDICT_AUDIT;
+}
+
+/* Return 0 drops the packet: the send fails with EPERM (UDP) or the
+ * connection stalls (TCP). Process fields of its events are those of the
+ * task that sends, best effort. */
+SEC("cgroup_skb/egress")
+int egd_skb_egress(struct __sk_buff *skb)
+{
+	if (egd_source_routed(skb)) {
+		egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
+		egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE, EGD_VERDICT_DENY);
+		return 0;
+	}
+	return egd_udp_peer_egress(skb);
 }
 
 /* Client side of a steered connection, when its local address is known

@@ -219,6 +219,27 @@ struct egd_port_key {
 
 #define EGD_ORIG_MAX_ENTRIES 65536
 
+/* ---- UDP sockets connected to a refused peer ------------------------------ */
+/* egd_udp_peer (socket-local storage, BPF_MAP_TYPE_SK_STORAGE): a UDP
+ * connect() the policy refuses is let through, so the kernel's own route
+ * lookup answers getaddrinfo()'s RFC 6724 probe (ENETUNREACH included), and
+ * the socket is marked with the decision. skb_egress drops every datagram of
+ * a marked socket that goes to its connected peer (the sender gets EPERM) and
+ * records the event then, with this reason and destination. Every UDP
+ * connect4/6 rewrites or deletes the mark, so it follows the current peer. */
+struct egd_udp_mark {
+	__u8 daddr[16];       /* as the client gave it to connect(), network order; 4 bytes for AF_INET */
+	__u16 dport;          /* host order */
+	__u16 family;         /* AF_INET / AF_INET6 of the connect() */
+	__u16 reason;         /* egd_reason of the refusal */
+	__u8 verdict;         /* EGD_VERDICT_DENY, or EGD_VERDICT_AUDIT in audit mode */
+	__u8 category;        /* egd_category of the judged address */
+	__u32 rule_id;        /* CIDR rule that decided, 0 if none */
+	__u32 judged_addr4;   /* as egd_event.judged_addr4 */
+	__u8 reported;        /* audit mode: the one event of this mark was recorded */
+	__u8 _pad[3];
+};
+
 /* egd_meta[0]: what userspace needs to describe an attachment; not read by BPF. */
 #define EGD_PATH_MAX 256
 struct egd_meta {

@@ -83,4 +83,13 @@ struct {
 	__type(value, struct egd_orig);
 } egd_orig_by_port SEC(".maps");
 
+/* The refused peer of a connected UDP socket (struct egd_udp_mark). Pinned
+ * like the others, so a program swap keeps the marks of live sockets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egd_udp_mark);
+} egd_udp_peer SEC(".maps");
+
 #endif

@@ -405,8 +405,9 @@ int dns_probe() {
 // (recvmsg4) as does the peer of a connected socket (getpeername4).
 TEST_F(BpfAttach, SteersDnsToResolver) {
   Attached a = attach("version = 1\n");
-  // Without a resolver, DNS to a private address is just private.
-  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.1", 53, SOCK_DGRAM); }), EPERM);
+  // Without a resolver, DNS to a private address is just private: the UDP
+  // connect proceeds (and finds no route here), its sends would be dropped.
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.1", 53, SOCK_DGRAM); }), ENETUNREACH);
   ASSERT_TRUE(set_proxy_ports(a.maps, kProxyPort, kDnsPort).ok());
   void* mem = mmap(nullptr, sizeof(DnsSeen), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
@@ -423,6 +424,36 @@ TEST_F(BpfAttach, SteersDnsToResolver) {
   // A registered resolver that went away (port 0) refuses, never lets DNS out.
   ASSERT_TRUE(set_proxy_ports(a.maps, kProxyPort, 0).ok());
   EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "203.0.113.53", 53, SOCK_DGRAM); }), EPERM);
+}
+
+// Child: a UDP socket connected to a refused peer (loopback, denied) connects,
+// but cannot deliver a datagram; a refused address with no route answers the
+// connect with ENETUNREACH, as glibc's address sorting expects. Returns 0 or
+// the number of the failed check.
+constexpr uint16_t kUdpPort = 15997;
+int udp_probe_child() {
+  if (!lo_up()) return 201;
+  int srv = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in la = v4addr("127.0.0.1", kUdpPort);
+  if (bind(srv, reinterpret_cast<sockaddr*>(&la), sizeof(la)) != 0) return 202;
+  int c = socket(AF_INET, SOCK_DGRAM, 0);
+  if (connect(c, reinterpret_cast<sockaddr*>(&la), sizeof(la)) != 0) return 203;
+  if (send(c, "x", 1, 0) != -1 || errno != EPERM) return 204;
+  if (write(c, "x", 1) != -1 || errno != EPERM) return 205;
+  if (sendto(c, "x", 1, 0, reinterpret_cast<sockaddr*>(&la), sizeof(la)) != -1 || errno != EPERM) return 206;
+  char b[4];
+  if (recv(srv, b, sizeof(b), MSG_DONTWAIT) != -1 || errno != EAGAIN) return 207;  // the drop is synchronous
+  if (connect_to(AF_INET, "10.0.0.5", 123, SOCK_DGRAM) != ENETUNREACH) return 208;
+  if (connect_to(AF_INET6, "fd00::10", 123, SOCK_DGRAM) != ENETUNREACH) return 209;
+  return 0;
+}
+
+// Test that a refused UDP connect succeeds and its sends are dropped on
+// egress with EPERM, while TCP is still refused at connect.
+TEST_F(BpfAttach, UdpConnectProbesSendsRefused) {
+  attach("version = 1\n[network]\nloopback = \"deny\"\n");
+  EXPECT_EQ(in_fence(cg_.path(), udp_probe_child), 0);
+  EXPECT_EQ(in_fence(cg_.path(), [] { return connect_to(AF_INET, "10.0.0.5", 22); }), EPERM);
 }
 
 // Test that a child cgroup created after the attach inherits the fence.

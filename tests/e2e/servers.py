@@ -12,6 +12,13 @@ never touches bpffs or cgroups.
       is bound and listening; runs until killed. Any bind failure is fatal
       (exit 2, message on stderr) so a broken world fails loudly.
 
+  servers.py sink --udp ADDR:PORT ...
+      UDP receivers that count: each datagram is echoed back; one that
+      starts with "egd-marker" also prints {"ep": EP, "bytes": N,
+      "datagrams": N} (what arrived on EP before it). The tests send a marker
+      from outside the fence after the sends they judge, so "nothing arrived"
+      is read off the marker's line, not waited for. Prints "ready".
+
   servers.py wait --deadline SECONDS ADDR:PORT|unix:PATH ...
       Bounded readiness probe for servers this module does not own (openssl
       s_server, nginx, fcgiwrap): retries a TCP (or AF_UNIX stream) connect
@@ -27,6 +34,7 @@ ADDR:PORT uses brackets for IPv6: [2001:db8::10]:443.
 """
 import argparse
 import asyncio
+import json
 import socket
 import sys
 import time
@@ -52,6 +60,35 @@ class EchoUDP(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.transport.sendto(data, addr)
+
+
+class CountingUDP(EchoUDP):
+    def __init__(self, ep):
+        self.ep = ep
+        self.bytes = 0
+        self.datagrams = 0
+
+    def datagram_received(self, data, addr):
+        if data.startswith(b"egd-marker"):
+            print(json.dumps({"ep": self.ep, "bytes": self.bytes, "datagrams": self.datagrams}), flush=True)
+        else:
+            self.bytes += len(data)
+            self.datagrams += 1
+        self.transport.sendto(data, addr)
+
+
+async def sink(udp):
+    loop = asyncio.get_running_loop()
+    for ep in udp:
+        host, port = split_endpoint(ep)
+        try:
+            sock = make_udp_socket(host, port)
+        except OSError as e:
+            print(f"servers.py: udp {ep}: {e}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        await loop.create_datagram_endpoint(lambda ep=ep: CountingUDP(ep), sock=sock)
+    print("ready", flush=True)
+    await asyncio.Event().wait()  # until killed
 
 
 async def handle_tcp(reader, writer):
@@ -221,6 +258,8 @@ def main():
     s.add_argument("--tcp", action="append", default=[])
     s.add_argument("--http", action="append", default=[])
     s.add_argument("--udp", action="append", default=[])
+    k = sub.add_parser("sink")
+    k.add_argument("--udp", action="append", default=[])
     w = sub.add_parser("wait")
     w.add_argument("--deadline", type=float, default=10.0)
     w.add_argument("endpoints", nargs="+")
@@ -231,6 +270,9 @@ def main():
     a = ap.parse_args()
     if a.cmd == "serve":
         asyncio.run(serve(a.tcp, a.http, a.udp))
+        return 0
+    if a.cmd == "sink":
+        asyncio.run(sink(a.udp))
         return 0
     if a.cmd == "wait-dns":
         return wait_dns(a.deadline, a.server, a.name)

@@ -22,8 +22,12 @@ class PrivateAndLinkLocal(FenceCase):
     # UDP (and TCP) port 53 to any address goes to egressd's resolver
     # (test_dns.py); the categories are shown on NTP's port: the category
     # decides before the port rule.
+    # A UDP connect() sends nothing (glibc's address sorting connects to
+    # probe the route), so it succeeds; the first datagram is refused
+    # (test_udp_probe.py: every send call).
     def test_private_udp_connect(self):
-        self.assertProbeDenied("connect", "udp", "10.0.0.5", 123, reason="private", hook="connect4", proto="udp")
+        self.assertProbeDenied("connect", "udp", "10.0.0.5", 123, reason="private", hook="skb_egress", proto="udp",
+                               daddr="10.0.0.5", dport=123, step="send")
 
     def test_private_udp_sendto(self):
         self.assertProbeDenied("sendto", "192.168.1.5", 123, reason="private", hook="sendmsg4", proto="udp",
@@ -58,7 +62,8 @@ class Ports(FenceCase):
                                daddr="203.0.113.10", dport=443, step="send")
 
     def test_ntp_connected_udp_is_port(self):
-        self.assertProbeDenied("connect", "udp", "203.0.113.10", 123, reason="port", hook="connect4", proto="udp")
+        self.assertProbeDenied("connect", "udp", "203.0.113.10", 123, reason="port", hook="skb_egress", proto="udp",
+                               step="send")
 
     def test_udp_sendto_v6_is_port(self):
         self.assertProbeDenied("sendto", "2001:db8::10", 443, reason="port", hook="sendmsg6", proto="udp")

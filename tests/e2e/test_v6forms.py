@@ -26,7 +26,13 @@ class V6Forms(FenceCase):
 
     def test_v4_mapped_udp_connect(self):
         # Port 123: port 53 would go to the resolver whatever the address (test_dns.py).
-        self.assertProbeDenied("connect", "udp", "::ffff:10.0.0.5", 123, reason="private", judged="10.0.0.5")
+        # The connect succeeds (it sends nothing); its first datagram is
+        # refused. The kernel hands a send on a socket connected to
+        # ::ffff:a.b.c.d to the IPv4 path with the address, so sendmsg4
+        # judges 10.0.0.5 before the egress drop would (test_udp_probe.py).
+        r, ev = self.assertProbeDenied("connect", "udp", "::ffff:10.0.0.5", 123, reason="private", step="send")
+        self.assertIn((ev["hook"], ev.get("judged") or ev["daddr"]),
+                      [("sendmsg4", "10.0.0.5"), ("skb_egress", "10.0.0.5")], ev)
 
     def test_v4_mapped_udp_sendto(self):
         # A dual-stack UDP sendto to ::ffff:a.b.c.d goes through sendmsg4 (see

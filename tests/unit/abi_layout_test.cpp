@@ -90,6 +90,10 @@ TEST_F(AbiLayout, ProxySteering) {
   expect_layout("egd_orig", sizeof(egd_orig),
                 {M(egd_orig, daddr), M(egd_orig, dport), M(egd_orig, family), M(egd_orig, pid), M(egd_orig, tgid),
                  M(egd_orig, uid), M(egd_orig, cgroup_id), M(egd_orig, sock_cookie), M(egd_orig, comm)});
+  expect_layout("egd_udp_mark", sizeof(egd_udp_mark),
+                {M(egd_udp_mark, daddr), M(egd_udp_mark, dport), M(egd_udp_mark, family), M(egd_udp_mark, reason),
+                 M(egd_udp_mark, verdict), M(egd_udp_mark, category), M(egd_udp_mark, rule_id),
+                 M(egd_udp_mark, judged_addr4), M(egd_udp_mark, reported), M(egd_udp_mark, _pad)});
   expect_layout("egd_port_key", sizeof(egd_port_key),
                 {M(egd_port_key, netns_cookie), M(egd_port_key, addr), M(egd_port_key, port),
                  M(egd_port_key, family), M(egd_port_key, _pad)});
@@ -100,7 +104,7 @@ TEST_F(AbiLayout, ProxySteering) {
 TEST(AbiVersion, SizesMatchVersion) {
   static_assert(EGD_ABI_VERSION == 3);
   // egd_stats has a slot per verdict and reason: a new reason changes its shape.
-  EXPECT_EQ(static_cast<int>(EGD_REASON__COUNT), 42);
+  EXPECT_EQ(static_cast<int>(EGD_REASON__COUNT), 43);
   EXPECT_EQ(sizeof(egd_event), 88u);
   EXPECT_EQ(sizeof(egd_cidr_rule), 136u);
   EXPECT_EQ(sizeof(egd_config), 16400u);
@@ -108,6 +112,7 @@ TEST(AbiVersion, SizesMatchVersion) {
   EXPECT_EQ(sizeof(egd_proxy_conf), 8u);
   EXPECT_EQ(sizeof(egd_orig), 64u);
   EXPECT_EQ(sizeof(egd_port_key), 32u);
+  EXPECT_EQ(sizeof(egd_udp_mark), 36u);
 }
 
 }  // namespace

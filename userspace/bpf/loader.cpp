@@ -55,7 +55,7 @@ struct NamedMap {
   bpf_map* map;
 };
 
-std::array<NamedMap, 12> maps_of(egressd_bpf* s) {
+std::array<NamedMap, 13> maps_of(egressd_bpf* s) {
   return {{{"egd_active", s->maps.egd_active},
            {"egd_config", s->maps.egd_config},
            {"egd_allow4", s->maps.egd_allow4},
@@ -67,7 +67,8 @@ std::array<NamedMap, 12> maps_of(egressd_bpf* s) {
            {"egd_events", s->maps.egd_events},
            {"egd_proxy", s->maps.egd_proxy},
            {"egd_orig_by_cookie", s->maps.egd_orig_by_cookie},
-           {"egd_orig_by_port", s->maps.egd_orig_by_port}}};
+           {"egd_orig_by_port", s->maps.egd_orig_by_port},
+           {"egd_udp_peer", s->maps.egd_udp_peer}}};
 }
 
 Result<Skeleton> open_skeleton() {

@@ -93,14 +93,15 @@ uint64_t unix_now_ns() {
 Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   MapFds m;
 #define EGD_OPEN_MAP(n)                                                  \
-  {                                                                      \
+  if (!m.n.valid()) {                                                    \
     std::string path = pins.map("egd_" #n);                              \
     int fd = bpf_obj_get(path.c_str());                                  \
     if (fd < 0) return sys_error("open pinned map " + path, -fd);        \
     m.n.reset(fd);                                                       \
   }
-  EGD_MAP_NAMES(EGD_OPEN_MAP)
-#undef EGD_OPEN_MAP
+  // egd_meta first: pins of another ABI may lack a map, and the version is
+  // what to report then.
+  EGD_OPEN_MAP(meta)
   EGD_TRY(check_value_size(m.meta.get(), sizeof(egd_meta), pins.map("egd_meta")));
   auto meta = read_meta(m);
   if (!meta) return meta.error();
@@ -108,11 +109,14 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
     return logic_error("pins in " + pins.dir + " are from ABI version " + std::to_string(meta->abi_version) +
                        ", this egressd speaks " + std::to_string(EGD_ABI_VERSION) +
                        ": attach again (adopting needs the same ABI) or detach first");
+  EGD_MAP_NAMES(EGD_OPEN_MAP)
+#undef EGD_OPEN_MAP
   EGD_TRY(check_value_size(m.config.get(), sizeof(egd_config), pins.map("egd_config")));
   EGD_TRY(check_value_size(m.allow4.get(), sizeof(egd_cidr_rule), pins.map("egd_allow4")));
   EGD_TRY(check_value_size(m.allow6.get(), sizeof(egd_cidr_rule), pins.map("egd_allow6")));
   EGD_TRY(check_value_size(m.proxy.get(), sizeof(egd_proxy_conf), pins.map("egd_proxy")));
   EGD_TRY(check_value_size(m.orig_by_port.get(), sizeof(egd_orig), pins.map("egd_orig_by_port")));
+  EGD_TRY(check_value_size(m.udp_peer.get(), sizeof(egd_udp_mark), pins.map("egd_udp_peer")));
   return m;
 }
 

@@ -19,7 +19,7 @@ struct PinLayout;
 // Names of the maps, in one place for the loader (pinning) and openers.
 #define EGD_MAP_NAMES(X) \
   X(active) X(config) X(allow4) X(allow6) X(deny4) X(deny6) X(meta) X(stats) X(events) X(proxy) \
-  X(orig_by_cookie) X(orig_by_port)
+  X(orig_by_cookie) X(orig_by_port) X(udp_peer)
 
 struct MapFds {
 #define EGD_MAP_FIELD(n) UniqueFd n;
