@@ -65,6 +65,7 @@ enum egd_verdict {
 	X(NO_RECORD, "no-record")             \
 	X(RESOLVE_FAILED, "resolve-failed")   \
 	X(UPSTREAM_FAILED, "upstream-failed")   \
+	X(UPSTREAM_FALLBACK, "upstream-fallback") \
 	/* decided by the resolver (hook DNS) */ \
 	X(DNS_STEERED, "dns-steered")         \
 	X(DNS_NAME_ALLOWED, "dns-name-allowed") \

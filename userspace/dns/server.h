@@ -33,6 +33,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -100,6 +101,10 @@ class Server {
   // The A/AAAA addresses a client was given for `name` (canonical or not),
   // while the answer is cached; nullopt if none is.
   std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
+  // Told of every answer forwarded from an upstream, as clients get it
+  // (filtered): the question's name and type, and the message.
+  using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message)>;
+  void observe_answers(AnswerObserver o) { answer_observer_ = std::move(o); }
   const ServerStats& stats() const { return stats_; }
 
  private:
@@ -162,6 +167,7 @@ class Server {
   uint64_t policy_generation_ = 0;  // +1 with every set_policy
   Bucket events_, malformed_;
   ServerStats stats_;
+  AnswerObserver answer_observer_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -70,7 +71,12 @@ struct Network {
 
 struct ProxySettings {
   EchMode ech = EchMode::Deny;
+  // An address the resolver answered for a name stays that name's this long
+  // after its TTL (clients keep addresses past it); 0: only current answers.
+  std::chrono::seconds address_grace{300};
 };
+
+inline constexpr std::chrono::seconds kMaxAddressGrace{3600};
 
 enum class DnsDenied : uint8_t { NxDomain, Refused };  // the answer to a name no rule allows
 
