@@ -115,7 +115,8 @@ def dnsmasq_cmd(tmp):
             "--user=root", "--group=root", "--local=/test/", "--local-ttl=30", "--cache-size=0",
             "--log-queries=extra", f"--log-facility={tmp / 'dnsmasq.log'}"]
     for name, addrs in DNS_RECORDS.items():
-        args.append(f"--host-record={name},{','.join(addrs)}")
+        for a in addrs:  # one record holds one address per family: a record each
+            args.append(f"--host-record={name},{a}")
     for name, target in CNAMES.items():
         args.append(f"--cname={name},{target}")
     for name, (rrtype, hexdata) in DNS_RAW_RECORDS.items():
