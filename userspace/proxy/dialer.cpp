@@ -46,10 +46,16 @@ std::vector<IpAddr> fallback_order(const IpAddr& original, const std::vector<IpA
   return same;
 }
 
-Dialer::~Dialer() {
+Dialer::~Dialer() { stop(); }
+
+void Dialer::stop() {
+  finished_ = true;
+  done_ = nullptr;
   if (stagger_) loop_.cancel(stagger_);
   if (deadline_) loop_.cancel(deadline_);
+  stagger_ = deadline_ = 0;
   for (Attempt& a : attempts_) close_attempt(a);
+  in_flight_ = 0;
 }
 
 void Dialer::start(const IpAddr& original, const std::vector<IpAddr>& others, uint16_t port, DialOptions options,

@@ -63,6 +63,8 @@ class Dialer {
   // when no address could even be dialed.
   void start(const IpAddr& original, const std::vector<IpAddr>& others, uint16_t port, DialOptions options,
              Done done);
+  // Abandons the dials in progress (the session ended): `done` never runs.
+  void stop();
 
  private:
   // Attempts live in a fixed array for the Dialer's lifetime: an event the

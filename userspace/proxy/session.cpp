@@ -728,6 +728,7 @@ void Session::abort() {
 void Session::finish() {
   if (phase_ == Phase::Done) return;
   phase_ = Phase::Done;
+  dialer_.stop();  // no dial outlives the session's end
   if (timer_) proxy_.loop_.cancel(timer_);
   timer_ = 0;
   for (End* e : {&client_, &upstream_}) {
