@@ -195,7 +195,7 @@ class Loader {
     if (n.is_integer()) {
       secs = *n.value<int64_t>();
     } else if (n.is_string()) {
-      const std::string& s = *n.value<std::string>();
+      std::string s = *n.value<std::string>();  // value<>() returns a copy
       size_t digits = 0;
       while (digits < s.size() && digits < 7 && s[digits] >= '0' && s[digits] <= '9') ++digits;
       if (digits == 0 || s.size() != digits + 1) fail(n, key, kForm);
