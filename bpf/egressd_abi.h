@@ -66,6 +66,7 @@ enum egd_verdict {
 	X(RESOLVE_FAILED, "resolve-failed")   \
 	X(UPSTREAM_FAILED, "upstream-failed")   \
 	X(HTTP2_CLEARTEXT, "http2-cleartext") \
+	X(UPSTREAM_FALLBACK, "upstream-fallback") \
 	/* decided by the resolver (hook DNS) */ \
 	X(DNS_STEERED, "dns-steered")         \
 	X(DNS_NAME_ALLOWED, "dns-name-allowed") \

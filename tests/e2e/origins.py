@@ -52,7 +52,21 @@ DNS_RECORDS = {
     "a.wild.test": ["203.0.113.10"],
     "wild.test": ["203.0.113.10"],
     "api.anthropic.com": ["203.0.113.10", "2001:db8::10"],  # a name policies/claude-code.toml allows
+    # The proxy's fallback (test_proxy_fallback.py): a dead first address,
+    # then a live one (dnsmasq answers in this order).
+    "refused.test": ["203.0.113.66", "203.0.113.10"],
+    "unreach.test": ["203.0.113.88", "203.0.113.10"],
+    "silent.test": ["203.0.113.77", "203.0.113.10"],
+    "dead.test": ["203.0.113.66", "203.0.113.88"],
 }
+# Dead addresses (world.py): DEAD_CLOSED is a host of the world with no
+# server (a SYN is answered with a reset); DEAD_UNREACH has an unreachable
+# route in the agent netns (connect() fails with EHOSTUNREACH there);
+# DEAD_SILENT reaches the world netns, where no host has it and nothing
+# forwards it (SYNs vanish).
+DEAD_CLOSED = "203.0.113.66"
+DEAD_UNREACH = "203.0.113.88"
+DEAD_SILENT = "203.0.113.77"
 # name -> target (the target must be a name above).
 CNAMES = {
     "alias.test": "allowed.test",
@@ -78,7 +92,7 @@ DNS_SRV_RECORDS = {"_http._tcp.allowed.test": ("allowed.test", 80, 0, 1),
 DNS_TXT_RECORDS = {"big.test": BIG_TXT}
 
 # Answered by the certificate, not by DNS (tests use them with curl --resolve).
-CERT_ONLY_NAMES = ["nodns.test"]
+CERT_ONLY_NAMES = ["nodns.test", "moving.test"]  # moving.test: in the moving DNS server (moving_dnsmasq_cmd)
 CERT_NAMES = sorted(set(DNS_RECORDS) | set(CNAMES) | set(CERT_ONLY_NAMES))
 
 ORIGIN4 = ["203.0.113.10", "203.0.113.7"]
@@ -105,7 +119,8 @@ def dnsmasq_cmd(tmp):
             "--user=root", "--group=root", "--local=/test/", "--local-ttl=30", "--cache-size=0",
             "--log-queries=extra", f"--log-facility={tmp / 'dnsmasq.log'}"]
     for name, addrs in DNS_RECORDS.items():
-        args.append(f"--host-record={name},{','.join(addrs)}")
+        for a in addrs:  # one record holds one address per family: a record each
+            args.append(f"--host-record={name},{a}")
     for name, target in CNAMES.items():
         args.append(f"--cname={name},{target}")
     for name, (rrtype, hexdata) in DNS_RAW_RECORDS.items():
@@ -114,6 +129,22 @@ def dnsmasq_cmd(tmp):
         args.append(f"--srv-host={name},{target},{port},{prio},{weight}")
     for name, strings in DNS_TXT_RECORDS.items():
         args.append(f"--txt-record={name}," + ",".join(strings))  # no shell: no quotes
+    return args
+
+
+def moving_dnsmasq_cmd(tmp, listen, hosts_file, ttl):
+    """A second dnsmasq whose names come from `hosts_file` (a hosts file,
+    re-read on SIGHUP: an answer that moves) with TTL `ttl`; it answers
+    those names itself (no AAAA: an empty answer) and forwards every other
+    name to the world's DNS server."""
+    args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+            "--no-poll", "--bind-interfaces", f"--listen-address={listen}", "--port=53", "--pid-file=",
+            "--user=root", "--group=root", f"--server={DNS4}", f"--addn-hosts={hosts_file}",
+            f"--local-ttl={ttl}", "--cache-size=0", "--log-queries=extra",
+            f"--log-facility={tmp / 'dnsmasq-moving.log'}"]
+    for line in Path(hosts_file).read_text().splitlines():
+        for name in line.split()[1:]:
+            args.append(f"--local=/{name}/")
     return args
 
 

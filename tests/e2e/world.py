@@ -52,8 +52,8 @@ import threading
 import time
 from pathlib import Path
 
-from origins import (CERT_NAMES, DNS4, ORIGIN_HOSTS, dnsmasq_cmd, fcgiwrap_cmd, make_git_repo,
-                     nginx_conf, origin_endpoints, write_content)
+from origins import (CERT_NAMES, DEAD_CLOSED, DEAD_UNREACH, DNS4, ORIGIN_HOSTS, dnsmasq_cmd, fcgiwrap_cmd,
+                     make_git_repo, moving_dnsmasq_cmd, nginx_conf, origin_endpoints, write_content)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -74,6 +74,7 @@ TCP_PORTS = [80, 443, 22, 5432, 8080]  # 80 speaks HTTP/1.0, the others banner+e
 UDP_PORTS = [53, 443, 123, 5353]
 AGENT_LOOPBACK_TCP = ["127.0.0.1:8080", "[::1]:8080"]  # in the agent netns
 TLS_NAME = "public.test"
+MOVING_DNS = "198.51.100.54"  # start_moving_dns(): a DNS server whose answers move
 
 READY_DEADLINE = 20.0
 
@@ -652,6 +653,10 @@ class World:
         for h in PUBLIC6 + PRIVATE6:
             self._ip(w, "addr", "add", f"{h}/128", "dev", self.veth_world, "nodad")
         self._ip(w, "addr", "add", f"{self.dns}/32", "dev", self.veth_world)
+        # Dead addresses of the fallback names (origins.py): a host without
+        # servers, and one the agent has no route to.
+        self._ip(w, "addr", "add", f"{DEAD_CLOSED}/32", "dev", self.veth_world)
+        self._ip(a, "route", "add", "unreachable", f"{DEAD_UNREACH}/32")
 
     # -- servers ------------------------------------------------------------
 
@@ -735,6 +740,44 @@ class World:
                          f"unix:{self.tmp / 'fcgiwrap.sock'}",
                          logs=[self.tmp / "nginx.stderr", self.tmp / "nginx" / "error.log",
                                self.tmp / "fcgiwrap.stderr"])
+
+    def start_moving_dns(self, hosts, ttl, listen=MOVING_DNS):
+        """A second DNS server on `listen` (world netns) that answers the
+        names of `hosts` ({name: IPv4}) with TTL `ttl` and forwards the rest
+        to the world's; move_dns() changes its answers. Returns `listen`,
+        for egressd_attach(dns_upstream=...)."""
+        self._moving_hosts = self.tmp / "moving.hosts"
+        self._moving_hosts.write_text("".join(f"{a} {n}\n" for n, a in hosts.items()))
+        self._moving_listen = listen
+        self._ip(self.world_ns, "addr", "add", f"{listen}/32", "dev", self.veth_world)
+        self._moving_dns = self._spawn_world(moving_dnsmasq_cmd(self.tmp, listen, self._moving_hosts, ttl),
+                                             "dnsmasq-moving.stderr")
+        for name, addr in hosts.items():
+            self._wait_answer(listen, name, addr)
+        return listen
+
+    def move_dns(self, hosts):
+        """New answers for the moving DNS server's names ({name: IPv4}):
+        rewrites its hosts file, SIGHUPs it, and returns once it answers them."""
+        self._moving_hosts.write_text("".join(f"{a} {n}\n" for n, a in hosts.items()))
+        self._moving_dns.send_signal(signal.SIGHUP)
+        for name, addr in hosts.items():
+            self._wait_answer(self._moving_listen, name, addr)
+
+    def _wait_answer(self, server, name, addr, deadline=10.0):
+        """Waits (bounded) until `server` answers `name` with exactly `addr`
+        (asked from the world netns, so egressd sees nothing of it)."""
+        end = time.monotonic() + deadline
+        got = ""
+        while time.monotonic() < end:
+            r = run(["ip", "netns", "exec", self.world_ns, "dig", "+short", "+time=1", "+tries=1", f"@{server}",
+                     name, "A"], check=False, timeout=10)
+            got = r.stdout.strip()
+            if got == addr:
+                return
+            time.sleep(0.1)  # polling dnsmasq's answer, bounded by the deadline
+        raise RuntimeError(f"DNS server {server} did not answer {name} with {addr} within {deadline}s "
+                           f"(last answer: {got!r})")
 
     def dns_log(self):
         """dnsmasq's query log (every query, with the client address)."""

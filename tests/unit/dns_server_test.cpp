@@ -348,6 +348,25 @@ TEST_F(DnsServerTest, AnswersAreCachedAndGivenToEachClientWithItsOwnId) {
   EXPECT_FALSE(server_->cached_addresses("other.test"));
 }
 
+// Test that every forwarded answer is told to the observer (what feeds the
+// proxy's memory of addresses that moved) as the client got it, filtered,
+// and that cache hits are not told again.
+TEST_F(DnsServerTest, ForwardedAnswersAreToldToTheObserverFiltered) {
+  start();
+  std::vector<std::pair<std::string, std::vector<std::string>>> told;
+  server_->observe_answers([&](std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
+    ParseResult p = parse_message(message);
+    ASSERT_EQ(p.status, ParseStatus::Ok);
+    EXPECT_EQ(qtype, kTypeA);
+    told.emplace_back(std::string(qname), addrs_of(p.message));
+  });
+  ASSERT_TRUE(ask_udp(query({.name = "rebind.test"})));
+  ASSERT_TRUE(ask_udp(query({.name = "rebind.test", .id = 7})));
+  ASSERT_EQ(told.size(), 1u) << "the second came from the cache";
+  EXPECT_EQ(told[0].first, "rebind.test");
+  EXPECT_EQ(told[0].second, std::vector<std::string>{"203.0.113.10"}) << "10.0.0.5 was filtered out";
+}
+
 TEST_F(DnsServerTest, ConcurrentIdenticalQuestionsShareOneUpstreamQuery) {
   start();
   std::vector<UniqueFd> clients;

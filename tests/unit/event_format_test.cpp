@@ -49,6 +49,34 @@ TEST(EventFormat, TextLineNamesWhoWhatWhy) {
       << t;
 }
 
+// Test that a proxy fallback names the address that failed, how, the one
+// that served and how many were dialed, in JSON and in the text line.
+TEST(EventFormat, FallbackNamesFailedAndServedAddress) {
+  Event e;
+  e.hook = EGD_HOOK_PROXY;
+  e.family = AF_INET;
+  e.protocol = IPPROTO_TCP;
+  e.daddr = "203.0.113.66";
+  e.dport = 443;
+  e.l7 = "tls";
+  e.host = "fallback.test";
+  e.verdict = EGD_VERDICT_ALLOW;
+  e.reason = EGD_REASON_UPSTREAM_FALLBACK;
+  e.dial_error = DialError::REFUSED;
+  e.upstream = "203.0.113.10";
+  e.dials = 2;
+  std::string j = to_json(e);
+  EXPECT_NE(j.find("\"dial_error\":\"refused\",\"upstream\":\"203.0.113.10\",\"dials\":2"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"reason\":\"upstream-fallback\""), std::string::npos) << j;
+  std::string t = to_text(e);
+  EXPECT_NE(t.find("203.0.113.66:443 tls fallback.test upstream-fallback (dial refused, served by 203.0.113.10, 2 "
+                   "addresses dialed)"),
+            std::string::npos)
+      << t;
+  Event plain;
+  EXPECT_EQ(to_json(plain).find("dial"), std::string::npos);
+}
+
 TEST(EventFormat, SockCreateHasNoDestination) {
   egd_event raw{};
   raw.hook = EGD_HOOK_SOCK_CREATE;

@@ -251,6 +251,30 @@ TEST(PolicyParse, ModeAndProxy) {
   EXPECT_EQ(a.proxy.ech, EchMode::OuterSni);
 }
 
+// Test [proxy] address_grace: 5 minutes by default; seconds or "Ns"/"Nm"/"Nh";
+// 0 turns it off; at most an hour.
+TEST(PolicyParse, AddressGrace) {
+  EXPECT_EQ(parse_policy("version = 1\n", "t.toml").proxy.address_grace, std::chrono::seconds(300));
+  auto g = [](const std::string& v) {
+    return parse_policy("version = 1\n[proxy]\naddress_grace = " + v + "\n", "t.toml").proxy.address_grace.count();
+  };
+  EXPECT_EQ(g("90"), 90);
+  EXPECT_EQ(g("0"), 0);
+  EXPECT_EQ(g("\"45s\""), 45);
+  EXPECT_EQ(g("\"5m\""), 300);
+  EXPECT_EQ(g("\"1h\""), 3600);
+}
+
+TEST(PolicyParseError, AddressGrace) {
+  const char* form = "expected seconds (an integer) or a duration string such as \"90s\", \"5m\" or \"1h\"";
+  expect_error("version = 1\n[proxy]\naddress_grace = \"5 min\"\n", 3, 17, "proxy.address_grace", form);
+  expect_error("version = 1\n[proxy]\naddress_grace = \"m\"\n", 3, 17, "proxy.address_grace", form);
+  expect_error("version = 1\n[proxy]\naddress_grace = 1.5\n", 3, 17, "proxy.address_grace", form);
+  expect_error("version = 1\n[proxy]\naddress_grace = -1\n", 3, 17, "proxy.address_grace", "out of range");
+  expect_error("version = 1\n[proxy]\naddress_grace = \"2h\"\n", 3, 17, "proxy.address_grace",
+               "out of range: 0 to 3600 seconds");
+}
+
 // Test that [dns] parses, with no upstreams (resolv.conf), NXDOMAIN and no
 // extra names by default.
 TEST(PolicyParse, Dns) {

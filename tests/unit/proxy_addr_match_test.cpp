@@ -2,9 +2,12 @@
 // the proxy's host-forgery check (sni-ip-mismatch): pure, no sockets.
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 #include <string>
 #include <vector>
 
+#include "proxy/dialer.h"
 #include "proxy/session.h"
 
 namespace egressd::proxy {
@@ -41,6 +44,50 @@ TEST(ProxyAddrMatch, SixToFourIsNotTheIpv4) {
   EXPECT_FALSE(among("2002:cb00:7107:dead::1", {"203.0.113.7"}));
   EXPECT_FALSE(among("2002:cb00:7107::cb00:7107", {"203.0.113.7"}));
   EXPECT_TRUE(among("2002:cb00:7107:dead::1", {"2002:cb00:7107:dead::1"}));
+}
+
+
+std::vector<std::string> order(const std::string& orig, const std::vector<std::string>& addrs,
+                               const std::vector<std::string>& unusable = {}) {
+  std::vector<IpAddr> v;
+  for (const auto& a : addrs) v.push_back(*IpAddr::parse(a));
+  auto got = fallback_order(*IpAddr::parse(orig), v, [&](const IpAddr& a) {
+    for (const auto& u : unusable)
+      if (a == *IpAddr::parse(u)) return false;
+    return true;
+  });
+  std::vector<std::string> out;
+  for (const IpAddr& a : got) out.push_back(a.to_string());
+  return out;
+}
+
+// Test the fallback order: the original's family first, then the other,
+// in answer order; never the original (nor the IPv4 its IPv6 form embeds),
+// no duplicates, none the policy refuses, at most kMaxDials - 1.
+TEST(ProxyFallbackOrder, FamilyFirstOriginalAndUnusableLeftOut) {
+  EXPECT_EQ(order("203.0.113.10", {"2001:db8::10", "203.0.113.10", "203.0.113.7"}),
+            (std::vector<std::string>{"203.0.113.7", "2001:db8::10"}));
+  EXPECT_EQ(order("2001:db8::10", {"203.0.113.10", "2001:db8::11", "2001:db8::10"}),
+            (std::vector<std::string>{"2001:db8::11", "203.0.113.10"}));
+  EXPECT_EQ(order("::ffff:203.0.113.10", {"203.0.113.10", "::ffff:203.0.113.7", "203.0.113.7"}),
+            (std::vector<std::string>{"203.0.113.7"}));
+  EXPECT_EQ(order("64:ff9b::cb00:710a", {"203.0.113.10", "2001:db8::10"}), (std::vector<std::string>{"2001:db8::10"}));
+  EXPECT_EQ(order("203.0.113.10", {"10.0.0.5", "203.0.113.7"}, {"10.0.0.5"}),
+            (std::vector<std::string>{"203.0.113.7"}));
+  EXPECT_EQ(order("203.0.113.10", {"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"}).size(),
+            kMaxDials - 1);
+  EXPECT_TRUE(order("203.0.113.10", {"203.0.113.10"}).empty());
+}
+
+// Test how connect() errors read in events.
+TEST(ProxyFallbackOrder, DialErrors) {
+  EXPECT_EQ(dial_error_of(ECONNREFUSED), DialError::REFUSED);
+  EXPECT_EQ(dial_error_of(EHOSTUNREACH), DialError::UNREACHABLE);
+  EXPECT_EQ(dial_error_of(ENETUNREACH), DialError::UNREACHABLE);
+  EXPECT_EQ(dial_error_of(ETIMEDOUT), DialError::TIMEOUT);
+  EXPECT_EQ(dial_error_of(EPERM), DialError::OTHER);
+  EXPECT_EQ(dial_error_name(DialError::REFUSED), "refused");
+  EXPECT_EQ(dial_error_name(DialError::OTHER), "error");
 }
 
 }  // namespace

@@ -67,7 +67,17 @@ class TableResolver final : public Resolver {
     for (auto& a : it->second) r.addrs.push_back(*IpAddr::parse(a));
     return r;
   }
+  std::vector<IpAddr> answered_within(const std::string& name, std::chrono::seconds grace) const override {
+    last_grace_s = grace.count();
+    std::vector<IpAddr> out;
+    auto it = recent.find(name);
+    if (it != recent.end())
+      for (auto& a : it->second) out.push_back(*IpAddr::parse(a));
+    return out;
+  }
   std::map<std::string, std::vector<std::string>> names;
+  std::map<std::string, std::vector<std::string>> recent;  // answered earlier, moved since
+  mutable std::atomic<int64_t> last_grace_s{-1};
   std::map<std::string, int> asked;
 
  private:
@@ -922,6 +932,132 @@ TEST_F(ProxySession, ResolverAnswerAfterProxyGoneIsDropped) {
   for (auto& done : held.pending) done(r);  // must not reach the freed proxy (ASan)
   EXPECT_TRUE(loop_->run_once(0).ok());
   close(c);
+}
+
+
+// ---- fallback to the name's other addresses ------------------------------------
+
+std::string fallback_policy(const std::string& extra = "") {
+  return "version = 1\n" + extra + "[[allow]]\nhost = \"fallback.test\"\nports = [\"1-65535\"]\n"
+         "[[allow]]\nhost = \"moved.test\"\nports = [\"1-65535\"]\n";
+}
+
+void set_target(FixedOrig& o, const char* addr) {
+  std::lock_guard<std::mutex> g(o.mu);
+  o.orig.given = o.orig.target = *IpAddr::parse(addr);
+}
+
+// Test that when the original address refuses, the proxy dials the name's
+// next address, the client is served as if nothing happened, and one event
+// (recorded although the policy records only denials) names the address
+// that failed, how, and the one that served.
+TEST_F(ProxySession, RefusedOriginalFallsBackToNextAddress) {
+  start(fallback_policy(), false);
+  // Nothing listens on 127.0.0.2 at the origin's port (it is bound to 127.0.0.1).
+  resolver_->names["fallback.test"] = {"127.0.0.2", "127.0.0.1"};
+  set_target(orig_, "127.0.0.2");
+  int c = client();
+  std::string h = hello("fallback.test");
+  send_all(c, h);
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c), "echo:" + h);
+  close(c);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_UPSTREAM_FALLBACK); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_ALLOW);
+  EXPECT_EQ(e->daddr, "127.0.0.2");
+  EXPECT_EQ(e->dial_error, DialError::REFUSED);
+  EXPECT_EQ(e->upstream, "127.0.0.1");
+  EXPECT_EQ(e->dials, 2u);
+  EXPECT_EQ(e->host, "fallback.test");
+}
+
+// Test that an original address that does not answer (its listener's
+// queue is full, so SYNs are dropped) is given the attempt delay, then the
+// next address is dialed beside it and serves.
+TEST_F(ProxySession, SilentOriginalFallsBackAfterAttemptDelay) {
+  ProxyOptions opt;
+  opt.dial_attempt_delay = std::chrono::milliseconds(200);
+  start(fallback_policy(), false, opt);
+  int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(silent, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(origin_->port());
+  inet_pton(AF_INET, "127.0.0.3", &sa.sin_addr);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(silent, 0), 0);
+  int filler = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);  // fills the queue: later SYNs are dropped
+  ASSERT_EQ(connect(filler, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  resolver_->names["fallback.test"] = {"127.0.0.3", "127.0.0.1"};
+  set_target(orig_, "127.0.0.3");
+  int c = client();
+  std::string h = hello("fallback.test");
+  auto t = std::chrono::steady_clock::now();
+  send_all(c, h);
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c), "echo:" + h);
+  EXPECT_GE(std::chrono::steady_clock::now() - t, std::chrono::milliseconds(200));
+  close(c);
+  close(filler);
+  close(silent);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_UPSTREAM_FALLBACK); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->dial_error, DialError::TIMEOUT);
+  EXPECT_EQ(e->upstream, "127.0.0.1");
+  EXPECT_EQ(e->dials, 2u);
+}
+
+// Test that when every address fails the client gets a reset and one
+// upstream-failed event says how the original failed and how many
+// addresses were dialed.
+TEST_F(ProxySession, EveryAddressRefusedIsUpstreamFailed) {
+  start(fallback_policy(), false);
+  resolver_->names["fallback.test"] = {"127.0.0.2", "127.0.0.4"};
+  set_target(orig_, "127.0.0.2");
+  int c = client();
+  send_all(c, hello("fallback.test"));
+  EXPECT_EQ(read_all(c), "");
+  close(c);
+  auto e = event([](const Event& e) { return reason_is(e, EGD_REASON_UPSTREAM_FAILED); });
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
+  EXPECT_EQ(e->dial_error, DialError::REFUSED);
+  EXPECT_EQ(e->dials, 2u);
+  EXPECT_EQ(e->upstream, "");
+  EXPECT_TRUE(origin_->received().empty());
+}
+
+// ---- addresses that moved -------------------------------------------------------
+
+// Test that an address the name was answered with earlier (the resolver
+// remembers it past its TTL) passes the SNI check although the name
+// resolves elsewhere now, with the policy's grace; with a grace of 0 it is
+// sni-ip-mismatch again.
+TEST_F(ProxySession, AddressThatMovedAcceptedWithinGrace) {
+  start(fallback_policy("[proxy]\naddress_grace = \"2m\"\n"), false);
+  resolver_->names["moved.test"] = {"127.0.0.9"};
+  resolver_->recent["moved.test"] = {"127.0.0.1"};
+  int c = client();
+  std::string h = hello("moved.test");
+  send_all(c, h);
+  shutdown(c, SHUT_WR);
+  EXPECT_EQ(read_all(c), "echo:" + h);
+  close(c);
+  EXPECT_EQ(resolver_->last_grace_s.load(), 120);
+}
+
+TEST_F(ProxySession, AddressThatMovedRefusedWithoutGrace) {
+  start(fallback_policy("[proxy]\naddress_grace = 0\n"), false);
+  resolver_->names["moved.test"] = {"127.0.0.9"};
+  resolver_->recent["moved.test"] = {"127.0.0.1"};
+  int c = client();
+  send_all(c, hello("moved.test"));
+  read_all(c);
+  close(c);
+  EXPECT_TRUE(event([](const Event& e) { return reason_is(e, EGD_REASON_SNI_IP_MISMATCH); }));
+  EXPECT_TRUE(origin_->received().empty());
 }
 
 }  // namespace

@@ -290,6 +290,10 @@ int cmd_attach(const std::vector<std::string>& argv) {
   auto dns_server = dns::Server::start(*loop, dns_identity, publish, in_force, dopt);
   if (!dns_server) return fail("attach", "start the resolver: " + dns_server.error().message());
   (*resolver)->answers_first([server = dns_server->get()](const std::string& name) { return server->cached_addresses(name); });
+  (*dns_server)->observe_answers([r = resolver->get()](std::string_view qname, uint16_t qtype,
+                                                        std::span<const uint8_t> message) {
+    r->remember(qname, qtype, message);
+  });
   if (auto s = set_proxy_ports(maps, (*proxy)->port(), (*dns_server)->port()); !s)
     return fail("attach", s.error().message());
   // A new policy for both; [dns] upstream is read at attach only.

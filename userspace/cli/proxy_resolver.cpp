@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "dns/message.h"
+
 namespace egressd::cli {
 namespace {
 
@@ -61,6 +63,18 @@ std::optional<proxy::ResolveResult> ProxyResolver::cached(const std::string& nam
   auto r = stub_.cached(name);
   if (!r) return std::nullopt;
   return convert(*r);
+}
+
+std::vector<IpAddr> ProxyResolver::answered_within(const std::string& name, std::chrono::seconds grace) const {
+  return recent_.within(dns::canonical_name(name), grace, Loop::Clock::now());
+}
+
+void ProxyResolver::remember(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
+  if (qtype != dns::kTypeA && qtype != dns::kTypeAAAA) return;
+  dns::ParseResult p = dns::parse_message(message);
+  if (p.status != dns::ParseStatus::Ok) return;
+  dns::AddressAnswer a = dns::addresses_for(p.message, qname);
+  recent_.note(dns::canonical_name(qname), a.addrs, std::chrono::seconds(a.ttl), Loop::Clock::now());
 }
 
 Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, const policy::Policy& policy) {

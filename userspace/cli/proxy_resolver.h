@@ -11,7 +11,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/ip_addr.h"
@@ -20,6 +22,7 @@
 #include "dns/stub_resolver.h"
 #include "policy/model.h"
 #include "proxy/proxy.h"
+#include "proxy/recent_answers.h"
 
 namespace egressd::cli {
 
@@ -34,6 +37,10 @@ class ProxyResolver final : public proxy::Resolver {
 
   void resolve(const std::string& name, proxy::ResolveDone done) override;
   std::optional<proxy::ResolveResult> cached(const std::string& name) const override;
+  std::vector<IpAddr> answered_within(const std::string& name, std::chrono::seconds grace) const override;
+  // An answer the DNS server gave clients (dns::Server::observe_answers):
+  // its A/AAAA addresses are remembered past their TTL.
+  void remember(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message);
 
  private:
   std::optional<proxy::ResolveResult> given(const std::string& name) const;
@@ -41,6 +48,7 @@ class ProxyResolver final : public proxy::Resolver {
   Loop& loop_;
   dns::StubResolver stub_;
   Answers answers_;
+  proxy::RecentAnswers recent_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // deferred answers hold a weak_ptr
 };
 

@@ -659,6 +659,7 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
           // cache holds only decisions of the policy in force).
           if (pending->generation == policy_generation_)
             cache_.put(key, first.qname, message, Loop::Clock::now(), pack(pending->check, drop));
+          if (answer_observer_) answer_observer_(first.qname, first.qtype, message);
         } else {
           rcode = kRcodeServFail;
         }

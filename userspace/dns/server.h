@@ -39,6 +39,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -120,6 +121,10 @@ class Server {
   // The A/AAAA addresses a client was given for `name` (canonical or not),
   // while the answer is cached; nullopt if none is.
   std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
+  // Told of every answer forwarded from an upstream, as clients get it
+  // (filtered): the question's name and type, and the message.
+  using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message)>;
+  void observe_answers(AnswerObserver o) { answer_observer_ = std::move(o); }
   const ServerStats& stats() const { return stats_; }
   // The TCP connection caps in force (they follow the policy).
   ShareCaps tcp_share_caps() const;
@@ -189,6 +194,7 @@ class Server {
   std::string ede_name_, ede_type_, ede_sinkhole_;  // EXTRA-TEXT of the refusals (explain_refusals)
   std::optional<IpAddr> sinkhole4_, sinkhole6_;
   ServerStats stats_;
+  AnswerObserver answer_observer_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 

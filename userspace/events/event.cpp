@@ -24,6 +24,12 @@ constexpr std::string_view kHookNames[] = {
 };
 static_assert(std::size(kHookNames) == EGD_HOOK__COUNT);
 
+constexpr std::string_view kDialErrorNames[] = {
+#define EGD_DIAL_ERROR_NAME(id, name) name,
+    EGD_DIAL_ERRORS(EGD_DIAL_ERROR_NAME)
+#undef EGD_DIAL_ERROR_NAME
+};
+
 int64_t ns_of(clockid_t clock) {
   timespec ts{};
   clock_gettime(clock, &ts);
@@ -50,6 +56,11 @@ std::string_view verdict_name(unsigned verdict) {
   if (verdict == EGD_VERDICT_ALLOW) return "allow";
   if (verdict == EGD_VERDICT_AUDIT) return "audit";
   return "deny";
+}
+
+std::string_view dial_error_name(DialError e) {
+  auto i = static_cast<size_t>(e);
+  return i < std::size(kDialErrorNames) ? kDialErrorNames[i] : "unknown";
 }
 
 std::string proto_name(uint16_t protocol) {

@@ -83,6 +83,9 @@ std::string to_json(const Event& e) {
     if (e.qtype) s += ",\"qtype\":\"" + dns::type_name(e.qtype) + "\"";
     if (e.qclass) s += ",\"qclass\":\"" + dns::class_name(e.qclass) + "\"";
   }
+  if (e.dial_error != DialError::NONE) s += ",\"dial_error\":\"" + std::string(dial_error_name(e.dial_error)) + "\"";
+  if (!e.upstream.empty()) s += ",\"upstream\":\"" + e.upstream + "\"";
+  if (e.dials) s += ",\"dials\":" + std::to_string(e.dials);
   s += ",\"verdict\":\"" + std::string(verdict_name(e.verdict)) + "\"";
   s += ",\"reason\":\"" + std::string(reason_name(e.reason)) + "\"";
   if (e.rule_id) s += ",\"rule\":" + std::to_string(e.rule_id);
@@ -102,6 +105,11 @@ std::string to_text(const Event& e) {
     if (e.qtype) s += " " + dns::type_name(e.qtype);
   }
   s += " " + std::string(reason_name(e.reason));
+  if (e.dial_error != DialError::NONE || !e.upstream.empty()) {
+    s += " (dial " + std::string(dial_error_name(e.dial_error));
+    if (!e.upstream.empty()) s += ", served by " + e.upstream;
+    s += ", " + std::to_string(e.dials) + (e.dials == 1 ? " address dialed)" : " addresses dialed)");
+  }
   if (e.rule_id) s += " rule " + std::to_string(e.rule_id);
   s += " via " + std::string(hook_name(e.hook)) + " uid " + (e.sender_known ? std::to_string(e.uid) : std::string("?"));
   return s;

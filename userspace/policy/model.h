@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -78,7 +79,12 @@ struct ConnectionShare {
 struct ProxySettings {
   EchMode ech = EchMode::Deny;
   ConnectionShare connections;  // max_connections_per_process / _per_uid
+  // An address the resolver answered for a name stays that name's this long
+  // after its TTL (clients keep addresses past it); 0: only current answers.
+  std::chrono::seconds address_grace{300};
 };
+
+inline constexpr std::chrono::seconds kMaxAddressGrace{3600};
 
 // The answer to a name no rule allows. Sinkhole: its A/AAAA questions get
 // the sinkhole address of the family (one the fence steers to the proxy,

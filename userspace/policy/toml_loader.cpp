@@ -197,12 +197,39 @@ class Loader {
     fail(n, key, "expected \"enforce\" or \"audit\"");
   }
 
+  // Seconds as an integer, or a string "90s", "5m", "1h"; 0 .. kMaxAddressGrace.
+  std::chrono::seconds load_duration(const toml::node& n, const std::string& key) const {
+    constexpr const char* kForm = "expected seconds (an integer) or a duration string such as \"90s\", \"5m\" or \"1h\"";
+    int64_t secs = 0;
+    if (n.is_integer()) {
+      secs = *n.value<int64_t>();
+    } else if (n.is_string()) {
+      std::string s = *n.value<std::string>();  // value<>() returns a copy
+      size_t digits = 0;
+      while (digits < s.size() && digits < 7 && s[digits] >= '0' && s[digits] <= '9') ++digits;
+      if (digits == 0 || s.size() != digits + 1) fail(n, key, kForm);
+      int64_t v = std::stoll(s.substr(0, digits));
+      switch (s[digits]) {
+        case 's': secs = v; break;
+        case 'm': secs = v * 60; break;
+        case 'h': secs = v * 3600; break;
+        default: fail(n, key, kForm);
+      }
+    } else {
+      fail(n, key, std::string(kForm) + ", got " + type_name(n));
+    }
+    if (secs < 0 || secs > kMaxAddressGrace.count())
+      fail(n, key, "out of range: 0 to " + std::to_string(kMaxAddressGrace.count()) + " seconds (\"1h\")");
+    return std::chrono::seconds(secs);
+  }
+
   ProxySettings load_proxy(const toml::node& n, const std::string& key) const {
     const auto& t = want_table(n, key);
-    check_keys(t, key, {"ech", "max_connections_per_process", "max_connections_per_uid"});
+    check_keys(t, key, {"ech", "max_connections_per_process", "max_connections_per_uid", "address_grace"});
     ProxySettings ps;
     load_share(t, key, "max_connections_per_process", &ps.connections.per_process);
     load_share(t, key, "max_connections_per_uid", &ps.connections.per_uid);
+    if (auto* g = t.get("address_grace")) ps.address_grace = load_duration(*g, child(key, "address_grace"));
     if (auto* e = t.get("ech")) {
       std::string k = child(key, "ech");
       const auto& s = want_string(*e, k);

@@ -176,10 +176,15 @@ void Proxy::finished(uint64_t id) {
 }
 
 void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7,
-                   const std::string& host, const std::string& method, const std::string& path, uint32_t rule_id) {
+                   const std::string& host, const std::string& method, const std::string& path, uint32_t rule_id,
+                   const DialResult* dial) {
   ++stats_.decisions[(verdict < EGD_VERDICT__COUNT ? verdict : EGD_VERDICT_DENY) * EGD_REASON__COUNT +
                      (reason < EGD_REASON__COUNT ? reason : EGD_REASON_INTERNAL)];
-  if (verdict == EGD_VERDICT_ALLOW && policy_->policy.events != policy::EventsMode::All) return;
+  // Allows are events with events = "all"; a fallback always is: an address
+  // of an allowed name is dead.
+  if (verdict == EGD_VERDICT_ALLOW && reason != EGD_REASON_UPSTREAM_FALLBACK &&
+      policy_->policy.events != policy::EventsMode::All)
+    return;
   // A flood of refusals costs neither the loop nor the log.
   if (reason == EGD_REASON_TOO_MANY_CONNECTIONS &&
       !excess_events_.take(opt_.excess_events_per_second, opt_.excess_event_burst, Loop::Clock::now())) {
@@ -212,6 +217,11 @@ void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const st
   e.host = host;
   e.method = method;
   e.path = path;
+  if (dial) {
+    e.dial_error = dial->first_error;
+    e.dials = dial->dials;
+    if (dial->served.family) e.upstream = dial->served.to_string();  // empty when none served
+  }
   if (sink_) sink_(e);
 }
 

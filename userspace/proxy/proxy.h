@@ -45,12 +45,19 @@ class Resolver {
   // A fresh answer already known, if any (for later requests on a kept-alive
   // connection, which are judged without waiting).
   virtual std::optional<ResolveResult> cached(const std::string& name) const = 0;
+  // Addresses clients were given for `name` whose TTL ended at most `grace`
+  // ago, or not yet (recent_answers.h): addresses that moved since.
+  virtual std::vector<IpAddr> answered_within(const std::string& name, std::chrono::seconds grace) const {
+    (void)name, (void)grace;
+    return {};
+  }
 };
 
 struct ProxyOptions {
   uint16_t port = 0;                                   // 0: any free port (the same for both families)
   std::chrono::milliseconds inspect_timeout{10000};    // accept -> decision
-  std::chrono::milliseconds connect_timeout{10000};    // upstream connect
+  std::chrono::milliseconds connect_timeout{10000};    // upstream connect, every address of the name included
+  std::chrono::milliseconds dial_attempt_delay{1000};  // an address silent this long: the next one is dialed too
   std::chrono::milliseconds idle_timeout{600000};      // no byte either way while relaying
   // Connections held at once, by all clients (the daemon lowers it to fit
   // its file limit); each client's share is the policy's [proxy]
@@ -84,6 +91,7 @@ struct ActivePolicy {
 };
 
 class Session;
+struct DialResult;
 
 class Proxy {
  public:
@@ -116,7 +124,8 @@ class Proxy {
   void refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap);
   void finished(uint64_t id);  // a session is done; freed after the loop batch
   void record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7, const std::string& host,
-              const std::string& method, const std::string& path, uint32_t rule_id);
+              const std::string& method, const std::string& path, uint32_t rule_id,
+              const DialResult* dial = nullptr);
 
   Loop& loop_;
   OrigDstTable& orig_;

@@ -64,7 +64,7 @@ bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
 }
 
 Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, OrigDst orig, std::shared_ptr<const ActivePolicy> policy)
-    : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)) {
+    : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)), dialer_(proxy.loop_) {
   client_.s = upstream_.s = this;
   client_.client = true;
   upstream_.client = false;
@@ -95,8 +95,8 @@ void Session::start() {
   });
 }
 
-void Session::record(unsigned verdict, unsigned reason, uint32_t rule_id) {
-  proxy_.record(*this, verdict, reason, tls_ ? "tls" : "http", host_, method_, path_, rule_id);
+void Session::record(unsigned verdict, unsigned reason, uint32_t rule_id, const DialResult* dial) {
+  proxy_.record(*this, verdict, reason, tls_ ? "tls" : "http", host_, method_, path_, rule_id, dial);
 }
 
 void Session::update_interest(End& e, uint32_t want) {
@@ -129,7 +129,6 @@ void Session::on_io(bool client, uint32_t events) {
     if (events & (EPOLLHUP | EPOLLERR)) abort();
     return;
   }
-  if (phase_ == Phase::Connect) return on_connected();
   if (phase_ == Phase::Relay) {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) relay_upstream_readable();
     if (phase_ == Phase::Relay && (events & EPOLLOUT) && !flush(upstream_, c2u_out_, proxy_.stats_.bytes_up)) return;
@@ -290,7 +289,7 @@ bool Session::judge_request(const HttpHead& head, bool first) {
     // Another name on a connection whose address was checked for the first:
     // it must resolve to the same address, from what we already know.
     auto known = proxy_.resolver_.cached(host);
-    if (!known || !among_addresses(orig_.target, known->addrs)) {
+    if ((!known || !among_addresses(orig_.target, known->addrs)) && !answered_recently(host)) {
       std::string saved = host_;
       host_ = host;
       bool audited = deny(EGD_REASON_SNI_IP_MISMATCH,
@@ -388,10 +387,18 @@ void Session::allowed(unsigned reason, uint32_t rule_id) {
   });
 }
 
+bool Session::answered_recently(const std::string& host) const {
+  auto grace = policy_->policy.proxy.address_grace;
+  return grace.count() > 0 && among_addresses(orig_.target, proxy_.resolver_.answered_within(host, grace));
+}
+
 void Session::on_resolved(const ResolveResult& r) {
   if (phase_ != Phase::Resolve) return;
   const L3Check& l3 = policy_->l3;
-  if (!r.error.empty()) {
+  // An address the name had a little while ago still counts (it moved
+  // since); the address check below judges it all the same.
+  bool matched = among_addresses(orig_.target, r.addrs) || answered_recently(host_);
+  if (!r.error.empty() && !matched) {
     if (deny(EGD_REASON_RESOLVE_FAILED, host_ + " did not resolve: " + r.error)) connect_upstream();
     return;
   }
@@ -400,7 +407,7 @@ void Session::on_resolved(const ResolveResult& r) {
     if (deny(EGD_REASON_REBIND, orig_.target.to_string() + " is a blocked address")) connect_upstream();
     return;
   }
-  if (!among_addresses(orig_.target, r.addrs)) {
+  if (!matched) {
     bool all_blocked = !r.addrs.empty() && std::all_of(r.addrs.begin(), r.addrs.end(), [&](const IpAddr& a) {
       return !l3.tcp(a, orig_.port).allowed;
     });
@@ -412,6 +419,7 @@ void Session::on_resolved(const ResolveResult& r) {
     return;
   }
   record(EGD_VERDICT_ALLOW, allow_reason_, rule_id_);
+  fallbacks_ = fallback_order(orig_.target, r.addrs, [&](const IpAddr& a) { return l3.tcp(a, orig_.port).allowed; });
   connect_upstream();
 }
 
@@ -420,36 +428,27 @@ void Session::on_resolved(const ResolveResult& r) {
 void Session::connect_upstream() {
   phase_ = Phase::Connect;
   if (timer_) proxy_.loop_.cancel(timer_);
-  sockaddr_storage ss;
-  socklen_t len = orig_.target.to_sockaddr(orig_.port, &ss);
-  upstream_.fd.reset(socket(orig_.target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!upstream_.fd.valid()) {
-    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
-    return abort();
-  }
-  set_nodelay(upstream_.fd.get());
-  if (connect(upstream_.fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
-    return abort();
-  }
-  update_interest(upstream_, EPOLLOUT);
+  timer_ = 0;
   update_interest(client_, 0);  // hold the client's bytes until the upstream is there
-  timer_ = proxy_.loop_.after(proxy_.opt_.connect_timeout, [this] {
-    timer_ = 0;
-    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
-    abort();
-  });
+  DialOptions o;
+  o.attempt_delay = proxy_.opt_.dial_attempt_delay;
+  o.deadline = proxy_.opt_.connect_timeout;
+  dialer_.start(orig_.target, fallbacks_, orig_.port, o, [this](DialResult r) { dialed(std::move(r)); });
+}
+
+void Session::dialed(DialResult r) {
+  if (phase_ != Phase::Connect) return;
+  if (!r.fd.valid()) {
+    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED, 0, &r);
+    return abort();
+  }
+  upstream_.fd = std::move(r.fd);
+  // Served by another address of the name: say which failed and which served.
+  if (r.first_error != DialError::NONE) record(EGD_VERDICT_ALLOW, EGD_REASON_UPSTREAM_FALLBACK, rule_id_, &r);
+  on_connected();
 }
 
 void Session::on_connected() {
-  int err = 0;
-  socklen_t len = sizeof(err);
-  getsockopt(upstream_.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-  if (err == EINPROGRESS || err == EALREADY) return;
-  if (err != 0) {
-    record(EGD_VERDICT_DENY, EGD_REASON_UPSTREAM_FAILED);
-    return abort();
-  }
   if (timer_) proxy_.loop_.cancel(timer_);
   timer_ = 0;
   phase_ = Phase::Relay;
@@ -741,6 +740,7 @@ void Session::abort() {
 void Session::finish() {
   if (phase_ == Phase::Done) return;
   phase_ = Phase::Done;
+  dialer_.stop();  // no dial outlives the session's end
   if (timer_) proxy_.loop_.cancel(timer_);
   timer_ = 0;
   for (End* e : {&client_, &upstream_}) {

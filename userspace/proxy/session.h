@@ -17,6 +17,7 @@
 
 #include "common/loop.h"
 #include "common/unique_fd.h"
+#include "proxy/dialer.h"
 #include "proxy/http_head.h"
 #include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
@@ -76,7 +77,10 @@ class Session {
   bool judge_request(const HttpHead& head, bool first);
   bool deny(unsigned reason, const std::string& detail);  // false if refused (enforcing), true if audited
   void allowed(unsigned reason, uint32_t rule_id);
+  // `host` was answered with the original address within [proxy] address_grace.
+  bool answered_recently(const std::string& host) const;
   void connect_upstream();
+  void dialed(DialResult r);  // the dialer's outcome: relay, or upstream-failed
   void on_connected();
   void relay_client_readable();
   void relay_upstream_readable();
@@ -91,7 +95,7 @@ class Session {
   void update_interest(End& e, uint32_t want);
   void watch(End& e, uint32_t want);  // relay: like update_interest, but 0 leaves the epoll set
   void arm_idle();
-  void record(unsigned verdict, unsigned reason, uint32_t rule_id = 0);
+  void record(unsigned verdict, unsigned reason, uint32_t rule_id = 0, const DialResult* dial = nullptr);
   std::string refusal_for(unsigned reason, const std::string& detail) const;
 
   Proxy& proxy_;
@@ -102,6 +106,8 @@ class Session {
   Phase phase_ = Phase::Inspect;
   Loop::TimerId timer_ = 0;
   Loop::Clock::time_point last_io_;
+  Dialer dialer_;
+  std::vector<IpAddr> fallbacks_;  // the name's other addresses, dialed if the original fails
 
   // What was seen, for decisions and events.
   bool tls_ = false;
