@@ -70,7 +70,14 @@ class Fallback(ProxyCase):
         self.tail.no_event(lambda e: e.get("tgid") == r.pid and e.get("reason") == "upstream-fallback", wait=0.5)
 
     def test_curl_first_address_unreachable(self):
+        # Left to itself, glibc's RFC 6724 probe (a UDP connect, which the
+        # fence lets through) learns there is no route and sorts the address
+        # last, as it would unfenced: curl never dials it.
         r = self.curl("https://unreach.test/")
+        self.assertEqual((r.returncode, r.stdout), (0, f"hello from {LIVE} 443\n"), r.stderr)
+        # A client that dials it all the same (its own order, a kept address)
+        # reaches the proxy, whose dial fails at once: served by the next.
+        r = self.curl("--resolve", f"unreach.test:443:{DEAD_UNREACH}", "https://unreach.test/")
         self.assertEqual((r.returncode, r.stdout), (0, f"hello from {LIVE} 443\n"), r.stderr)
         self.fallback_event(r.pid, "unreach.test", DEAD_UNREACH, "unreachable")
 
