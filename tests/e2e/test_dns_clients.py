@@ -7,10 +7,11 @@
   is back (rtnetlink subscription). With that turned off pip still works:
   glibc's route probe sorts IPv4 first.
 - A denied name's NXDOMAIN carries an Extended DNS Error whose text names
-  egressd, the reason and the policy file (dig shows it).
+  egressd, the reason and the policy file (dig shows it; pip, npm and apt
+  only say the name was not found).
 - [dns] denied = "sinkhole": a denied name resolves to the sinkhole
   address, so curl gets the proxy's 403 that names the rule over HTTP and a
-  TLS access_denied alert over HTTPS; pip and npm print those; nothing
+  TLS access_denied alert over HTTPS; pip, npm and apt print those; nothing
   reaches the upstream DNS or any origin.
 - SRV of `_service._proto.<allowed name>` is forwarded and answered; of a
   denied name it is not.
@@ -95,6 +96,24 @@ class ClientsCase(DnsCase, ProxyCase):
                                  f"npm_config_cache={self.w.tmp / 'npm-cache'}", "npm_config_update_notifier=false",
                                  "npm_config_audit=false", "npm_config_fund=false", "npm", *args, "--cafile", self.w.ca,
                                  "--fetch-retries=0", "--fetch-timeout=5000"], timeout=timeout)
+
+    def apt_update(self, url):
+        """`apt-get update` of one `[trusted=yes]` source at url, with its
+        lists, cache and sources in the world's directory (the host's apt
+        state is not written, its sources not read); bounded (no retries,
+        5 s timeouts). Its `Err:` lines are on stdout, the `W:` and `E:`
+        lines on stderr: .out has both."""
+        d = self.w.tmp / f"apt-{len(list(self.w.tmp.glob('apt-*')))}"
+        (d / "lists" / "partial").mkdir(parents=True)
+        (d / "sources.list").write_text(f"deb [trusted=yes] {url} bookworm main\n")
+        opts = {"Dir::Etc::sourcelist": d / "sources.list", "Dir::Etc::sourceparts": "-",
+                "Dir::State::Lists": d / "lists", "Dir::Cache": d / "cache", "Debug::NoLocking": "1",
+                "APT::Sandbox::User": "root", "Acquire::Retries": "0", "Acquire::http::Timeout": "5",
+                "Acquire::https::Timeout": "5", "Acquire::https::CaInfo": self.w.ca}
+        r = self.w.agent_run(["apt-get", "update", *[a for k, v in opts.items() for a in ("-o", f"{k}={v}")]],
+                             timeout=60)
+        r.out = r.stdout + r.stderr
+        return r
 
     def assert_pip_works(self):
         """pip download and pip install --target of the world's index (a
@@ -182,6 +201,27 @@ class RefusalsExplained(ClientsCase):
         self.assertEqual((r.parsed["status"], r.parsed["ede"]), ("NXDOMAIN", None), r.stdout)
         self.assertNeverForwarded("other.test")
 
+    def test_package_managers_show_name_not_found(self):
+        """What pip, npm and apt print for a denied name by default
+        (docs/policy.md, "What clients print"): a name that does not exist;
+        none of them shows the EDE text."""
+        require_pip(self)
+        require_tools(self, "npm", "apt-get")
+        r = self.pip("download", "https://other.test/simple/", "-d", str(self.w.tmp / "dl"))
+        self.assertEqual(r.returncode, 1, f"{r.stdout}{r.stderr}")
+        self.assertIn("ERROR: No matching distribution found for egdemo", r.stderr)
+        self.dns_event(r.pid, verdict="deny", reason="dns-name-not-allowed", host="other.test")
+        r = self.npm("view", PKG, "--registry", "https://other.test/")
+        self.assertEqual(r.returncode, 1, f"{r.stdout}{r.stderr}")
+        self.assertIn("npm error code ENOTFOUND", r.stderr)
+        self.assertIn(f"request to https://other.test/{PKG} failed, reason: getaddrinfo ENOTFOUND other.test",
+                      r.stderr)
+        r = self.apt_update("http://other.test/debian")
+        self.assertEqual(r.returncode, 0, f"{r.stdout}{r.stderr}")  # a warning only
+        self.assertIn("W: Failed to fetch http://other.test/debian/dists/bookworm/InRelease  Could not resolve "
+                      "'other.test'", r.out)
+        self.assertNeverForwarded("other.test")
+
     def test_srv_of_an_allowed_name_is_answered(self):
         r = self.dig("_http._tcp.allowed.test", "SRV")
         self.assertEqual(r.parsed["status"], "NOERROR", r.stdout)
@@ -228,11 +268,11 @@ class Sinkhole(ClientsCase):
         self.assertEqual((r.returncode, r.stdout), (0, SMALL_BODY), r.stderr)
 
     def test_package_managers_show_the_refusal(self):
-        """What pip and npm print for a denied registry (docs/policy.md,
+        """What pip, npm and apt print for a denied registry (docs/policy.md,
         "What clients print"): the TLS access_denied alert over HTTPS, the
         proxy's 403 over HTTP."""
         require_pip(self)
-        require_tools(self, "npm")
+        require_tools(self, "npm", "apt-get")
         r = self.pip("download", "https://other.test/simple/", "-d", str(self.w.tmp / "dl"))
         self.assertEqual(r.returncode, 1, f"{r.stdout}{r.stderr}")
         self.assertIn("Could not fetch URL https://other.test/simple/egdemo/: There was a problem confirming the "
@@ -257,6 +297,15 @@ class Sinkhole(ClientsCase):
         self.assertIn("npm error code E403", r.stderr)
         self.assertIn(f"npm error 403 403 Forbidden - GET http://other.test/{PKG}", r.stderr)
         self.proxy_event(r.pid, verdict="deny", reason="host-not-allowed", host="other.test")
+
+        r = self.apt_update("https://other.test/debian")
+        self.assertEqual(r.returncode, 0, f"{r.stdout}{r.stderr}")  # a warning only
+        self.assertRegex(r.out, r"Could not handshake: A TLS fatal alert has been received\. \[IP: "
+                         + f"({re.escape(SINKHOLE4)}|{re.escape(SINKHOLE6)}) 443\\]")
+        r = self.apt_update("http://other.test/debian")
+        self.assertEqual(r.returncode, 100, f"{r.stdout}{r.stderr}")
+        self.assertRegex(r.out, r"E: Failed to fetch http://other\.test/debian/dists/bookworm/main/binary-\w+/"
+                         + f"Packages  403  Forbidden \\[IP: ({re.escape(SINKHOLE4)}|{re.escape(SINKHOLE6)}) 80\\]")
 
         self.assertNeverForwarded("other.test")
         self.assertNotIn("other.test", self.w.origin_log())
