@@ -12,10 +12,11 @@ run_pkgs=(iproute2 util-linux procps)
 # The e2e world (tests/e2e/world.py): dnsmasq answers the world's names,
 # nginx serves the origins (TLS and plain HTTP), fcgiwrap runs
 # git http-backend behind it for `git clone` over https; the clients are curl,
-# openssl s_client, python3, node (fetch) and git.
+# openssl s_client, python3, node (fetch), git, pip (python3-pip, against a
+# PEP 503 index the world serves) and npm.
 # The systemd e2e (tests/systemd): systemd-nspawn boots a debootstrap'd
 # Debian rootfs with systemd as PID 1.
-test_pkgs=(python3 curl openssl dnsutils libclang-rt-14-dev dnsmasq-base nginx fcgiwrap git
+test_pkgs=(python3 python3-pip curl openssl dnsutils libclang-rt-14-dev dnsmasq-base nginx fcgiwrap git
            systemd-container debootstrap)
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
@@ -23,6 +24,8 @@ if [[ "${1:-}" == "--test" ]]; then
   pkgs+=("${test_pkgs[@]}")
   # Node 18+ (global fetch); a node from elsewhere (nodesource, nvm) will do.
   command -v node >/dev/null || pkgs+=(nodejs)
+  # npm: part of nodesource's nodejs; Debian ships it apart.
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 
 missing=()

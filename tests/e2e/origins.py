@@ -24,6 +24,8 @@ full handshake with a ClientHello that carries the SNI. Paths:
     /big.bin          32 MiB of random bytes   (sha256 in World.files)
     /allowed/...      "allowed METHOD URI\\n" (any method)
     /other/...        "other METHOD URI\\n" (any method)
+    /simple/...       a PEP 503 index of one wheel (pkg_index.py): `pip
+                      download egdemo --index-url https://allowed.test/simple/`
     /repo.git/...     git smart HTTP (git http-backend through fcgiwrap);
                       `git clone https://allowed.test/repo.git`, HEAD is
                       World.git_head, the tree has README and data.bin
@@ -36,6 +38,8 @@ import hashlib
 import os
 import subprocess
 from pathlib import Path
+
+from pkg_index import write_simple_index
 
 DNS4 = "198.51.100.53"
 
@@ -169,6 +173,7 @@ def write_content(tmp):
     files = {"/small.txt": hashlib.sha256(SMALL_BODY.encode()).hexdigest(),
              "/mid.bin": _random_file(www / "mid.bin", MID_SIZE),
              "/big.bin": _random_file(www / "big.bin", BIG_SIZE)}
+    write_simple_index(www)
     return files
 
 
@@ -231,7 +236,7 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
-    types {{ text/plain txt; application/octet-stream bin; }}
+    types {{ text/plain txt; text/html html; application/octet-stream bin whl; }}
     default_type application/octet-stream;
     sendfile on;
     keepalive_requests 10000;
