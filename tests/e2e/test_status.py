@@ -23,6 +23,7 @@ def unix(ts):
 
 class Status(FenceCase):
     TAIL = True
+    WORLD = {"private_pins": True}  # exit 0 of status: no other test's UNFENCED cgroup in it
 
     def test_status_shows_attachment_and_deny_counters(self):
         for _ in range(3):

@@ -179,11 +179,13 @@ int cmd_detach(const std::vector<std::string>& argv) {
   std::printf("%s: fence removed\n", t->path.c_str());
   if (auto procs = cgroup_procs(t->path); procs) {  // gone: nothing runs there unfenced
     std::string w = unfenced_after_removal(t->path, procs->size(), args.has("user"));
-    if (!w.empty()) std::fprintf(stderr, "egressd detach: warning: %s\n", w.c_str());
-    // status shows the cgroup UNFENCED for as long as it lives on.
-    if (auto s = write_detached_record({t->path, t->id, unix_now_ns(), policy}); !s)
-      std::fprintf(stderr, "egressd detach: warning: egressd status will not show it: %s\n",
-                   s.error().message().c_str());
+    if (!w.empty()) {
+      std::fprintf(stderr, "egressd detach: warning: %s\n", w.c_str());
+      // What it warns about, status shows (UNFENCED) for as long as the cgroup lives on.
+      if (auto s = write_detached_record({t->path, t->id, unix_now_ns(), policy}); !s)
+        std::fprintf(stderr, "egressd detach: warning: egressd status will not show it: %s\n",
+                     s.error().message().c_str());
+    }
   }
   return failed ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 // detached_record.h: what `detach` leaves in the run directory when the
-// cgroup outlives its fence (PinLayout::detached_record), so `status` can
-// still say that the cgroup runs unfenced after the pins are gone. attach
+// cgroup outlives its fence with something to run unfenced (processes in it,
+// or a systemd slice: what detach warns about; PinLayout::detached_record),
+// so `status` can still say so after the pins are gone. attach
 // on the cgroup removes it; so does the cgroup's removal (status and
 // detach --stale drop records whose cgroup is gone).
 #pragma once
