@@ -1,5 +1,6 @@
 """egressd status (--json and text) reflects the attachment: policy file,
 hash and generation, since when, the daemon, proxy/DNS ports, counters."""
+import json
 import os
 import time
 import unittest
@@ -22,6 +23,7 @@ def unix(ts):
 
 class Status(FenceCase):
     TAIL = True
+    WORLD = {"private_pins": True}  # exit 0 of status: no other test's UNFENCED cgroup in it
 
     def test_status_shows_attachment_and_deny_counters(self):
         for _ in range(3):
@@ -92,6 +94,71 @@ class Status(FenceCase):
         self.assertTrue(st["fenced"], st)
         r = self.w.egressd("status")
         self.assertIn("daemon:     not running", r.stdout)
+
+
+class DetachedStatus(FenceCase):
+    """`detach` on a cgroup that lives on leaves it UNFENCED in `status`
+    until it is fenced again or removed."""
+    ATTACH = False
+    WORLD = {"private_pins": True}  # its UNFENCED cgroup shows in no other test's status
+    REASON_END = "new sessions run unfenced; stop the slice or attach again"
+
+    def setUp(self):
+        super().setUp()
+        self.sub = self.w.cgroup_path("agents")
+        self.policy = self.w.write_policy(DEFAULT_POLICY)
+        self.daemon = self.w.egressd_attach(self.policy, cgroup=self.sub)
+        self.sleeper = self.w.agent(["sleep", "120"], cgroup="agents", dns=False)
+        self.addCleanup(self.w.egressd, "detach", "--cgroup", self.sub)
+        self.ino = os.stat(self.sub).st_ino
+        self.record = Path(self.w.run_dir, f"{self.ino}.detached")
+        r = self.w.egressd("detach", "--cgroup", self.sub)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("still exists and is no longer fenced", r.stderr)
+        self.assertNotIn("status will not show it", r.stderr)
+        self.assertTrue(self.record.exists(), f"no {self.record}")
+        self.daemon.wait_exit(10)
+
+    def entry(self, st):
+        return next((a for a in st["attachments"] if a["cgroup"] == self.sub), None)
+
+    def test_status_shows_detached_cgroup_unfenced_and_exits_3(self):
+        self.assertEqual(oct(self.record.stat().st_mode & 0o777), "0o644")
+        r = self.w.egressd("status", "--json")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("1 cgroup UNFENCED", r.stderr)
+        a = self.entry(json.loads(r.stdout))
+        self.assertIsNotNone(a, r.stdout)
+        self.assertEqual((a["cgroup_id"], a["state"], a["fenced"], a["detached"], a["processes"], a["policy"]),
+                         (self.ino, "unfenced", False, True, 1, self.policy), a)
+        self.assertLess(abs(unix(a["detached_at"]) - time.time()), 120, a)
+        self.assertEqual(a["reason"], f"detached at {a['detached_at']}; 1 process in it; {self.REASON_END}", a)
+        r = self.w.egressd("status")
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn(f"{self.sub} (cgroup id {self.ino})\n  fence:      UNFENCED: detached at {a['detached_at']}; "
+                      f"1 process in it; {self.REASON_END}\n", r.stdout)
+        # The unfenced claim is true: the cgroup reaches a private address.
+        self.assertProbeOk("connect", "tcp", "10.0.0.5", 80, "--http", expect="hello from", cgroup="agents")
+
+    def test_attach_again_clears_it(self):
+        self.daemon = self.w.egressd_attach(self.w.write_policy(DEFAULT_POLICY), cgroup=self.sub)
+        self.assertFalse(self.record.exists())
+        r = self.w.egressd("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        a = self.entry(json.loads(r.stdout))
+        self.assertEqual((a["state"], a["fenced"], a["detached"]), ("enforcing", True, False), a)
+
+    def test_removing_the_cgroup_clears_it(self):
+        self.sleeper.kill()
+        self.sleeper.wait(10)
+        deadline = time.monotonic() + 10
+        while Path(self.sub, "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.rmdir(self.sub)
+        r = self.w.egressd("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIsNone(self.entry(json.loads(r.stdout)), r.stdout)
+        self.assertFalse(self.record.exists())
 
 
 if __name__ == "__main__":

@@ -372,6 +372,8 @@ def _teardown_recorded(rec):
         except OSError:
             ino = None
         _kill_cgroup_tree(cg)
+        if ino is not None:
+            Path(env.get("EGRESSD_RUN_DIR", "/run/egressd"), f"{ino}.detached").unlink(missing_ok=True)
         if ino is not None and _remove_pins(ino):
             sys.stderr.write(f"world: removed leftover pins {BPFFS_DIR}/{ino}\n")
     for ns in rec.get("netns", []):
@@ -597,6 +599,8 @@ class World:
             for p in self._procs:
                 step(_kill_proc, p, 1)
             step(_kill_cgroup_tree, self.cgroup)
+            # detach's record of a cgroup it left with processes (gone now)
+            Path(self.run_dir, f"{ino}.detached").unlink(missing_ok=True)
             if _remove_pins(ino, self.bpffs_dir):
                 sys.stderr.write(f"world: egressd left pins in {self.bpffs_dir}/{ino} after detach; removed\n")
         for d in self._daemons:

@@ -374,11 +374,16 @@ echo "    (detach said: ${out//$'\n'/ | })"
 expect "detach stopped $unit (cleanly: not restarted)" inactive "$(systemctl is-active "$unit")"
 check "detach: the slice's marker is gone" test ! -e /run/egressd/claude.slice.ready
 expect "detach: claude.slice stays active" active "$(systemctl is-active claude.slice)"
+rc=0; st=$(egressd status 2>/dev/null) || rc=$?
+expect "detach: egressd status exits 3 (a cgroup is UNFENCED)" 3 "$rc"
+expect_match "detach: egressd status shows claude.slice UNFENCED, and why" \
+  '/sys/fs/cgroup/claude.slice \(cgroup id [0-9]+\)'$'\n''  fence: +UNFENCED: detached at [^;]+; [1-9][0-9]* process(es)? in it; new sessions run unfenced' "$st"
 expect "detach: a new session in the active slice runs unfenced, as documented" ok \
   "$(result "$(probe claude.slice --uid=e2euser)")"
 expect "detach: the running session goes on" active "$(systemctl is-active e2e-long.scope)"
 check "systemctl stop claude.slice (ends its sessions)" systemctl stop claude.slice
 expect "... the running session ended with it" inactive "$(systemctl is-active e2e-long.scope)"
+expect "... egressd status no longer shows the stopped slice detached" "" "$(egressd status 2>&1 | grep 'detached at')"
 wait "$long_pid" 2>/dev/null
 expect "after stop: the next session starts the slice, and egressd@claude first: fenced" EPERM \
   "$(result "$(probe claude.slice --uid=e2euser)")"

@@ -112,5 +112,51 @@ TEST(StatusJson, EveryField) {
   expect_has(j, "\"daemon_pid\":0,\"daemon_running\":false,\"daemon_started_at\":null");
 }
 
+AttachmentStatus detached(size_t processes) {
+  AttachmentStatus a;
+  a.cgroup_id = 4243;
+  a.cgroup = "/sys/fs/cgroup/claude.slice";
+  a.policy = "/etc/egressd/policy.toml";
+  a.detached_unix_ns = kNow - 600 * kSec;
+  a.processes = processes;
+  a.fence.state = FenceCheck::State::kUnfenced;
+  a.fence.reason = detached_reason(a.detached_unix_ns, processes);
+  a.fence.current_id = 4243;
+  a.links_expected = 13;
+  return a;
+}
+
+TEST(StatusDetached, ReasonSaysWhenHowManyAndWhatToDo) {
+  EXPECT_EQ(detached_reason(kNow, 2), "detached at 2025-11-30T17:40:02.000000Z; 2 processes in it; new sessions "
+                                      "run unfenced; stop the slice or attach again");
+  expect_has(detached_reason(kNow, 1), "; 1 process in it;");
+}
+
+TEST(StatusDetached, TextShowsUnfencedWithTheReasonAndNothingFromPins) {
+  StatusReport r;
+  r.attachments.push_back(detached(2));
+  EXPECT_EQ(r.unfenced(), 1);
+  std::string t = status_text(r, kNow);
+  EXPECT_EQ(t, "/sys/fs/cgroup/claude.slice (cgroup id 4243)\n"
+               "  fence:      UNFENCED: detached at 2025-11-30T17:30:02.000000Z; 2 processes in it; new sessions run "
+               "unfenced; stop the slice or attach again\n"
+               "              (egressd attach --cgroup /sys/fs/cgroup/claude.slice fences it again)\n"
+               "  policy:     none (was /etc/egressd/policy.toml)\n");
+}
+
+TEST(StatusDetached, JsonNextToAFencedAttachment) {
+  StatusReport r;
+  r.attachments.push_back(attachment());
+  r.attachments.push_back(detached(0));
+  std::string j = status_json(r);
+  expect_has(j, "\"cgroup_id\":4242,\"detached\":false,");
+  expect_has(j, ",{\"cgroup\":\"/sys/fs/cgroup/claude.slice\",\"cgroup_id\":4243,\"detached\":true,"
+                "\"detached_at\":\"2025-11-30T17:30:02.000000Z\",\"processes\":0,"
+                "\"policy\":\"/etc/egressd/policy.toml\",\"fenced\":false,\"state\":\"unfenced\","
+                "\"reason\":\"detached at 2025-11-30T17:30:02.000000Z; 0 processes in it; new sessions run "
+                "unfenced; stop the slice or attach again\",\"current_cgroup_id\":4243,\"links\":0,"
+                "\"links_expected\":13,\"daemon_pid\":0,\"daemon_running\":false}],\"problems\":[]}\n");
+}
+
 }  // namespace
 }  // namespace egressd::cli

@@ -22,6 +22,8 @@ Status mkdir_mode(const std::string& path, mode_t mode) {
   return {};
 }
 
+constexpr std::string_view kDetachedSuffix = ".detached";
+
 }  // namespace
 
 std::string bpffs_base() { return env_or("EGRESSD_BPFFS_DIR", "/sys/fs/bpf/egressd"); }
@@ -29,6 +31,23 @@ std::string run_dir() { return env_or("EGRESSD_RUN_DIR", "/run/egressd"); }
 
 std::string PinLayout::socket() const { return run_dir() + "/" + std::to_string(cgroup_id) + ".sock"; }
 std::string PinLayout::pidfile() const { return run_dir() + "/" + std::to_string(cgroup_id) + ".pid"; }
+
+std::string PinLayout::detached_record() const {
+  return run_dir() + "/" + std::to_string(cgroup_id) + std::string(kDetachedSuffix);
+}
+
+std::vector<uint64_t> detached_record_ids() {
+  std::vector<uint64_t> ids;
+  DIR* d = opendir(run_dir().c_str());
+  if (!d) return ids;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    unsigned long long id = std::strtoull(e->d_name, &end, 10);
+    if (end && std::string_view(end) == kDetachedSuffix && id > 0) ids.push_back(id);
+  }
+  closedir(d);
+  return ids;
+}
 
 PinLayout pins_for(uint64_t cgroup_id) {
   return PinLayout{cgroup_id, bpffs_base() + "/" + std::to_string(cgroup_id)};

@@ -6,6 +6,8 @@
 //                              after the daemon exits (fail closed)
 // <run dir>/<cgroup id>.sock   event subscribers (egressd tail)
 // <run dir>/<cgroup id>.pid    the daemon consuming this attachment's ring
+// <run dir>/<cgroup id>.detached  left by detach while the cgroup outlives its
+//                              fence, so status can say it runs unfenced
 // attach / reload / detach serialise on flock() of the cgroup directory.
 #pragma once
 
@@ -29,7 +31,11 @@ struct PinLayout {
   std::string link(std::string_view prog) const { return dir + "/link_" + std::string(prog); }
   std::string socket() const;
   std::string pidfile() const;
+  std::string detached_record() const;
 };
+
+// Cgroup ids that have a detached record in the run directory.
+std::vector<uint64_t> detached_record_ids();
 
 PinLayout pins_for(uint64_t cgroup_id);
 

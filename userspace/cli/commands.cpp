@@ -21,6 +21,7 @@
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
+#include "cli/detached_record.h"
 #include "cli/fence_removal.h"
 #include "cli/policy_source.h"
 #include "cli/stale_pins.h"
@@ -150,6 +151,7 @@ int cmd_detach(const std::vector<std::string>& argv) {
     // Pins whose cgroup was removed (or recreated and not fenced again).
     int n = detach_stale("", failed);
     if (n == 0 && !failed) std::printf("no stale egressd pins\n");
+    prune_detached_records();
     return failed ? 1 : 0;
   }
   auto req = cgroup_request(args);
@@ -169,11 +171,21 @@ int cmd_detach(const std::vector<std::string>& argv) {
     if (stale > 0 || failed) return failed ? 1 : 0;
     return fail("detach", t->path + " is not fenced by egressd");
   }
+  std::string policy;  // for the record below: the pins that hold it go now
+  if (auto maps = open_pinned_maps(t->pins)) {
+    if (auto meta = read_meta(*maps)) policy = cstr(meta->policy_path, sizeof(meta->policy_path));
+  }
   if (auto s = remove_fence(*t); !s) return fail("detach", s.error().message());
   std::printf("%s: fence removed\n", t->path.c_str());
   if (auto procs = cgroup_procs(t->path); procs) {  // gone: nothing runs there unfenced
     std::string w = unfenced_after_removal(t->path, procs->size(), args.has("user"));
-    if (!w.empty()) std::fprintf(stderr, "egressd detach: warning: %s\n", w.c_str());
+    if (!w.empty()) {
+      std::fprintf(stderr, "egressd detach: warning: %s\n", w.c_str());
+      // What it warns about, status shows (UNFENCED) for as long as the cgroup lives on.
+      if (auto s = write_detached_record({t->path, t->id, unix_now_ns(), policy}); !s)
+        std::fprintf(stderr, "egressd detach: warning: egressd status will not show it: %s\n",
+                     s.error().message().c_str());
+    }
   }
   return failed ? 1 : 0;
 }

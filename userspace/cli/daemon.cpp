@@ -32,6 +32,7 @@
 #include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
 #include "cli/args.h"
+#include "cli/detached_record.h"
 #include "cli/metrics_gather.h"
 #include "cli/metrics_server.h"
 #include "cli/commands.h"
@@ -231,6 +232,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
     if (!lock) return fail("attach", lock.error().message());
     attached = attach_cgroup(target->path, target->id, *p);
     if (!attached) return fail("attach", attached.error().message());
+    remove_detached_record(target->id);  // fenced again: status no longer reports it detached
     // One consumer per ring: the daemon of a previous attach hands over,
     // and we take the pidfile before anyone else can look.
     if (!stop_daemon(*target, 5000)) spdlog::warn("previous daemon did not exit");

@@ -61,7 +61,18 @@ std::string counters_json(const C& c, unsigned verdict) {
 
 std::string quoted(const std::string& s) { return "\"" + json_escape(s) + "\""; }
 
+// A cgroup `detach` left running: no pins, so nothing but why it is unfenced.
+std::string detached_text(const AttachmentStatus& a) {
+  return "  fence:      UNFENCED: " + a.fence.reason + "\n" + "              (egressd attach --cgroup " + a.cgroup +
+         " fences it again)\n" + "  policy:     none (was " + (a.policy.empty() ? "unknown" : a.policy) + ")\n";
+}
+
 }  // namespace
+
+std::string detached_reason(uint64_t detached_unix_ns, size_t processes) {
+  return "detached at " + iso8601(detached_unix_ns) + "; " + std::to_string(processes) + " process" +
+         (processes == 1 ? "" : "es") + " in it; new sessions run unfenced; stop the slice or attach again";
+}
 
 std::string status_text(const StatusReport& r, uint64_t now) {
   std::string o;
@@ -72,6 +83,10 @@ std::string status_text(const StatusReport& r, uint64_t now) {
   };
   for (const AttachmentStatus& a : r.attachments) {
     o += a.cgroup + " (cgroup id " + std::to_string(a.cgroup_id) + ")\n";
+    if (a.detached_unix_ns) {
+      o += detached_text(a);
+      continue;
+    }
     switch (a.fence.state) {
       case FenceCheck::State::kEnforcing:
         line("fence:", "enforcing (" + std::to_string(a.links) + "/" + std::to_string(a.links_expected) +
@@ -130,6 +145,16 @@ std::string status_json(const StatusReport& r) {
     auto n = [](uint64_t v) { return std::to_string(v); };
     o += i ? ",{" : "{";
     o += "\"cgroup\":" + quoted(a.cgroup) + ",\"cgroup_id\":" + n(a.cgroup_id);
+    if (a.detached_unix_ns) {  // no pins: what the detach record and the cgroup tell
+      o += ",\"detached\":true,\"detached_at\":" + quoted(iso8601(a.detached_unix_ns));
+      o += ",\"processes\":" + n(a.processes) + ",\"policy\":" + quoted(a.policy);
+      o += ",\"fenced\":false,\"state\":" + quoted(std::string(fence_state_name(a.fence.state)));
+      o += ",\"reason\":" + quoted(a.fence.reason) + ",\"current_cgroup_id\":" + n(a.fence.current_id);
+      o += ",\"links\":0,\"links_expected\":" + std::to_string(a.links_expected);
+      o += ",\"daemon_pid\":0,\"daemon_running\":false}";
+      continue;
+    }
+    o += ",\"detached\":false";
     o += ",\"policy\":" + quoted(a.policy) + ",\"policy_hash\":\"" + hex64(a.policy_hash) + "\"";
     o += ",\"generation\":" + n(a.generation);
     o += ",\"policy_rules\":{\"allow_cidr\":" + n(a.allow_cidrs) + ",\"deny_cidr\":" + n(a.deny_cidrs) +

@@ -11,7 +11,9 @@
 
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
+#include "cli/detached_record.h"
 #include "cli/target.h"
+#include "common/cgroup.h"
 #include "events/event.h"
 
 namespace egressd::cli {
@@ -94,6 +96,30 @@ StatusReport gather_status() {
       a.dns_steered = c->flags & EGD_PROXY_F_DNS;
     }
     a.counters = *counters;
+    r.attachments.push_back(std::move(a));
+  }
+  for (uint64_t id : detached_record_ids()) {
+    auto rec = read_detached_record(id);
+    if (!rec) {
+      r.problems.push_back(rec.error().message());
+      continue;
+    }
+    // Gone, made again (a new id) or fenced again: the record says nothing now.
+    auto procs = cgroup_procs(rec->path);
+    if (!procs || !detached_cgroup_present(*rec) || path_exists(pins_for(id).dir)) {
+      remove_detached_record(id);
+      continue;
+    }
+    AttachmentStatus a;
+    a.cgroup_id = id;
+    a.cgroup = rec->path;
+    a.policy = rec->policy;
+    a.detached_unix_ns = rec->detached_unix_ns;
+    a.processes = procs->size();
+    a.fence.state = FenceCheck::State::kUnfenced;
+    a.fence.reason = detached_reason(a.detached_unix_ns, a.processes);
+    a.fence.current_id = id;
+    a.links_expected = kProgramCount;
     r.attachments.push_back(std::move(a));
   }
   return r;

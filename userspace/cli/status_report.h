@@ -32,7 +32,15 @@ struct AttachmentStatus {
   uint16_t dns_port = 0;              // 0: no resolver registered
   bool dns_steered = false;           // a resolver was registered once: DNS never passes unsteered
   std::array<uint64_t, EGD_STAT__COUNT> counters{};  // verdict * EGD_REASON__COUNT + reason, ring drops
+  // Non-zero: `detach` removed the fence while the cgroup lived on (its
+  // record, cli/detached_record.h); there are no pins, so only cgroup,
+  // cgroup_id, policy (the one it had), fence and processes are known.
+  uint64_t detached_unix_ns = 0;
+  size_t processes = 0;  // in the detached cgroup and below it
 };
+
+// The UNFENCED reason of a detached cgroup. Pure.
+std::string detached_reason(uint64_t detached_unix_ns, size_t processes);
 
 struct StatusReport {
   std::vector<AttachmentStatus> attachments;
@@ -40,7 +48,8 @@ struct StatusReport {
   std::vector<std::string> problems;  // pin directories that could not be read, with why
 };
 
-// Every pin directory under the bpffs base.
+// Every pin directory under the bpffs base, and every cgroup `detach` left
+// unfenced that is still there (records of cgroups gone are removed).
 StatusReport gather_status();
 
 // `now_unix_ns` only for the ages ("3h ago") in the human rendering.
