@@ -76,6 +76,7 @@ Result<std::unique_ptr<Refencer>> Refencer::start(Loop& loop, Target& target, co
   EGD_TRY(loop.add(r->watch_.fd(), EPOLLIN, r.get()));
   // The directory may have gone between the attach and the watch.
   r->reconcile();
+  r->poll();
   return r;
 }
 
@@ -89,6 +90,7 @@ Refencer::Refencer(Loop& loop, Target& target, const MapFds& maps, Hub& hub, Cgr
 Refencer::~Refencer() {
   loop_.remove(watch_.fd());
   if (retry_) loop_.cancel(retry_);
+  if (poll_) loop_.cancel(poll_);
   // Failing closed: a cgroup we froze and could not fence stays frozen.
   if (frozen_by_us_)
     spdlog::error("{} (cgroup id {}) stays frozen: the fence could not be moved onto it; "
@@ -109,6 +111,14 @@ void Refencer::retry_later() {
     reconcile();
   });
   backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+}
+
+void Refencer::poll() {
+  poll_ = loop_.after(kPollInterval, [this] {
+    poll_ = 0;
+    reconcile();
+    poll();
+  });
 }
 
 void Refencer::reconcile() {

@@ -51,6 +51,11 @@ class Refencer final : public Loop::Watcher {
   void move_to_current(bool made_by_us);
   void give_up_to_other_attachment(uint64_t new_id);
   void retry_later();
+  // A look every kPollInterval besides inotify: a burst of removals and
+  // re-creations (a parent slice stopped and started) can outrun the watch's
+  // re-aiming; the poll bounds what a lost event can cost.
+  void poll();
+  static constexpr std::chrono::milliseconds kPollInterval{250};
   void publish_move(uint64_t old_id, bool made_by_us, const std::vector<pid_t>& pids, double ms);
 
   Loop& loop_;
@@ -66,6 +71,7 @@ class Refencer final : public Loop::Watcher {
   mode_t mode_ = 0755;
   uint64_t frozen_by_us_ = 0;  // cgroup id we froze and must thaw
   Loop::TimerId retry_ = 0;
+  Loop::TimerId poll_ = 0;
   std::chrono::milliseconds backoff_{20};
   bool waiting_logged_ = false;
   std::chrono::steady_clock::time_point noticed_{};
