@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench-pkg.sh: real package-manager workloads, unfenced and fenced by egressd (issue 13).
 #
-#   sudo scripts/bench-pkg.sh              # full: 10 rounds, ~5 min on 2 vCPUs
-#   sudo scripts/bench-pkg.sh --quick      # 3 rounds, ~2 min
+#   sudo scripts/bench-pkg.sh              # full: 20 rounds, ~4 min on 2 vCPUs
+#   sudo scripts/bench-pkg.sh --quick      # 3 rounds, ~1 min
 #   sudo scripts/bench-pkg.sh --rounds N   # 1..50
 #
 # Workloads, each a fresh real client run against real servers in a test world:
@@ -39,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench-pkg: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-[[ -n $ROUNDS ]] || ROUNDS=$((QUICK ? 3 : 10))
+[[ -n $ROUNDS ]] || ROUNDS=$((QUICK ? 3 : 20))
 [[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || { echo "bench-pkg: --rounds 1..50" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
@@ -299,9 +299,11 @@ fence_check() {
   echo "other.test (not in the policy): unfenced $plain, fenced ${fenced:-failed}" >"$RES/fence-check.txt"
   cat "$RES/fence-check.txt" >&2
   [[ $plain == 200 && $fenced != 200 ]] || bench_die "fence check: unfenced '$plain', fenced '$fenced'"
+  refused() { grep -q 'dns other.test A dns-name-not-allowed' "$WORK/logs/egressd.log"; }
+  bench_wait_for 5 refused || bench_die "fence check: no dns-name-not-allowed event for other.test in egressd's log"
 }
 fence_check
-
+bench_log "warm-up: one run of each workload in each mode, not recorded"
 # One warm-up run of each (page cache, pip/npm's first start), not recorded.
 warm_up() { # workload mode
   local dir err
@@ -324,13 +326,14 @@ done
 ELAPSED=$((SECONDS - T_START))
 
 # --- report ------------------------------------------------------------------------------
-$PY - "$RAW" "$ROUNDS" "$ELAPSED" "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PYEOF'
+$PY - "$RAW" "$ROUNDS" "$ELAPSED" "$(nproc)" "$(uname -r)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  "$(git -C "$REPO" log -1 --format=%h 2>/dev/null || echo unknown)" <<'PYEOF'
 import csv, statistics, sys
-raw, rounds, elapsed, nproc, kernel, load = sys.argv[1:7]
+raw, rounds, elapsed, nproc, kernel, load, commit = sys.argv[1:8]
 runs = list(csv.DictReader(open(raw)))
 label = {"pip": "pip install (6 wheels, PEP 503 index)", "npm": "npm install (20 packages)",
          "git": "git clone (20 commits, 60 files)", "curl": "curl, one HTTPS GET"}
-print(f"{nproc} vCPU, kernel {kernel}; {rounds} rounds, {len(runs)} runs in {elapsed} s; "
+print(f"egressd at {commit}; {nproc} vCPU, kernel {kernel}; {rounds} rounds, {len(runs)} runs in {elapsed} s; "
       f"load average at the end {load}.\n")
 print("| workload | unfenced median s | fenced median s | fenced/unfenced | unfenced min–max s | fenced min–max s |")
 print("|---|---:|---:|---:|---|---|")
