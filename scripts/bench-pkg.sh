@@ -9,11 +9,12 @@
 #   pip   python3 -m pip install pkgbench-app (6 wheels, a PEP 503 index on https://pypi.test)
 #   npm   npm install pb-0 (20 packages, a dependency tree; packuments + tarballs on
 #         https://npm.test, static files behind nginx), fresh cache and node_modules
+#   apt   apt-get update + apt-get install --download-only pb-apt-0 (5 .debs, a flat repository
+#         on https://apt.test), private state, lists and archives, nothing installed
 #   git   git clone https://git.test/repo.git (20 commits, 60 files; git http-backend via fcgiwrap)
 #   curl  curl https://pypi.test/simple/ (one TLS request: the floor)
-# apt is left out (an apt repository needs signing and a chroot to be a fair workload).
 # Each round runs every workload once unfenced (a plain cgroup) and once fenced (a cgroup
-# under `egressd attach`, policy allowing pypi.test, npm.test, git.test), the order of the
+# under `egressd attach`, policy allowing pypi.test, npm.test, apt.test, git.test), the order of the
 # two alternating by round so drift cancels. Reported per workload: the median wall time of
 # each and the ratio fenced/unfenced of the medians, plus every run in the results dir.
 # Every run's outcome is checked (all packages installed, the clone's HEAD), and once, that
@@ -73,7 +74,7 @@ CLIENT_IP=198.51.100.2
 ORIGIN_GW=198.51.100.1
 ORIGIN_IP=203.0.113.10
 DNS_IP=203.0.113.53
-ALLOW_HOSTS="pypi.test npm.test git.test"
+ALLOW_HOSTS="pypi.test npm.test apt.test git.test"
 CGROOT=$(bench_cgroot)
 [[ -n $CGROOT && -d $CGROOT ]] || bench_die "no cgroup2 mount in /proc/self/mountinfo"
 CG_TOP=$CGROOT/egpk-$ID
@@ -119,6 +120,7 @@ echo "$WORLD" >"$RES/world.json"
 GIT_HEAD=$(jq -r .git.head <<<"$WORLD")
 NPM_COUNT=$(jq -r .npm.count <<<"$WORLD")
 PIP_COUNT=$(jq -r .pip.count <<<"$WORLD")
+APT_COUNT=$(jq -r .apt.count <<<"$WORLD")
 # A CA the clients are given (--cert, --cafile, GIT_SSL_CAINFO, --cacert) and a leaf it signs.
 (
   cd "$WORK"
@@ -127,7 +129,7 @@ PIP_COUNT=$(jq -r .pip.count <<<"$WORLD")
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout origin.key -out origin.csr \
     -subj "/CN=pypi.test" 2>/dev/null
-  printf 'subjectAltName=DNS:pypi.test,DNS:npm.test,DNS:git.test,DNS:other.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >leaf.ext
+  printf 'subjectAltName=DNS:pypi.test,DNS:npm.test,DNS:apt.test,DNS:git.test,DNS:other.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >leaf.ext
   openssl x509 -req -in origin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -sha256 \
     -extfile leaf.ext -out origin.crt 2>/dev/null
   chmod 644 ca.pem origin.crt
@@ -192,7 +194,7 @@ EOF
 bench_netns_pair "$NS_C" "$NS_O" "$CLIENT_IP" "$ORIGIN_GW" 203.0.113.0/24 "$ORIGIN_IP" "$DNS_IP"
 HOSTS="127.0.0.1 localhost"
 for ns in "$NS_C" "$NS_O"; do bench_netns_files "$ns" "$HOSTS" "$DNS_IP"; done
-echo "$ORIGIN_IP pypi.test npm.test git.test other.test" >"$WORK/dns-hosts"
+echo "$ORIGIN_IP pypi.test npm.test apt.test git.test other.test" >"$WORK/dns-hosts"
 chmod 644 "$WORK/dns-hosts"
 mkdir "$CG_TOP" "$CG_PLAIN" "$CG_FENCE" "$CG_EGRESSD" "$CG_ORIGIN"
 mountpoint -q /sys/fs/bpf || bench_die "/sys/fs/bpf is not mounted"
@@ -254,6 +256,22 @@ wl_npm() {
   n=$(find "$2/proj/node_modules" -mindepth 2 -maxdepth 2 -name package.json | wc -l)
   [[ $n == "$NPM_COUNT" ]] || echo "npm installed $n of $NPM_COUNT"
 }
+wl_apt() { # apt-get with every directory of its own under DIR: the host's apt is untouched
+  local d=$2 n
+  mkdir -p "$d"/state/lists/partial "$d"/cache/archives/partial "$d"/etc/apt.conf.d "$d"/etc/preferences.d \
+    "$d"/etc/sources.list.d
+  : >"$d/status"
+  echo "deb [trusted=yes] https://apt.test/ ./" >"$d/etc/sources.list"
+  local o=(-o "Dir::Etc=$d/etc" -o "Dir::Etc::sourcelist=$d/etc/sources.list" -o "Dir::Etc::sourceparts=$d/etc/sources.list.d"
+    -o "Dir::Etc::main=$d/etc/apt.conf" -o "Dir::Etc::parts=$d/etc/apt.conf.d" -o "Dir::Etc::preferencesparts=$d/etc/preferences.d"
+    -o "Dir::State=$d/state" -o "Dir::State::status=$d/status" -o "Dir::Cache=$d/cache" -o Debug::NoLocking=1
+    -o APT::Sandbox::User=root -o Acquire::Retries=0 -o "Acquire::https::CaInfo=$WORK/ca.pem")
+  { client "$1" "${CLEAN_ENV[@]}" apt-get -q "${o[@]}" update &&
+    client "$1" "${CLEAN_ENV[@]}" apt-get -q -y "${o[@]}" install --download-only pb-apt-0; } >"$d/out.log" 2>&1 ||
+    { echo "apt-get exited $?"; return; }
+  n=$(find "$d/cache/archives" -maxdepth 1 -name '*.deb' | wc -l)
+  [[ $n == "$APT_COUNT" ]] || echo "apt-get downloaded $n of $APT_COUNT"
+}
 wl_git() {
   client "$1" "${CLEAN_ENV[@]}" HOME="$2" GIT_CONFIG_NOSYSTEM=1 GIT_SSL_CAINFO="$WORK/ca.pem" \
     git clone -q https://git.test/repo.git "$2/repo" >"$2/out.log" 2>&1 || { echo "git exited $?"; return; }
@@ -269,7 +287,7 @@ wl_curl() {
 # The clients start from an empty environment (the caller's PIP_*, npm_config_*, proxies
 # and CA settings must not change what is measured).
 CLEAN_ENV=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
-WORKLOADS="pip npm git curl"
+WORKLOADS="pip npm apt git curl"
 
 RAW=$RES/runs.csv
 echo "workload,mode,round,seconds" >"$RAW"
@@ -332,17 +350,25 @@ import csv, statistics, sys
 raw, rounds, elapsed, nproc, kernel, load, commit = sys.argv[1:8]
 runs = list(csv.DictReader(open(raw)))
 label = {"pip": "pip install (6 wheels, PEP 503 index)", "npm": "npm install (20 packages)",
+         "apt": "apt-get update + install --download-only (5 .debs)",
          "git": "git clone (20 commits, 60 files)", "curl": "curl, one HTTPS GET"}
 print(f"egressd at {commit}; {nproc} vCPU, kernel {kernel}; {rounds} rounds, {len(runs)} runs in {elapsed} s; "
       f"load average at the end {load}.\n")
-print("| workload | unfenced median s | fenced median s | fenced/unfenced | unfenced min–max s | fenced min–max s |")
-print("|---|---:|---:|---:|---|---|")
-for w in ("pip", "npm", "git", "curl"):
+print("| workload | unfenced median s | fenced median s | fenced/unfenced (medians) | median of per-round ratios "
+      "| unfenced min–max s | fenced min–max s |")
+print("|---|---:|---:|---:|---:|---|---|")
+for w in ("pip", "npm", "apt", "git", "curl"):
     u = [float(r["seconds"]) for r in runs if r["workload"] == w and r["mode"] == "unfenced"]
     f = [float(r["seconds"]) for r in runs if r["workload"] == w and r["mode"] == "fenced"]
     if not u or not f:
         continue
     mu, mf = statistics.median(u), statistics.median(f)
-    print(f"| {label[w]} | {mu:.3f} | {mf:.3f} | {mf / mu:.2f} | {min(u):.3f}–{max(u):.3f} | {min(f):.3f}–{max(f):.3f} |")
+    by = {}
+    for r in runs:
+        if r["workload"] == w:
+            by.setdefault(r["round"], {})[r["mode"]] = float(r["seconds"])
+    paired = statistics.median(v["fenced"] / v["unfenced"] for v in by.values() if len(v) == 2)
+    print(f"| {label[w]} | {mu:.3f} | {mf:.3f} | {mf / mu:.2f} | {paired:.2f} "
+          f"| {min(u):.3f}–{max(u):.3f} | {min(f):.3f}–{max(f):.3f} |")
 PYEOF
 bench_log "done; raw runs in $RAW"

@@ -7,6 +7,8 @@ pypi.test  a PEP 503 simple index of small pure-Python wheels built here (one to
            requiring the others, so pip resolves a dependency graph);
 npm.test   npm packuments (GET /<name> -> <name>/index.json) and tarballs for a binary tree
            of tiny packages (pb-0 requires pb-1 and pb-2, ...): `npm install pb-0` fetches all;
+apt.test   a flat apt repository (Packages, an unsigned Release: [trusted=yes]) of small
+           .debs built with dpkg-deb, pb-apt-0 depending on the others;
 git.test   a bare repository (served by git http-backend through fcgiwrap);
 other.test one page, not in the policy: the fenced client must be refused it.
 Everything is deterministic (fixed contents, fixed dates).
@@ -23,6 +25,7 @@ import zipfile
 
 N_WHEELS = 6
 N_NPM = 20
+N_DEBS = 5
 GIT_FILES = 60
 GIT_COMMITS = 20
 FILLER = "".join(f"# line {i}: filler so the package has some size\n" for i in range(60))
@@ -105,6 +108,32 @@ def npm(www):
     return {"top": "pb-0", "count": N_NPM}
 
 
+def apt(www, work):
+    root = os.path.join(www, "apt.test")
+    os.makedirs(root)
+    names = [f"pb-apt-{i}" for i in range(N_DEBS)]
+    entries = []
+    for i, name in enumerate(names):
+        src = os.path.join(work, "deb-src", name)
+        depends = ", ".join(names[1:]) if i == 0 else ""
+        control = (f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: bench <bench@example.invalid>\n"
+                   + (f"Depends: {depends}\n" if depends else "") + f"Description: {name} of bench-pkg\n")
+        write(os.path.join(src, "DEBIAN", "control"), control)
+        write(os.path.join(src, "usr", "share", name, "README"), FILLER * 8)
+        deb = f"{name}_1.0_all.deb"
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src, os.path.join(root, deb)],
+                       check=True, timeout=60, stdout=subprocess.DEVNULL)
+        data = open(os.path.join(root, deb), "rb").read()
+        entries.append(control + f"Filename: ./{deb}\nSize: {len(data)}\n"
+                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+    packages = "\n".join(entries).encode()
+    write(os.path.join(root, "Packages"), packages, "wb")
+    write(os.path.join(root, "Release"),
+          "Origin: bench-pkg\nLabel: bench-pkg\nSuite: bench\nCodename: bench\nArchitectures: all\n"
+          f"Date: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n")
+    return {"top": names[0], "count": N_DEBS}
+
+
 def git(work):
     env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.invalid",
                GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@example.invalid",
@@ -134,7 +163,7 @@ def git(work):
 def main():
     work = sys.argv[1]
     www = os.path.join(work, "www")
-    out = {"pip": pypi(www), "npm": npm(www), "git": git(work)}
+    out = {"pip": pypi(www), "npm": npm(www), "apt": apt(www, work), "git": git(work)}
     write(os.path.join(www, "other.test", "index.html"), "not in the policy\n")
     print(json.dumps(out))
 
