@@ -41,7 +41,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n $ROUNDS ]] || ROUNDS=$((QUICK ? 3 : 20))
-[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS >= 1 && ROUNDS <= 50)) || { echo "bench-pkg: --rounds 1..50" >&2; exit 2; }
+if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS < 1 || ROUNDS > 50)); then echo "bench-pkg: --rounds 1..50" >&2; exit 2; fi
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -217,6 +217,7 @@ bench_wait_for 20 listens || { cat "$WORK/logs/nginx"* >&2; bench_die "nginx"; }
 bench_wait_for 10 test -S "$WORK/run/fcgiwrap.sock" || bench_die "fcgiwrap"
 
 # egressd resolves through the world's dnsmasq: its own /etc/resolv.conf is the client netns's.
+# shellcheck disable=SC2016  # expanded by the inner sh
 ( bench_daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- unshare --mount --propagation private -- \
   sh -c 'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"' \
   "/etc/netns/$NS_C" "$EGRESSD" attach --cgroup "$CG_FENCE" --policy "$WORK/egressd.toml" --dns-upstream "$DNS_IP" ) \
@@ -225,8 +226,9 @@ DPID[egressd]=$!
 EG_STARTED=1
 eg_ready() { grep -q "enforcing on" "$WORK/logs/egressd.log" && grep -q "proxy listening" "$WORK/logs/egressd.log" || ! kill -0 "${DPID[egressd]}" 2>/dev/null; }
 bench_wait_for 30 eg_ready
-kill -0 "${DPID[egressd]}" 2>/dev/null && grep -q "enforcing on" "$WORK/logs/egressd.log" ||
-  { tail -n 20 "$WORK/logs/egressd.log" >&2; bench_die "egressd did not come up"; }
+if ! kill -0 "${DPID[egressd]}" 2>/dev/null || ! grep -q "enforcing on" "$WORK/logs/egressd.log"; then
+  tail -n 20 "$WORK/logs/egressd.log" >&2; bench_die "egressd did not come up"
+fi
 
 # --- the workloads ----------------------------------------------------------------------------
 # client MODE CMD...: CMD in the netns, in the cgroup of MODE (unfenced|fenced), bounded.

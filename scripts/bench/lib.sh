@@ -103,8 +103,8 @@ bench_rm_cgroups() {
   local top=$1 cg pid
   [[ -d $top ]] || return 0
   for cg in "$top"/*/; do
-    for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  done
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$cg/cgroup.procs"
+  done 2>/dev/null
   for cg in "$top"/*/; do bench_wait_for 5 rmdir "$cg" 2>/dev/null; done
   rmdir "$top" 2>/dev/null || bench_log "warning: could not remove $top"
 }
