@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-pkg.sh: real package-manager workloads, unfenced and fenced by egressd (issue 13).
 #
-#   sudo scripts/bench-pkg.sh              # full: 20 rounds, ~4 min on 2 vCPUs
+#   sudo scripts/bench-pkg.sh              # full: 20 rounds, 3-5 min on 2 vCPUs
 #   sudo scripts/bench-pkg.sh --quick      # 3 rounds, ~1 min
 #   sudo scripts/bench-pkg.sh --rounds N   # 1..50
 #
@@ -16,7 +16,8 @@
 # Each round runs every workload once unfenced (a plain cgroup) and once fenced (a cgroup
 # under `egressd attach`, policy allowing pypi.test, npm.test, apt.test, git.test), the order of the
 # two alternating by round so drift cancels. Reported per workload: the median wall time of
-# each and the ratio fenced/unfenced of the medians, plus every run in the results dir.
+# each, the ratio fenced/unfenced of the medians and the median of the per-round ratios;
+# every run's time is kept in the results dir.
 # Every run's outcome is checked (all packages installed, the clone's HEAD), and once, that
 # the fence holds: a fenced curl to other.test (not in the policy) must fail.
 #
@@ -50,10 +51,10 @@ BENCH_NAME=bench-pkg
 . "$REPO/scripts/bench/lib.sh"
 [[ $EUID -eq 0 ]] || bench_die "run as root (netns, cgroups, bpf, apt-get)"
 
-bench_apt_ensure nginx fcgiwrap git python3 python3-pip curl dnsmasq-base bind9-dnsutils iproute2 \
-  util-linux jq bpftool
+bench_apt_ensure nginx fcgiwrap git python3 python3-pip curl openssl dnsmasq-base bind9-dnsutils \
+  iproute2 util-linux jq bpftool
 command -v npm >/dev/null || bench_apt_ensure npm
-for t in nginx fcgiwrap git curl npm node dnsmasq dig ip nsenter unshare timeout jq; do
+for t in nginx fcgiwrap git curl openssl npm node dnsmasq dig dpkg-deb apt-get ip nsenter unshare timeout jq; do
   command -v "$t" >/dev/null || bench_die "$t missing"
 done
 PY=/usr/bin/python3
