@@ -74,15 +74,16 @@ class KillAndDetach(FenceCase):
         p = self.w.agent(["sleep", "30"])
         self.addCleanup(p.kill)
         procs = Path(self.w.cgroup, "cgroup.procs")
+        # The wrappers join the cgroup, fork helpers (mount) and exec; wait
+        # until only sleep itself is left in it.
         end = time.monotonic() + 10
-        while str(p.pid) not in procs.read_text().split():  # it joins the cgroup before exec
-            self.assertLess(time.monotonic(), end, "sleep did not join the cgroup")
+        while procs.read_text().split() != [str(p.pid)] or Path(f"/proc/{p.pid}/comm").read_text().strip() != "sleep":
+            self.assertLess(time.monotonic(), end, f"sleep did not settle alone in the cgroup: {procs.read_text()}")
             time.sleep(0.01)
-        n = len(procs.read_text().split())  # sleep and the world's wrapper around it
         r = self.w.detach()
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr.strip(), f"egressd detach: warning: {self.w.cgroup} still exists and is no longer "
-                         f"fenced: the {n} processes in it now connect unfenced", r.stderr)
+                         f"fenced: the 1 processes in it now connect unfenced", r.stderr)
 
     def test_detach_unfenced_cgroup_fails(self):
         self.w.detach()

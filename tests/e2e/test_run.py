@@ -18,6 +18,7 @@ import re
 import select
 import signal
 import subprocess
+import termios
 import time
 import unittest
 from pathlib import Path
@@ -295,6 +296,12 @@ class Signals(RunCase):
         # and egressd run does not relay it a second time.
         master, slave = pty.openpty()
         self.addCleanup(os.close, master)
+        # NOFLSH: without it the line discipline flushes the output queue
+        # just after it signals the foreground group, and a handler quick
+        # enough to print before that flush loses its line.
+        attrs = termios.tcgetattr(slave)
+        attrs[3] |= termios.NOFLSH
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         argv = self.wrap([EGRESSD, "run", "--user", "nobody", "--", self.w.python, self.child, "tty"])
         p = subprocess.Popen(["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave, cwd=self.w.tmp,
                              env={k: v for k, v in os.environ.items() if k != "SUDO_USER"})
