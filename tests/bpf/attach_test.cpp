@@ -27,6 +27,7 @@
 #include <sstream>
 
 #include "bpf/fence.h"
+#include "bpf/kernel_probe.h"
 #include "bpf/loader.h"
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
@@ -593,6 +594,25 @@ TEST_F(BpfAttach, PinsAreTheObjectsProgramsAndMaps) {
   auto sendmsg = [](uint32_t t) { return t == BPF_CGROUP_UDP4_SENDMSG || t == BPF_CGROUP_UDP6_SENDMSG; };
   EXPECT_TRUE(connect(types[types.size() - 1]) && connect(types[types.size() - 2]));
   EXPECT_TRUE(sendmsg(types[types.size() - 3]) && sendmsg(types[types.size() - 4]));
+}
+
+// Test the kernel probe on this kernel, which has all egressd needs: every
+// map type is there, every program loads on its own, and every program can
+// be linked to a cgroup (EBADF for the invalid cgroup fd, not EINVAL).
+TEST_F(BpfAttach, KernelProbeFindsNothingMissing) {
+  EXPECT_EQ(missing_kernel_features(object_elf()), std::vector<std::string>{});
+  auto probe = probe_kernel_support();
+  EXPECT_TRUE(probe.ok()) << (probe.ok() ? "" : probe.error().message());
+}
+
+// Test that an object the kernel cannot load is explained: an ELF that is
+// no BPF object names the open that failed rather than claiming a kernel
+// feature is missing.
+TEST_F(BpfAttach, KernelProbeNamesWhatFailed) {
+  const unsigned char junk[64] = {0x7f, 'E', 'L', 'F'};
+  std::vector<std::string> missing = missing_kernel_features(junk);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("open the BPF object"), std::string::npos) << missing[0];
 }
 
 TEST_F(BpfAttach, DetachLiftsFence) {

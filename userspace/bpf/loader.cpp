@@ -13,8 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "bpf/kernel_probe.h"
 #include "common/unique_fd.h"
 #include "egressd.skel.h"
 
@@ -72,15 +74,16 @@ Result<Skeleton> open_skeleton() {
   return Skeleton(s);
 }
 
+std::span<const unsigned char> elf() {
+  size_t size = 0;
+  const void* bytes = egressd_bpf__elf_bytes(&size);
+  return {static_cast<const unsigned char*>(bytes), size};
+}
+
 Status load_skeleton(egressd_bpf* s) {
   int err = egressd_bpf__load(s);
   if (err == 0) return {};
-  int e = -err;
-  std::string hint;
-  if (e == EPERM) hint = " (needs CAP_BPF and CAP_NET_ADMIN; is a lockdown or seccomp policy in the way?)";
-  if (e == EINVAL || e == EOPNOTSUPP || e == 524 /* ENOTSUPP */)
-    hint = " (this kernel lacks cgroup sock_addr BPF or a helper egressd uses; Linux 5.8+ is needed)";
-  return sys_error("load BPF programs" + hint, e);
+  return load_error(elf(), -err);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t) {
@@ -163,10 +166,13 @@ const ObjectNames& object_names() {
 const std::vector<std::string>& program_names() { return object_names().programs; }
 const std::vector<std::string>& map_names() { return object_names().maps; }
 
+std::span<const unsigned char> object_elf() { return elf(); }
+
 Status probe_kernel_support() {
   auto skel = open_skeleton();
   if (!skel) return skel.error();
-  return load_skeleton(skel->get());
+  EGD_TRY(load_skeleton(skel->get()));
+  return check_cgroup_links((*skel)->obj);
 }
 
 namespace {
@@ -192,6 +198,9 @@ Result<Attached> attach_or_adopt(const std::string& cgroup_path, uint64_t cgroup
   }
   EGD_TRY(load_skeleton(s));
   out.load_ms = ms_since(t0);
+  // Before anything is pinned: a kernel that cannot link a program fails
+  // here, naming it, rather than half way through attaching.
+  EGD_TRY(check_cgroup_links(s->obj));
 
   if (!out.adopted) {
     // Meta first: pins are never visible without their ABI version.

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,8 +42,12 @@ Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_i
 // Detaches every link (even ones other processes hold) and removes the pins.
 Status detach_cgroup(uint64_t cgroup_id);
 
-// Loads the programs without attaching them: a feature probe with a clear
-// error when the kernel lacks cgroup BPF.
+// Loads the programs and checks they can be linked to a cgroup, attaching
+// nothing: what attach checks before it pins anything, each missing kernel
+// feature named (bpf/kernel_probe.h).
 Status probe_kernel_support();
+
+// The compiled object this binary carries.
+std::span<const unsigned char> object_elf();
 
 }  // namespace egressd
