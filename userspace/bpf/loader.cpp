@@ -74,16 +74,10 @@ Result<Skeleton> open_skeleton() {
   return Skeleton(s);
 }
 
-std::span<const unsigned char> elf() {
-  size_t size = 0;
-  const void* bytes = egressd_bpf__elf_bytes(&size);
-  return {static_cast<const unsigned char*>(bytes), size};
-}
-
 Status load_skeleton(egressd_bpf* s) {
   int err = egressd_bpf__load(s);
   if (err == 0) return {};
-  return load_error(elf(), -err);
+  return load_error(object_elf(), -err);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t) {
@@ -136,10 +130,6 @@ Status attach_links(egressd_bpf* s, const PinLayout& pins, int cgroup_fd, Links&
   return {};
 }
 
-}  // namespace
-
-namespace {
-
 // Names of the object's programs (attach order) and pinned maps; opening the
 // embedded object reads its ELF, nothing of the kernel.
 struct ObjectNames {
@@ -163,10 +153,14 @@ const ObjectNames& object_names() {
 
 }  // namespace
 
+std::span<const unsigned char> object_elf() {
+  size_t size = 0;
+  const void* bytes = egressd_bpf__elf_bytes(&size);
+  return {static_cast<const unsigned char*>(bytes), size};
+}
+
 const std::vector<std::string>& program_names() { return object_names().programs; }
 const std::vector<std::string>& map_names() { return object_names().maps; }
-
-std::span<const unsigned char> object_elf() { return elf(); }
 
 Status probe_kernel_support() {
   auto skel = open_skeleton();
