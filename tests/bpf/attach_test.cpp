@@ -19,12 +19,15 @@
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
+#include <filesystem>
+#include <set>
 #include <fstream>
 #include <optional>
 #include <random>
 #include <sstream>
 
 #include "bpf/fence.h"
+#include "bpf/kernel_probe.h"
 #include "bpf/loader.h"
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
@@ -523,7 +526,7 @@ TEST_F(BpfAttach, MoveFenceOntoRecreatedCgroup) {
   uint64_t old_id = cg_.id();
   auto before = check_fence(pins_for(old_id), cg_.path(), pinned_cgroups());
   EXPECT_EQ(before.state, FenceCheck::State::kEnforcing) << before.reason;
-  EXPECT_EQ(before.attached, kProgramCount);
+  EXPECT_EQ(before.attached, static_cast<int>(program_names().size()));
 
   ASSERT_EQ(rmdir(cg_.path().c_str()), 0);
   auto gone = check_fence(pins_for(old_id), cg_.path(), pinned_cgroups());
@@ -561,6 +564,57 @@ TEST_F(BpfAttach, MoveFenceOntoRecreatedCgroup) {
 }
 
 // Test that detach removes the pins and lifts the fence.
+// Test that the pins are the compiled object's programs and maps, nothing
+// listed by hand: one link_<program> per program, one pin per map; and that
+// the programs come in attach order (socket creation first, the steering
+// sendmsg and connect hooks last), as the kernel's link info tells.
+TEST_F(BpfAttach, PinsAreTheObjectsProgramsAndMaps) {
+  attach("version = 1\n");
+  PinLayout pins = pins_for(cg_.id());
+  std::set<std::string> want, got;
+  for (const std::string& p : program_names()) want.insert("link_" + p);
+  for (const std::string& m : map_names()) want.insert(m);
+  for (const auto& e : std::filesystem::directory_iterator(pins.dir)) got.insert(e.path().filename());
+  EXPECT_EQ(got, want);
+  EXPECT_TRUE(want.count("egd_meta") && want.count("egd_events") && want.count("link_egd_connect4"));
+
+  std::vector<uint32_t> types;
+  for (const std::string& p : program_names()) {
+    UniqueFd fd(bpf_obj_get(pins.link(p).c_str()));
+    ASSERT_TRUE(fd.valid()) << p;
+    bpf_link_info info{};
+    __u32 len = sizeof(info);
+    ASSERT_EQ(bpf_obj_get_info_by_fd(fd.get(), &info, &len), 0) << p;
+    EXPECT_EQ(info.cgroup.cgroup_id, cg_.id()) << p;
+    types.push_back(info.cgroup.attach_type);
+  }
+  ASSERT_GE(types.size(), 3u);
+  EXPECT_EQ(types.front(), BPF_CGROUP_INET_SOCK_CREATE);
+  auto connect = [](uint32_t t) { return t == BPF_CGROUP_INET4_CONNECT || t == BPF_CGROUP_INET6_CONNECT; };
+  auto sendmsg = [](uint32_t t) { return t == BPF_CGROUP_UDP4_SENDMSG || t == BPF_CGROUP_UDP6_SENDMSG; };
+  EXPECT_TRUE(connect(types[types.size() - 1]) && connect(types[types.size() - 2]));
+  EXPECT_TRUE(sendmsg(types[types.size() - 3]) && sendmsg(types[types.size() - 4]));
+}
+
+// Test the kernel probe on this kernel, which has all egressd needs: every
+// map type is there, every program loads on its own, and every program can
+// be linked to a cgroup (EBADF for the invalid cgroup fd, not EINVAL).
+TEST_F(BpfAttach, KernelProbeFindsNothingMissing) {
+  EXPECT_EQ(missing_kernel_features(object_elf()), std::vector<std::string>{});
+  auto probe = probe_kernel_support();
+  EXPECT_TRUE(probe.ok()) << (probe.ok() ? "" : probe.error().message());
+}
+
+// Test that an object the kernel cannot load is explained: an ELF that is
+// no BPF object names the open that failed rather than claiming a kernel
+// feature is missing.
+TEST_F(BpfAttach, KernelProbeNamesWhatFailed) {
+  const unsigned char junk[64] = {0x7f, 'E', 'L', 'F'};
+  std::vector<std::string> missing = missing_kernel_features(junk);
+  ASSERT_EQ(missing.size(), 1u);
+  EXPECT_NE(missing[0].find("open the BPF object"), std::string::npos) << missing[0];
+}
+
 TEST_F(BpfAttach, DetachLiftsFence) {
   attach("version = 1\n");
   ASSERT_TRUE(detach_cgroup(cg_.id()).ok());

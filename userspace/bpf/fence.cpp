@@ -21,7 +21,7 @@ struct LinkInfo {
   uint64_t cgroup_id = 0;  // 0 once the cgroup is gone (a defunct link)
 };
 
-Result<LinkInfo> pinned_link_info(const PinLayout& pins, const char* prog) {
+Result<LinkInfo> pinned_link_info(const PinLayout& pins, const std::string& prog) {
   std::string path = pins.link(prog);
   UniqueFd fd(bpf_obj_get(path.c_str()));
   if (!fd.valid()) return sys_error("open " + path);
@@ -48,20 +48,11 @@ Result<std::vector<uint32_t>> attached_progs(int cgroup_fd, uint32_t attach_type
   return logic_error("BPF_PROG_QUERY: the list of attached programs keeps growing");
 }
 
-// The map pin names, in one place with MapFds's fields.
-std::vector<std::pair<std::string, int>> map_pins(const MapFds& m) {
-  std::vector<std::pair<std::string, int>> out;
-#define EGD_MAP_PIN(n) out.emplace_back("egd_" #n, m.n.get());
-  EGD_MAP_NAMES(EGD_MAP_PIN)
-#undef EGD_MAP_PIN
-  return out;
-}
-
 // Undoes a half-made move: links cut, pins and the directory removed.
 void remove_new_pins(const PinLayout& to, std::vector<UniqueFd>& links) {
   for (UniqueFd& l : links) bpf_link_detach(l.get());
   links.clear();
-  for (const char* prog : kProgramNames) unlink(to.link(prog).c_str());
+  for (const std::string& prog : program_names()) unlink(to.link(prog).c_str());
 }
 
 }  // namespace
@@ -108,7 +99,8 @@ FenceCheck check_fence(const PinLayout& pins, const std::string& cgroup_path, co
   }
   std::map<uint32_t, std::vector<uint32_t>> by_type;  // one query per attach type
   std::string missing;
-  for (const char* prog : kProgramNames) {
+  const std::vector<std::string>& progs = program_names();
+  for (const std::string& prog : progs) {
     auto link = pinned_link_info(pins, prog);
     bool ok = false;
     if (link) {
@@ -126,13 +118,13 @@ FenceCheck check_fence(const PinLayout& pins, const std::string& cgroup_path, co
     if (ok) {
       ++c.attached;
     } else {
-      missing += (missing.empty() ? "" : ", ") + std::string(prog);
+      missing += (missing.empty() ? "" : ", ") + prog;
     }
   }
   if (missing.empty()) {
     c.state = FenceCheck::State::kEnforcing;
   } else {
-    c.reason = std::to_string(kProgramCount - c.attached) + " of " + std::to_string(kProgramCount) +
+    c.reason = std::to_string(progs.size() - static_cast<size_t>(c.attached)) + " of " + std::to_string(progs.size()) +
                " programs are not attached to " + cgroup_path + ": " + missing;
   }
   return c;
@@ -142,19 +134,25 @@ Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgr
                               const std::map<std::string, UniqueFd>* loaded) {
   // Everything the move needs is read before anything changes.
   struct Prog {
-    const char* name;
+    std::string name;
     UniqueFd fd;
     uint32_t attach_type;
   };
   std::vector<Prog> progs;
-  for (const char* name : kProgramNames) {
+  for (const std::string& name : program_names()) {
     auto link = pinned_link_info(from, name);
     if (!link) return link.error();
     auto own = loaded ? loaded->find(name) : decltype(loaded->end()){};
     UniqueFd fd(loaded && own != loaded->end() ? fcntl(own->second.get(), F_DUPFD_CLOEXEC, 3)
                                                : bpf_prog_get_fd_by_id(link->prog_id));
-    if (!fd.valid()) return sys_error(std::string("open program ") + name);
+    if (!fd.valid()) return sys_error("open program " + name);
     progs.push_back({name, std::move(fd), link->attach_type});
+  }
+  std::vector<std::pair<std::string, UniqueFd>> map_pins;  // every map of the attachment, as pinned in `from`
+  for (const std::string& name : map_names()) {
+    UniqueFd fd(bpf_obj_get(from.map(name).c_str()));
+    if (!fd.valid()) return sys_error("open pinned map " + from.map(name));
+    map_pins.emplace_back(name, std::move(fd));
   }
   auto meta = read_meta(maps);
   if (!meta) return meta.error();
@@ -165,7 +163,7 @@ Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgr
   std::vector<UniqueFd> links;
   auto undo = [&](Error e) -> Result<MovedFence> {
     remove_new_pins(to, links);
-    for (const auto& [name, fd] : map_pins(maps)) unlink(to.map(name).c_str());
+    for (const auto& [name, fd] : map_pins) unlink(to.map(name).c_str());
     rmdir(to.dir.c_str());
     (void)write_meta(maps, *meta);
     return e;
@@ -175,13 +173,13 @@ Result<MovedFence> move_fence(const MapFds& maps, const PinLayout& from, int cgr
   moved.cgroup_id = new_id;
   moved.reattached += 1;
   if (auto s = write_meta(maps, moved); !s) return undo(s.error());
-  for (const auto& [name, fd] : map_pins(maps)) {
-    if (bpf_obj_pin(fd, to.map(name).c_str()) != 0) return undo(sys_error("pin map " + to.map(name)));
+  for (const auto& [name, fd] : map_pins) {
+    if (bpf_obj_pin(fd.get(), to.map(name).c_str()) != 0) return undo(sys_error("pin map " + to.map(name)));
   }
   // The loader's order: socket creation first, the connect hooks last.
   for (Prog& p : progs) {
     UniqueFd link(bpf_link_create(p.fd.get(), cgroup_fd, static_cast<bpf_attach_type>(p.attach_type), nullptr));
-    if (!link.valid()) return undo(sys_error(std::string("attach ") + p.name + " to the new cgroup"));
+    if (!link.valid()) return undo(sys_error("attach " + p.name + " to the new cgroup"));
     if (bpf_obj_pin(link.get(), to.link(p.name).c_str()) != 0) {
       links.push_back(std::move(link));
       return undo(sys_error("pin link " + to.link(p.name)));

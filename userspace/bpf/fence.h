@@ -43,8 +43,8 @@ FenceCheck check_fence(const PinLayout& pins, const std::string& cgroup_path, co
 
 // Moves the attachment pinned in `from` onto the cgroup open as `cgroup_fd`
 // (id `new_id`): the programs of the pinned links, attached to it in the
-// loader's order, and `maps` (the attachment's own), all pinned under the new
-// id; egd_meta gets the new id; the old pin directory is removed. On failure
+// loader's order, and the maps pinned in `from`, all pinned under the new
+// id; egd_meta (written through `maps`, the attachment's own) gets the new id; the old pin directory is removed. On failure
 // nothing new stays attached or pinned and egd_meta is as before.
 struct MovedFence {
   PinLayout pins;

@@ -8,12 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <vector>
 
+#include "bpf/kernel_probe.h"
 #include "common/unique_fd.h"
 #include "egressd.skel.h"
 
@@ -25,50 +28,44 @@ struct SkelDeleter {
 };
 using Skeleton = std::unique_ptr<egressd_bpf, SkelDeleter>;
 
-struct ProgLink {
-  const char* name;
-  bpf_program* prog;
-  bpf_link** link;
+struct LinkDeleter {
+  void operator()(bpf_link* l) const { bpf_link__destroy(l); }  // closes our fd; the pin keeps it
 };
+using Links = std::vector<std::unique_ptr<bpf_link, LinkDeleter>>;
 
-// Attach order: socket creation first, so that once connect is fenced no
-// raw socket can be opened either; the steering helpers (record cleanup,
-// re-keying, getpeername) before the connect hooks that steer.
-std::array<ProgLink, kProgramCount> programs(egressd_bpf* s) {
-  return {{{"egd_sock_create", s->progs.egd_sock_create, &s->links.egd_sock_create},
-           {"egd_setsockopt", s->progs.egd_setsockopt, &s->links.egd_setsockopt},
-           {"egd_skb_egress", s->progs.egd_skb_egress, &s->links.egd_skb_egress},
-           {"egd_sock_release", s->progs.egd_sock_release, &s->links.egd_sock_release},
-           {"egd_sockops", s->progs.egd_sockops, &s->links.egd_sockops},
-           {"egd_getpeername4", s->progs.egd_getpeername4, &s->links.egd_getpeername4},
-           {"egd_getpeername6", s->progs.egd_getpeername6, &s->links.egd_getpeername6},
-           {"egd_recvmsg4", s->progs.egd_recvmsg4, &s->links.egd_recvmsg4},
-           {"egd_recvmsg6", s->progs.egd_recvmsg6, &s->links.egd_recvmsg6},
-           {"egd_sendmsg4", s->progs.egd_sendmsg4, &s->links.egd_sendmsg4},
-           {"egd_sendmsg6", s->progs.egd_sendmsg6, &s->links.egd_sendmsg6},
-           {"egd_connect4", s->progs.egd_connect4, &s->links.egd_connect4},
-           {"egd_connect6", s->progs.egd_connect6, &s->links.egd_connect6}}};
+// Attach order: socket creation first, so that once anything is fenced no
+// raw socket can be opened either; the hooks that steer (sendmsg, then
+// connect) last, after the ones that keep their records (sockops,
+// sock_release, getpeername, recvmsg). The rest keep the object's order.
+int attach_rank(bpf_attach_type t) {
+  switch (t) {
+    case BPF_CGROUP_INET_SOCK_CREATE: return 0;
+    case BPF_CGROUP_UDP4_SENDMSG:
+    case BPF_CGROUP_UDP6_SENDMSG: return 2;
+    case BPF_CGROUP_INET4_CONNECT:
+    case BPF_CGROUP_INET6_CONNECT: return 3;
+    default: return 1;
+  }
 }
 
-struct NamedMap {
-  const char* name;
-  bpf_map* map;
-};
+std::vector<bpf_program*> programs(bpf_object* obj) {
+  std::vector<bpf_program*> out;
+  bpf_program* p = nullptr;
+  bpf_object__for_each_program(p, obj) out.push_back(p);
+  std::stable_sort(out.begin(), out.end(), [](bpf_program* a, bpf_program* b) {
+    return attach_rank(bpf_program__expected_attach_type(a)) < attach_rank(bpf_program__expected_attach_type(b));
+  });
+  return out;
+}
 
-std::array<NamedMap, 13> maps_of(egressd_bpf* s) {
-  return {{{"egd_active", s->maps.egd_active},
-           {"egd_config", s->maps.egd_config},
-           {"egd_allow4", s->maps.egd_allow4},
-           {"egd_allow6", s->maps.egd_allow6},
-           {"egd_deny4", s->maps.egd_deny4},
-           {"egd_deny6", s->maps.egd_deny6},
-           {"egd_meta", s->maps.egd_meta},
-           {"egd_stats", s->maps.egd_stats},
-           {"egd_events", s->maps.egd_events},
-           {"egd_proxy", s->maps.egd_proxy},
-           {"egd_orig_by_cookie", s->maps.egd_orig_by_cookie},
-           {"egd_orig_by_port", s->maps.egd_orig_by_port},
-           {"egd_udp_peer", s->maps.egd_udp_peer}}};
+// The maps to pin: libbpf's internal ones (.rodata, .bss) belong to one load.
+std::vector<bpf_map*> pinned_maps(bpf_object* obj) {
+  std::vector<bpf_map*> out;
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, obj) {
+    if (!bpf_map__is_internal(m)) out.push_back(m);
+  }
+  return out;
 }
 
 Result<Skeleton> open_skeleton() {
@@ -80,12 +77,7 @@ Result<Skeleton> open_skeleton() {
 Status load_skeleton(egressd_bpf* s) {
   int err = egressd_bpf__load(s);
   if (err == 0) return {};
-  int e = -err;
-  std::string hint;
-  if (e == EPERM) hint = " (needs CAP_BPF and CAP_NET_ADMIN; is a lockdown or seccomp policy in the way?)";
-  if (e == EINVAL || e == EOPNOTSUPP || e == 524 /* ENOTSUPP */)
-    hint = " (this kernel lacks cgroup sock_addr BPF or a helper egressd uses; Linux 5.8+ is needed)";
-  return sys_error("load BPF programs" + hint, e);
+  return load_error(object_elf(), -err);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t) {
@@ -93,64 +85,88 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 }
 
 // Pinned maps of a previous attach are reused, so the policy, counters and
-// unread events carry over; a different ABI version is refused.
+// unread events carry over. The caller has checked their ABI.
 Status reuse_pinned_maps(egressd_bpf* s, const PinLayout& pins) {
-  for (const NamedMap& m : maps_of(s)) {
-    std::string path = pins.map(m.name);
-    int fd = bpf_obj_get(path.c_str());
-    if (fd < 0) return sys_error("open pinned map " + path + " (a partial attachment: run egressd detach first)", -fd);
-    UniqueFd owned(fd);
-    if (m.map == s->maps.egd_meta) {
-      uint32_t zero = 0;
-      egd_meta meta{};
-      if (bpf_map_lookup_elem(fd, &zero, &meta) != 0) return sys_error("read " + path);
-      if (meta.abi_version != EGD_ABI_VERSION)
-        return logic_error("pins in " + pins.dir + " are from ABI version " + std::to_string(meta.abi_version) +
-                           ", this egressd speaks " + std::to_string(EGD_ABI_VERSION) + ": detach first");
-    }
-    int err = bpf_map__reuse_fd(m.map, fd);
+  for (bpf_map* m : pinned_maps(s->obj)) {
+    std::string path = pins.map(bpf_map__name(m));
+    UniqueFd fd(bpf_obj_get(path.c_str()));
+    if (!fd.valid()) return sys_error("open pinned map " + path + " (a partial attachment: run egressd detach first)");
+    // libbpf dups the fd: ours is closed on return.
+    int err = bpf_map__reuse_fd(m, fd.get());
     if (err) return sys_error("reuse pinned map " + path + " (map shape changed? detach first)", -err);
   }
   return {};
 }
 
 Status pin_maps(egressd_bpf* s, const PinLayout& pins) {
-  for (const NamedMap& m : maps_of(s)) {
-    std::string path = pins.map(m.name);
-    int err = bpf_map__pin(m.map, path.c_str());
+  for (bpf_map* m : pinned_maps(s->obj)) {
+    std::string path = pins.map(bpf_map__name(m));
+    int err = bpf_map__pin(m, path.c_str());
     if (err) return sys_error("pin map " + path, -err);
   }
   return {};
 }
 
-Status attach_links(egressd_bpf* s, const PinLayout& pins, int cgroup_fd) {
-  for (const ProgLink& p : programs(s)) {
-    std::string path = pins.link(p.name);
+Status attach_links(egressd_bpf* s, const PinLayout& pins, int cgroup_fd, Links& links) {
+  for (bpf_program* p : programs(s->obj)) {
+    const char* name = bpf_program__name(p);
+    std::string path = pins.link(name);
     if (path_exists(path)) {
       // Adopt: swap the program under the pinned link; the link never
       // leaves the cgroup, so there is no unfenced instant.
       bpf_link* link = bpf_link__open(path.c_str());
       if (!link) return sys_error("open pinned link " + path);
-      *p.link = link;
-      int err = bpf_link__update_program(link, p.prog);
+      links.emplace_back(link);
+      int err = bpf_link__update_program(link, p);
       if (err) return sys_error("replace program in " + path, -err);
       continue;
     }
-    bpf_link* link = bpf_program__attach_cgroup(p.prog, cgroup_fd);
-    if (!link) return sys_error(std::string("attach ") + p.name + " to cgroup");
-    *p.link = link;
+    bpf_link* link = bpf_program__attach_cgroup(p, cgroup_fd);
+    if (!link) return sys_error(std::string("attach ") + name + " to cgroup");
+    links.emplace_back(link);
     int err = bpf_link__pin(link, path.c_str());
     if (err) return sys_error("pin link " + path, -err);
   }
   return {};
 }
 
+// Names of the object's programs (attach order) and pinned maps; opening the
+// embedded object reads its ELF, nothing of the kernel.
+struct ObjectNames {
+  std::vector<std::string> programs, maps;
+};
+
+const ObjectNames& object_names() {
+  static const ObjectNames names = [] {
+    ObjectNames n;
+    auto skel = open_skeleton();
+    if (!skel) {  // the object is part of this binary: only out of memory gets here
+      std::fprintf(stderr, "egressd: %s\n", skel.error().message().c_str());
+      std::abort();
+    }
+    for (bpf_program* p : programs((*skel)->obj)) n.programs.emplace_back(bpf_program__name(p));
+    for (bpf_map* m : pinned_maps((*skel)->obj)) n.maps.emplace_back(bpf_map__name(m));
+    return n;
+  }();
+  return names;
+}
+
 }  // namespace
+
+std::span<const unsigned char> object_elf() {
+  size_t size = 0;
+  const void* bytes = egressd_bpf__elf_bytes(&size);
+  return {static_cast<const unsigned char*>(bytes), size};
+}
+
+const std::vector<std::string>& program_names() { return object_names().programs; }
+const std::vector<std::string>& map_names() { return object_names().maps; }
 
 Status probe_kernel_support() {
   auto skel = open_skeleton();
   if (!skel) return skel.error();
-  return load_skeleton(skel->get());
+  EGD_TRY(load_skeleton(skel->get()));
+  return check_cgroup_links((*skel)->obj);
 }
 
 namespace {
@@ -168,9 +184,17 @@ Result<Attached> attach_or_adopt(const std::string& cgroup_path, uint64_t cgroup
   auto skel = open_skeleton();
   if (!skel) return skel.error();
   egressd_bpf* s = skel->get();
-  if (out.adopted) EGD_TRY(reuse_pinned_maps(s, out.pins));
+  if (out.adopted) {
+    // The one ABI check of pins (egd_meta's version, the value sizes) is
+    // open_pinned_maps's, as for every other reader of them.
+    if (auto pinned = open_pinned_maps(out.pins); !pinned) return pinned.error();
+    EGD_TRY(reuse_pinned_maps(s, out.pins));
+  }
   EGD_TRY(load_skeleton(s));
   out.load_ms = ms_since(t0);
+  // Before anything is pinned: a kernel that cannot link a program fails
+  // here, naming it, rather than half way through attaching.
+  EGD_TRY(check_cgroup_links(s->obj));
 
   if (!out.adopted) {
     // Meta first: pins are never visible without their ABI version.
@@ -194,11 +218,12 @@ Result<Attached> attach_or_adopt(const std::string& cgroup_path, uint64_t cgroup
   if (!installed) return installed.error();
   out.install = installed.value();
 
-  EGD_TRY(attach_links(s, out.pins, cg.get()));
-  for (const ProgLink& p : programs(s)) {
-    UniqueFd fd(fcntl(bpf_program__fd(p.prog), F_DUPFD_CLOEXEC, 3));
-    if (!fd.valid()) return sys_error(std::string("keep program ") + p.name);
-    out.programs.emplace(p.name, std::move(fd));
+  Links links;
+  EGD_TRY(attach_links(s, out.pins, cg.get(), links));
+  for (bpf_program* p : programs(s->obj)) {
+    UniqueFd fd(fcntl(bpf_program__fd(p), F_DUPFD_CLOEXEC, 3));
+    if (!fd.valid()) return sys_error(std::string("keep program ") + bpf_program__name(p));
+    out.programs.emplace(bpf_program__name(p), std::move(fd));
   }
   // Destroying the skeleton closes our fds; the pins keep links and maps.
   return out;

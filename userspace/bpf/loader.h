@@ -4,9 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <iterator>
 #include <map>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
@@ -16,13 +17,11 @@
 
 namespace egressd {
 
-// Every program attached to a fenced cgroup, in attach order; each has a pin
-// link_<name>. `status` counts live links against this list.
-inline constexpr const char* kProgramNames[] = {
-    "egd_sock_create", "egd_setsockopt",   "egd_skb_egress",   "egd_sock_release", "egd_sockops",
-    "egd_getpeername4", "egd_getpeername6", "egd_recvmsg4",     "egd_recvmsg6",     "egd_sendmsg4",
-    "egd_sendmsg6",     "egd_connect4",     "egd_connect6"};
-inline constexpr int kProgramCount = static_cast<int>(std::size(kProgramNames));
+// Every program attached to a fenced cgroup, in attach order, and every map
+// pinned beside them, read from the compiled object: a new hook or map needs
+// no list here. Each program has a pin link_<name>, each map one by its name.
+const std::vector<std::string>& program_names();
+const std::vector<std::string>& map_names();
 
 struct Attached {
   PinLayout pins;
@@ -43,8 +42,12 @@ Result<Attached> attach_cgroup(const std::string& cgroup_path, uint64_t cgroup_i
 // Detaches every link (even ones other processes hold) and removes the pins.
 Status detach_cgroup(uint64_t cgroup_id);
 
-// Loads the programs without attaching them: a feature probe with a clear
-// error when the kernel lacks cgroup BPF.
+// Loads the programs and checks they can be linked to a cgroup, attaching
+// nothing: what attach checks before it pins anything, each missing kernel
+// feature named (bpf/kernel_probe.h).
 Status probe_kernel_support();
+
+// The compiled object this binary carries.
+std::span<const unsigned char> object_elf();
 
 }  // namespace egressd

@@ -108,7 +108,7 @@ Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   if (meta->abi_version != EGD_ABI_VERSION)
     return logic_error("pins in " + pins.dir + " are from ABI version " + std::to_string(meta->abi_version) +
                        ", this egressd speaks " + std::to_string(EGD_ABI_VERSION) +
-                       ": attach again (adopting needs the same ABI) or detach first");
+                       ": detach first (a fence is adopted only with the same ABI)");
   EGD_MAP_NAMES(EGD_OPEN_MAP)
 #undef EGD_OPEN_MAP
   EGD_TRY(check_value_size(m.config.get(), sizeof(egd_config), pins.map("egd_config")));

@@ -16,7 +16,8 @@ namespace egressd {
 
 struct PinLayout;
 
-// Names of the maps, in one place for the loader (pinning) and openers.
+// The maps userspace opens from the pins, as typed fields. Pinning, adopting
+// and moving a fence go over every map of the object instead (map_names()).
 #define EGD_MAP_NAMES(X) \
   X(active) X(config) X(allow4) X(allow6) X(deny4) X(deny6) X(meta) X(stats) X(events) X(proxy) \
   X(orig_by_cookie) X(orig_by_port) X(udp_peer)

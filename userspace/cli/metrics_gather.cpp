@@ -32,30 +32,12 @@ Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& p
   DaemonCounters& c = s.daemon;
   c.subscriber_lines_dropped = hub.dropped_lines();
   c.subscribers = hub.subscribers();
-  c.proxy_accepted = p.accepted;
-  c.proxy_active = p.active;
-  c.proxy_relayed = p.relayed;
-  c.proxy_bytes_up = p.bytes_up;
-  c.proxy_bytes_down = p.bytes_down;
-  c.proxy_events_suppressed = p.events_suppressed;
-  c.dns_udp = d.udp;
-  c.dns_tcp = d.tcp;
-  c.dns_cache_hits = d.cache_hits;
-  c.dns_forwarded = d.forwarded;
-  c.dns_coalesced = d.coalesced;
-  c.dns_overloaded = d.overloaded;
-  c.dns_upstream_failed = d.upstream_failed;
-  c.dns_truncated = d.truncated;
-  c.dns_malformed = d.malformed;
-  c.dns_formerr = d.formerr;
-  c.dns_rebind_removed = d.rebind_removed;
-  c.dns_ech_stripped = d.ech_stripped;
-  c.dns_family_dropped = d.family_dropped;
-  c.dns_sinkholed = d.sinkholed;
-  c.dns_tcp_accepted = d.tcp_accepted;
-  c.dns_tcp_refused = d.tcp_refused;
-  c.dns_tcp_active = d.tcp_active;
-  c.dns_events_suppressed = d.events_suppressed;
+#define EGD_GATHER_PROXY(field, name, label, type, help) c.proxy_##field = p.field;
+  EGD_PROXY_STATS(EGD_GATHER_PROXY, )
+#undef EGD_GATHER_PROXY
+#define EGD_GATHER_DNS(field, name, label, type, help) c.dns_##field = d.field;
+  EGD_DNS_STATS(EGD_GATHER_DNS, )
+#undef EGD_GATHER_DNS
   return s;
 }
 

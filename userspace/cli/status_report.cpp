@@ -1,7 +1,6 @@
 // status_report.cpp: gathering `egressd status` from the pins.
 #include "cli/status_report.h"
 
-#include <bpf/bpf.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,21 +19,6 @@ namespace egressd::cli {
 namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
-
-// Live links of an attachment and whether they still point at a cgroup
-// (a removed cgroup leaves "defunct" links with cgroup id 0).
-int live_links(const PinLayout& pins, uint64_t cgroup_id) {
-  int live = 0;
-  for (const char* prog : kProgramNames) {
-    int fd = bpf_obj_get(pins.link(prog).c_str());
-    if (fd < 0) continue;
-    bpf_link_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.cgroup.cgroup_id == cgroup_id) ++live;
-    close(fd);
-  }
-  return live;
-}
 
 // When a process started, from /proc/PID/stat (clock ticks since boot); 0
 // if it cannot be told.
@@ -87,7 +71,7 @@ StatusReport gather_status() {
     a.fence = check_fence(pins, a.cgroup, ids);
     a.reattached = meta->reattached;
     a.links = a.fence.attached;
-    a.links_expected = kProgramCount;
+    a.links_expected = static_cast<int>(program_names().size());
     a.daemon_pid = daemon_pid(Target{a.cgroup, id, pins});
     if (a.daemon_pid) a.daemon_started_unix_ns = process_start_unix_ns(a.daemon_pid);
     if (auto c = read_proxy_conf(*maps)) {
@@ -119,7 +103,7 @@ StatusReport gather_status() {
     a.fence.state = FenceCheck::State::kUnfenced;
     a.fence.reason = detached_reason(a.detached_unix_ns, a.processes);
     a.fence.current_id = id;
-    a.links_expected = kProgramCount;
+    a.links_expected = static_cast<int>(program_names().size());
     r.attachments.push_back(std::move(a));
   }
   return r;

@@ -56,6 +56,7 @@
 #include "dns/client_identity.h"
 #include "dns/families.h"
 #include "dns/reply.h"
+#include "dns/stats.h"
 #include "dns/upstream.h"
 #include "egressd_abi.h"
 #include "events/event.h"
@@ -91,12 +92,8 @@ struct ServerOptions {
 };
 
 struct ServerStats {
-  uint64_t queries = 0, udp = 0, tcp = 0;
-  uint64_t cache_hits = 0, forwarded = 0, coalesced = 0;
-  uint64_t malformed = 0, formerr = 0, upstream_failed = 0, overloaded = 0, truncated = 0;
-  uint64_t rebind_removed = 0, ech_stripped = 0, family_dropped = 0, sinkholed = 0;
-  uint64_t tcp_accepted = 0, tcp_active = 0, tcp_refused = 0;
-  uint64_t events_suppressed = 0;
+  EGD_DNS_STATS(EGD_COUNTER_FIELD, )
+  uint64_t queries = 0;  // not exported: every message, valid or not
   std::array<uint64_t, size_t{EGD_VERDICT__COUNT} * size_t{EGD_REASON__COUNT}>
       decisions{};  // verdict * REASON__COUNT + reason
 };

@@ -27,6 +27,7 @@
 #include "policy/model.h"
 #include "proxy/l3_check.h"
 #include "proxy/orig_dst.h"
+#include "proxy/stats.h"
 
 namespace egressd::proxy {
 
@@ -72,12 +73,8 @@ struct ProxyOptions {
 };
 
 struct ProxyStats {
-  uint64_t accepted = 0;
-  uint64_t active = 0;
-  uint64_t relayed = 0;  // connections that reached the relay
-  uint64_t bytes_up = 0, bytes_down = 0;
-  uint64_t head_bytes_parsed = 0;  // request-head bytes handed to the HTTP parser, re-parses included
-  uint64_t events_suppressed = 0;  // too-many-connections refusals not recorded as events (rate limit)
+  EGD_PROXY_STATS(EGD_COUNTER_FIELD, )
+  uint64_t head_bytes_parsed = 0;  // not exported: request-head bytes handed to the HTTP parser, re-parses included
   std::array<uint64_t, EGD_VERDICT__COUNT * EGD_REASON__COUNT> decisions{};  // verdict * REASON__COUNT + reason
 };
 
