@@ -3,7 +3,6 @@ a World with real origins and DNS (origins.py), policies with host rules,
 and helpers to run clients and match the proxy's events."""
 import hashlib
 import json
-import os
 import shutil
 
 from e2e_case import FenceCase
@@ -71,9 +70,7 @@ def require_tools(case, *tools):
     missing = [t for t in tools if not shutil.which(t)]
     if missing:
         msg = f"missing tools: {', '.join(missing)} (run scripts/install-deps.sh --test)"
-        if os.environ.get("CI") == "true":
-            case.fail(msg)
-        case.skipTest(msg)
+        case.skipTest(msg)  # run.py fails it under CI=true
 
 
 def sha256_file(path):
