@@ -32,6 +32,7 @@
 #include "cli/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
+#include "events/subscribe.h"
 
 extern char** environ;
 
@@ -80,9 +81,10 @@ class RunSession {
     say(command_[0] + " runs as " + user_.name + " in " + cg_.path() + ", fenced by " +
         (policy_.empty() ? std::string(kBuiltinPolicy) : policy_) + "; events: egressd tail --cgroup " + cg_.path());
     if (tail_) {
-      auto sub = subscribe_events(target_.pins.socket(), 10000);
+      auto sub = subscribe_events(target_.pins.socket(), "text", 10000);
       if (!sub) return abort_with(failed("--tail: " + sub.error().message()));
-      tail_fd_ = std::move(*sub);
+      fcntl(sub->fd.get(), F_SETFL, O_NONBLOCK);
+      tail_fd_ = std::move(sub->fd);
     }
     if (int rc = start_command(); rc >= 0) return abort_with(rc);
     phase_ = RunPhase::Running;
