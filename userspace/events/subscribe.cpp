@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/unix_addr.h"
 
 namespace egressd {
@@ -23,9 +24,9 @@ Result<Subscription> subscribe_events(const std::string& socket_path, const std:
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string line;
   while (line.size() < 4096) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+    int left = ms_until(end);
     pollfd p{sub.fd.get(), POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0)
+    if (left <= 0 || poll(&p, 1, left) <= 0)
       return logic_error("no answer from the daemon on " + socket_path);
     char c;
     if (recv(sub.fd.get(), &c, 1, 0) != 1) return logic_error("the daemon closed " + socket_path);
