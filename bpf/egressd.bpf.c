@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * egressd.bpf.c: the hook entry points. Each is thin: it reads its context
- * into an egd_target, calls egd_decide() and turns the verdict into the
- * hook's return value.
+ * egressd.bpf.c: the hook entry points. Each is thin, as Cilium writes them:
+ * read the context (egd_read_request), decide (egd_judge: egd_decide() on the
+ * current policy), steer (egd_steer), emit (egd_count, egd_emit); refusals
+ * egd_decide() does not make go through egd_refuse. Audit mode turns every
+ * deny into a record: nothing is refused, nothing dropped.
  *
  * connect4/connect6 (TCP) and sendmsg4/sendmsg6 (UDP with an address):
  * return 0 makes connect()/sendto() fail with EPERM. A refused UDP connect
@@ -35,17 +37,90 @@ static __always_inline __u8 egd_proto_bit(__u32 protocol)
 	return 0;
 }
 
-/* Steer a connect or send to a listener of the daemon: record the original
+/* What a sock_addr hook was asked: the target egd_decide() judges, and the
+ * address as the caller gave it (kept for the proxy and the event). */
+struct egd_request {
+	struct egd_target t;
+	__u32 given[4]; /* network order; given[0] only for IPv4 */
+	int v6;
+	int embed;      /* egd_embed of given, IPv6 only */
+};
+
+/* The event's fields beyond the process's and the decision's. */
+struct egd_flow {
+	__u32 daddr[4];  /* as given, network order */
+	__u32 judged4;   /* the IPv4 an IPv6 form was judged as, 0 if none */
+	__u64 cookie;
+	__u16 family;
+	__u16 protocol;
+	__u16 dport;
+	__u8 sock_type;
+};
+
+static __always_inline void egd_set_ip6(struct bpf_sock_addr *ctx, __u32 a0, __u32 a1, __u32 a2, __u32 a3)
+{
+	ctx->user_ip6[0] = a0;
+	ctx->user_ip6[1] = a1;
+	ctx->user_ip6[2] = a2;
+	ctx->user_ip6[3] = a3;
+}
+
+static __always_inline void egd_read_request(const struct bpf_sock_addr *ctx, int v6, struct egd_request *r)
+{
+	r->v6 = v6;
+	r->t.port = bpf_ntohs((__u16)ctx->user_port);
+	r->t.proto_bit = egd_proto_bit(ctx->protocol);
+	if (v6) {
+		r->given[0] = ctx->user_ip6[0];
+		r->given[1] = ctx->user_ip6[1];
+		r->given[2] = ctx->user_ip6[2];
+		r->given[3] = ctx->user_ip6[3];
+		r->embed = egd_embedded_v4(r->given, &r->t.v4);
+		r->t.is_v4 = r->embed != EGD_EMBED_NONE;
+		__builtin_memcpy(r->t.v6, r->given, 16);
+	} else {
+		r->given[0] = ctx->user_ip4;
+		r->t.v4 = r->given[0];
+		r->t.is_v4 = 1;
+	}
+}
+
+/* egd_decide() on the current policy (none written yet: deny, internal).
+ * Returns that policy, or 0. */
+static __always_inline const struct egd_config *egd_judge(struct egd_request *r, struct egd_decision *d)
+{
+	__u32 gen = 0;
+	const struct egd_config *cfg = egd_current_config(&gen);
+
+	if (!cfg) {
+		d->verdict = EGD_VERDICT_DENY;
+		d->reason = EGD_REASON_INTERNAL;
+		return 0;
+	}
+	egd_decide(cfg, gen, &r->t, d);
+	if (r->embed == EGD_EMBED_TRANSLATED && d->verdict == EGD_VERDICT_ALLOW) {
+		/* IPv6 on the wire that a translator turns into IPv4: allowed
+		 * only if allowed as both. The IPv4 verdict above comes first
+		 * as it names the real target. */
+		struct egd_decision d6 = {};
+		r->t.is_v4 = 0;
+		egd_decide(cfg, gen, &r->t, &d6);
+		if (d6.verdict == EGD_VERDICT_DENY)
+			*d = d6;
+	}
+	return cfg;
+}
+
+/* Redirect a connect or send to a listener of the daemon: record the original
  * destination and who asked, under the socket's cookie, then rewrite the
  * destination to loopback:port (same family, so dual-stack and v6-only
  * sockets keep working). 0 if the record cannot be kept: the caller refuses. */
-static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embed, const __u32 given[4], __u16 port,
-				     __u16 to_port)
+static __always_inline int egd_redirect(struct bpf_sock_addr *ctx, const struct egd_request *r, __u16 to_port)
 {
 	struct egd_orig o = {};
-	__builtin_memcpy(o.daddr, given, 16);
-	o.dport = port;
-	o.family = v6 ? AF_INET6 : AF_INET;
+	__builtin_memcpy(o.daddr, r->given, 16);
+	o.dport = r->t.port;
+	o.family = r->v6 ? AF_INET6 : AF_INET;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	o.pid = (__u32)pid_tgid;
 	o.tgid = pid_tgid >> 32;
@@ -56,21 +131,58 @@ static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embe
 	if (bpf_map_update_elem(&egd_orig_by_cookie, &o.sock_cookie, &o, BPF_ANY))
 		return 0;
 
-	if (!v6) {
+	if (!r->v6)
 		ctx->user_ip4 = bpf_htonl(0x7f000001);
-	} else if (embed == EGD_EMBED_MAPPED) { /* ::ffff:127.0.0.1 reaches the IPv4 listener */
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = bpf_htonl(0x7f000001);
-	} else {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = 0;
-		ctx->user_ip6[3] = bpf_htonl(1);
-	}
+	else if (r->embed == EGD_EMBED_MAPPED) /* ::ffff:127.0.0.1 reaches the IPv4 listener */
+		egd_set_ip6(ctx, 0, 0, bpf_htonl(0xffff), bpf_htonl(0x7f000001));
+	else
+		egd_set_ip6(ctx, 0, 0, 0, bpf_htonl(1));
 	ctx->user_port = bpf_htons(to_port);
 	return 1;
+}
+
+/* DNS (port 53, any address) goes to egressd's resolver; TCP connects the
+ * policy allows to web ports go to the proxy. Rewrites the decision for
+ * what was steered (no listener or no record: deny, no-proxy); returns 1
+ * when the request was steered. */
+static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int is_connect, const struct egd_request *r,
+				     struct egd_decision *d)
+{
+	__u32 zero = 0;
+	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
+
+	if (r->t.port == 53 && r->t.proto_bit && pc && (pc->flags & EGD_PROXY_F_DNS)) {
+		/* DNS to any address (a LAN resolver, 127.0.0.53, a public
+		 * one, whatever the address rules say of it) goes to egressd's
+		 * resolver, which answers only allowed names: no other
+		 * resolver ever sees a query from the cgroup. */
+		d->verdict = EGD_VERDICT_ALLOW;
+		d->reason = EGD_REASON_DNS_STEERED;
+		d->rule_id = 0;
+		if (!pc->dns_port || !egd_redirect(ctx, r, pc->dns_port)) {
+			d->verdict = EGD_VERDICT_DENY;
+			d->reason = EGD_REASON_NO_PROXY;
+		}
+		return 1;
+	}
+	if (is_connect && r->t.proto_bit == EGD_PROTO_TCP && d->verdict == EGD_VERDICT_ALLOW &&
+	    d->reason == EGD_REASON_WEB_PORT) {
+		/* Web ports (80, 443, host-rule ports) are only ever reached
+		 * through the proxy, which judges the name. */
+		if (!pc || !pc->port || !egd_redirect(ctx, r, pc->port)) {
+			d->verdict = EGD_VERDICT_DENY;
+			d->reason = EGD_REASON_NO_PROXY;
+		}
+		return 1;
+	}
+	if (is_connect) {
+		/* A socket whose earlier steered connect failed (or a UDP
+		 * socket connected elsewhere) must not keep that record. */
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+		if (bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie))
+			bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);
+	}
+	return 0;
 }
 
 /* A UDP connect() sends nothing: glibc's getaddrinfo() connects a UDP socket
@@ -82,7 +194,7 @@ static __always_inline int egd_steer(struct bpf_sock_addr *ctx, int v6, int embe
  * Returns 1 when the socket was marked; 0 when nothing was refused, or when
  * the mark cannot be kept: then the caller refuses the connect itself. */
 static __always_inline int egd_udp_connect(struct bpf_sock_addr *ctx, const struct egd_decision *d, int refused,
-					   const __u32 given[4], int v6, __u32 judged4, __u16 port)
+					   const struct egd_request *r)
 {
 	struct bpf_sock *sk = ctx->sk;
 
@@ -95,127 +207,82 @@ static __always_inline int egd_udp_connect(struct bpf_sock_addr *ctx, const stru
 	struct egd_udp_mark *m = bpf_sk_storage_get(&egd_udp_peer, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!m)
 		return 0;
-	__builtin_memcpy(m->daddr, given, 16);
-	m->dport = port;
-	m->family = v6 ? AF_INET6 : AF_INET;
+	__builtin_memcpy(m->daddr, r->given, 16);
+	m->dport = r->t.port;
+	m->family = r->v6 ? AF_INET6 : AF_INET;
 	m->reason = d->reason;
 	m->verdict = d->verdict;
 	m->category = d->category;
 	m->rule_id = d->rule_id;
-	m->judged_addr4 = judged4;
+	m->judged_addr4 = r->embed != EGD_EMBED_NONE ? r->t.v4 : 0;
 	m->reported = 0;
 	return 1;
 }
 
+static __always_inline void egd_emit(__u8 hook, const struct egd_flow *f, const struct egd_decision *d)
+{
+	struct egd_event *e = egd_event_reserve();
+
+	if (!e)
+		return;
+	e->hook = hook;
+	e->family = f->family;
+	e->protocol = f->protocol;
+	e->sock_type = f->sock_type;
+	e->dport = f->dport;
+	e->verdict = d->verdict;
+	e->reason = d->reason;
+	e->rule_id = d->rule_id;
+	e->category = d->category;
+	e->sock_cookie = f->cookie;
+	e->judged_addr4 = f->judged4;
+	__builtin_memcpy(e->daddr, f->daddr, 16);
+	egd_event_submit(e);
+}
+
+/* A refusal egd_decide() does not make (socket type, source routing): denied,
+ * or in audit mode only recorded. Counts it and emits its event; returns the
+ * hook's answer (0 refuses). */
+static __always_inline int egd_refuse(__u8 hook, const struct egd_flow *f, __u32 reason)
+{
+	struct egd_decision d = {};
+
+	d.verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
+	d.reason = reason;
+	egd_count(d.verdict, d.reason);
+	egd_emit(hook, f, &d);
+	return d.verdict == EGD_VERDICT_AUDIT;
+}
+
+/* connect4/6 and sendmsg4/6: decide, steer, emit. */
 static __always_inline int egd_sock_addr(struct bpf_sock_addr *ctx, __u8 hook, int v6)
 {
-	struct egd_target t = {};
+	struct egd_request r = {};
 	struct egd_decision d = {};
-	__u32 given[4] = {};
-	__u32 gen = 0;
-
-	t.port = bpf_ntohs((__u16)ctx->user_port);
-	t.proto_bit = egd_proto_bit(ctx->protocol);
-	int embed = EGD_EMBED_NONE;
-	if (v6) {
-		given[0] = ctx->user_ip6[0];
-		given[1] = ctx->user_ip6[1];
-		given[2] = ctx->user_ip6[2];
-		given[3] = ctx->user_ip6[3];
-		embed = egd_embedded_v4(given, &t.v4);
-		t.is_v4 = embed != EGD_EMBED_NONE;
-		t.v6[0] = given[0];
-		t.v6[1] = given[1];
-		t.v6[2] = given[2];
-		t.v6[3] = given[3];
-	} else {
-		given[0] = ctx->user_ip4;
-		t.v4 = given[0];
-		t.is_v4 = 1;
-	}
-
-	const struct egd_config *cfg = egd_current_config(&gen);
-	if (!cfg) {
-		d.verdict = EGD_VERDICT_DENY;
-		d.reason = EGD_REASON_INTERNAL;
-	} else {
-		egd_decide(cfg, gen, &t, &d);
-		if (embed == EGD_EMBED_TRANSLATED && d.verdict == EGD_VERDICT_ALLOW) {
-			/* IPv6 on the wire that a translator turns into IPv4:
-			 * allowed only if allowed as both. The IPv4 verdict
-			 * above comes first as it names the real target. */
-			struct egd_decision d6 = {};
-			t.is_v4 = 0;
-			egd_decide(cfg, gen, &t, &d6);
-			if (d6.verdict == EGD_VERDICT_DENY)
-				d = d6;
-		}
-	}
-
 	int is_connect = hook == EGD_HOOK_CONNECT4 || hook == EGD_HOOK_CONNECT6;
-	int steered = 0;
-	__u32 zero = 0;
-	struct egd_proxy_conf *pc = bpf_map_lookup_elem(&egd_proxy, &zero);
-	if (t.port == 53 && t.proto_bit && pc && (pc->flags & EGD_PROXY_F_DNS)) {
-		/* DNS to any address (a LAN resolver, 127.0.0.53, a public
-		 * one, whatever the address rules say of it) goes to egressd's
-		 * resolver, which answers only allowed names: no other
-		 * resolver ever sees a query from the cgroup. */
-		steered = 1;
-	}
-	if (steered) {
-		d.verdict = EGD_VERDICT_ALLOW;
-		d.reason = EGD_REASON_DNS_STEERED;
-		d.rule_id = 0;
-		if (!pc->dns_port || !egd_steer(ctx, v6, embed, given, t.port, pc->dns_port)) {
-			d.verdict = EGD_VERDICT_DENY;
-			d.reason = EGD_REASON_NO_PROXY;
-		}
-	} else if (is_connect && t.proto_bit == EGD_PROTO_TCP && d.verdict == EGD_VERDICT_ALLOW &&
-		   d.reason == EGD_REASON_WEB_PORT) {
-		/* Web ports (80, 443, host-rule ports) are only ever reached
-		 * through the proxy, which judges the name. */
-		steered = 1;
-		if (!pc || !pc->port || !egd_steer(ctx, v6, embed, given, t.port, pc->port)) {
-			d.verdict = EGD_VERDICT_DENY;
-			d.reason = EGD_REASON_NO_PROXY;
-		}
-	}
-	if (!steered && is_connect) {
-		/* A socket whose earlier steered connect failed (or a UDP
-		 * socket connected elsewhere) must not keep that record. */
-		__u64 cookie = bpf_get_socket_cookie(ctx);
-		if (bpf_map_lookup_elem(&egd_orig_by_cookie, &cookie))
-			bpf_map_delete_elem(&egd_orig_by_cookie, &cookie);
-	}
+
+	egd_read_request(ctx, v6, &r);
+	const struct egd_config *cfg = egd_judge(&r, &d);
+	int steered = egd_steer(ctx, is_connect, &r, &d);
 	if (d.verdict == EGD_VERDICT_DENY && cfg && cfg->audit)
 		d.verdict = EGD_VERDICT_AUDIT;
-	if (is_connect && t.proto_bit == EGD_PROTO_UDP &&
-	    egd_udp_connect(ctx, &d, !steered && d.verdict != EGD_VERDICT_ALLOW, given, v6,
-			    embed != EGD_EMBED_NONE ? t.v4 : 0, t.port))
+	if (is_connect && r.t.proto_bit == EGD_PROTO_UDP &&
+	    egd_udp_connect(ctx, &d, !steered && d.verdict != EGD_VERDICT_ALLOW, &r))
 		return 1; /* refused at the first datagram (skb_egress), not here */
-	egd_count(d.verdict, d.reason);
 
+	egd_count(d.verdict, d.reason);
 	if (d.verdict != EGD_VERDICT_ALLOW || (cfg && cfg->events_all)) {
-		struct egd_event *e = egd_event_reserve();
-		if (e) {
-			e->hook = hook;
-			e->family = v6 ? AF_INET6 : AF_INET;
-			e->protocol = ctx->protocol;
-			e->sock_type = ctx->type;
-			e->dport = t.port;
-			e->verdict = d.verdict;
-			e->reason = d.reason;
-			e->rule_id = d.rule_id;
-			e->category = d.category;
-			e->sock_cookie = bpf_get_socket_cookie(ctx);
-			__builtin_memcpy(e->daddr, given, v6 ? 16 : 4);
-			if (embed != EGD_EMBED_NONE)
-				e->judged_addr4 = t.v4;
-			egd_event_submit(e);
-		}
+		struct egd_flow f = {};
+		__builtin_memcpy(f.daddr, r.given, 16);
+		f.judged4 = r.embed != EGD_EMBED_NONE ? r.t.v4 : 0;
+		f.cookie = bpf_get_socket_cookie(ctx);
+		f.family = v6 ? AF_INET6 : AF_INET;
+		f.protocol = ctx->protocol;
+		f.sock_type = ctx->type;
+		f.dport = r.t.port;
+		egd_emit(hook, &f, &d);
 	}
-	return d.verdict == EGD_VERDICT_DENY ? 0 : 1;
+	return d.verdict != EGD_VERDICT_DENY;
 }
 
 SEC("cgroup/connect4")
@@ -248,26 +315,15 @@ int egd_sendmsg6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sock_create")
 int egd_sock_create(struct bpf_sock *sk)
 {
-	__u32 type = sk->type, protocol = sk->protocol;
+	struct egd_flow f = {};
 
-	if ((type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
-	    (type == SOCK_DGRAM && protocol == IPPROTO_UDP))
+	f.family = sk->family;
+	f.protocol = sk->protocol;
+	f.sock_type = sk->type;
+	if ((f.sock_type == SOCK_STREAM && f.protocol == IPPROTO_TCP) ||
+	    (f.sock_type == SOCK_DGRAM && f.protocol == IPPROTO_UDP))
 		return 1;
-
-	__u32 reason = type == SOCK_RAW ? EGD_REASON_RAW_SOCKET : EGD_REASON_PROTO;
-	__u32 verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
-	egd_count(verdict, reason);
-	struct egd_event *e = egd_event_reserve();
-	if (e) {
-		e->hook = EGD_HOOK_SOCK_CREATE;
-		e->family = sk->family;
-		e->protocol = protocol;
-		e->sock_type = type;
-		e->verdict = verdict;
-		e->reason = reason;
-		egd_event_submit(e);
-	}
-	return verdict == EGD_VERDICT_AUDIT;
+	return egd_refuse(EGD_HOOK_SOCK_CREATE, &f, f.sock_type == SOCK_RAW ? EGD_REASON_RAW_SOCKET : EGD_REASON_PROTO);
 }
 
 #define SOL_IP 0
@@ -275,19 +331,6 @@ int egd_sock_create(struct bpf_sock *sk)
 #define IP_OPTIONS 4
 #define IPV6_2292RTHDR 5
 #define IPV6_RTHDR 57
-
-static __always_inline void egd_emit_simple(__u8 hook, __u16 family, __u16 protocol, __u32 reason, __u32 verdict)
-{
-	struct egd_event *e = egd_event_reserve();
-	if (e) {
-		e->hook = hook;
-		e->family = family;
-		e->protocol = protocol;
-		e->verdict = verdict;
-		e->reason = reason;
-		egd_event_submit(e);
-	}
-}
 
 /* Source routing sends a packet to a hop the connect/sendmsg verdict never
  * judged: IPv4 LSRR/SSRR (IP_OPTIONS) and the IPv6 routing header
@@ -302,11 +345,10 @@ int egd_setsockopt(struct bpf_sockopt *ctx)
 	if ((level == SOL_IP && name == IP_OPTIONS) ||
 	    (level == SOL_IPV6 && (name == IPV6_RTHDR || name == IPV6_2292RTHDR))) {
 		struct bpf_sock *sk = ctx->sk;
-		__u32 verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
-		egd_count(verdict, EGD_REASON_SOURCE_ROUTE);
-		egd_emit_simple(EGD_HOOK_SETSOCKOPT, sk ? sk->family : 0, sk ? sk->protocol : 0,
-				EGD_REASON_SOURCE_ROUTE, verdict);
-		return verdict == EGD_VERDICT_AUDIT; /* 0: setsockopt() fails with EPERM */
+		struct egd_flow f = {};
+		f.family = sk ? sk->family : 0;
+		f.protocol = sk ? sk->protocol : 0;
+		return egd_refuse(EGD_HOOK_SETSOCKOPT, &f, EGD_REASON_SOURCE_ROUTE); /* 0: EPERM */
 	}
 	return 1;
 }
@@ -373,30 +415,29 @@ static __always_inline int egd_udp_peer_egress(struct __sk_buff *skb)
 	if (!m || !egd_to_connected_peer(skb, sk))
 		return 1;
 
-	__u32 verdict = m->verdict == EGD_VERDICT_AUDIT ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
-	if (verdict == EGD_VERDICT_AUDIT) {
+	struct egd_decision d = {};
+	/* The mode now, not at the connect: a reload to audit stops the drops. */
+	d.verdict = egd_audit_mode() ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY;
+	if (d.verdict == EGD_VERDICT_AUDIT) {
 		if (m->reported)
 			return 1;
 		m->reported = 1;
 	}
-	egd_count(verdict, m->reason);
-	struct egd_event *e = egd_event_reserve();
-	if (e) {
-		e->hook = EGD_HOOK_SKB_EGRESS;
-		e->family = m->family;
-		e->protocol = IPPROTO_UDP;
-		e->sock_type = SOCK_DGRAM;
-		e->dport = m->dport;
-		e->verdict = verdict;
-		e->reason = m->reason;
-		e->rule_id = m->rule_id;
-		e->category = m->category;
-		e->judged_addr4 = m->judged_addr4;
-		e->sock_cookie = bpf_get_socket_cookie(skb);
-		__builtin_memcpy(e->daddr, m->daddr, 16);
-		egd_event_submit(e);
-	}
-	return verdict == EGD_VERDICT_AUDIT;
+	d.reason = m->reason;
+	d.rule_id = m->rule_id;
+	d.category = m->category;
+	egd_count(d.verdict, d.reason);
+
+	struct egd_flow f = {};
+	__builtin_memcpy(f.daddr, m->daddr, 16);
+	f.judged4 = m->judged_addr4;
+	f.cookie = bpf_get_socket_cookie(skb);
+	f.family = m->family;
+	f.protocol = IPPROTO_UDP;
+	f.sock_type = SOCK_DGRAM;
+	f.dport = m->dport;
+	egd_emit(EGD_HOOK_SKB_EGRESS, &f, &d);
+	return d.verdict == EGD_VERDICT_AUDIT;
 }
 
 /* Return 0 drops the packet: the send fails with EPERM (UDP) or the
@@ -406,9 +447,9 @@ SEC("cgroup_skb/egress")
 int egd_skb_egress(struct __sk_buff *skb)
 {
 	if (egd_source_routed(skb)) {
-		egd_count(EGD_VERDICT_DENY, EGD_REASON_SOURCE_ROUTE);
-		egd_emit_simple(EGD_HOOK_SKB_EGRESS, skb->family, 0, EGD_REASON_SOURCE_ROUTE, EGD_VERDICT_DENY);
-		return 0;
+		struct egd_flow f = {};
+		f.family = skb->family;
+		return egd_refuse(EGD_HOOK_SKB_EGRESS, &f, EGD_REASON_SOURCE_ROUTE);
 	}
 	return egd_udp_peer_egress(skb);
 }
@@ -462,10 +503,7 @@ static __always_inline int egd_getpeername(struct bpf_sock_addr *ctx, int v6)
 	if (v6) {
 		__u32 a[4];
 		__builtin_memcpy(a, o->daddr, 16);
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
+		egd_set_ip6(ctx, a[0], a[1], a[2], a[3]);
 	} else {
 		__u32 a;
 		__builtin_memcpy(&a, o->daddr, 4);
@@ -518,15 +556,9 @@ static __always_inline int egd_recvmsg(struct bpf_sock_addr *ctx, int v6)
 	} else if (o->family == AF_INET) {
 		/* sendto(::ffff:a.b.c.d) on a dual-stack socket passes
 		 * sendmsg4; its answer comes back through recvmsg6. */
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(0xffff);
-		ctx->user_ip6[3] = a[0];
+		egd_set_ip6(ctx, 0, 0, bpf_htonl(0xffff), a[0]);
 	} else {
-		ctx->user_ip6[0] = a[0];
-		ctx->user_ip6[1] = a[1];
-		ctx->user_ip6[2] = a[2];
-		ctx->user_ip6[3] = a[3];
+		egd_set_ip6(ctx, a[0], a[1], a[2], a[3]);
 	}
 	ctx->user_port = bpf_htons(o->dport);
 	return 1; /* recvmsg hooks must return 1 */

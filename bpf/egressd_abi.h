@@ -233,7 +233,7 @@ struct egd_udp_mark {
 	__u16 dport;          /* host order */
 	__u16 family;         /* AF_INET / AF_INET6 of the connect() */
 	__u16 reason;         /* egd_reason of the refusal */
-	__u8 verdict;         /* EGD_VERDICT_DENY, or EGD_VERDICT_AUDIT in audit mode */
+	__u8 verdict;         /* at the connect; skb_egress applies the mode current at each send */
 	__u8 category;        /* egd_category of the judged address */
 	__u32 rule_id;        /* CIDR rule that decided, 0 if none */
 	__u32 judged_addr4;   /* as egd_event.judged_addr4 */

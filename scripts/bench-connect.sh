@@ -58,32 +58,32 @@ for v in ROUNDS ITERATIONS WARMUP NCIDRS; do
 done
 (( NCIDRS >= 20 )) || { echo "bench-connect: --cidrs must be >= 20" >&2; exit 2; }
 
-log() { echo "bench-connect: $*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-[[ $EUID -eq 0 ]] || die "run as root (sudo scripts/bench-connect.sh)"
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+BENCH_NAME=bench-connect
+# shellcheck source=scripts/bench/lib.sh
+. "$REPO/scripts/bench/lib.sh"
+[[ $EUID -eq 0 ]] || bench_die "run as root (sudo scripts/bench-connect.sh)"
 BUILD=${BUILD_DIR:-build}
 EGRESSD=$REPO/$BUILD/egressd
 BENCH=${CONNECT_BENCH:-$REPO/$BUILD/tests/bench/connect_bench}
 PY=$(command -v python3 || true)
-[[ -n $PY ]] || die "python3 is needed"
+[[ -n $PY ]] || bench_die "python3 is needed"
 for tool in ip nsenter bpftool timeout sysctl jq; do
-  command -v "$tool" >/dev/null || die "$tool is needed"
+  command -v "$tool" >/dev/null || bench_die "$tool is needed"
 done
 
 if [[ ! -x $BENCH || ( $BASELINE_ONLY -eq 0 && ! -x $EGRESSD ) ]]; then
-  log "building ($BUILD)"
-  scripts/build.sh >&2 || die "scripts/build.sh"
+  bench_log "building ($BUILD)"
+  scripts/build.sh >&2 || bench_die "scripts/build.sh"
 fi
-[[ -x $BENCH ]] || die "$BENCH missing after the build"
+[[ -x $BENCH ]] || bench_die "$BENCH missing after the build"
 if (( ! BASELINE_ONLY )); then
-  [[ -x $EGRESSD ]] || die "$EGRESSD missing after the build"
+  [[ -x $EGRESSD ]] || bench_die "$EGRESSD missing after the build"
 fi
 
-CGROOT=$(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
-[[ -n $CGROOT && -d $CGROOT ]] || die "no cgroup2 mount found in /proc/self/mountinfo"
+CGROOT=$(bench_cgroot)
+[[ -n $CGROOT && -d $CGROOT ]] || bench_die "no cgroup2 mount found in /proc/self/mountinfo"
 
 NS=egdbench-$$
 CG=$CGROOT/egdbench-$$
@@ -106,11 +106,7 @@ cleanup() {
   if (( ATTACHED )) || [[ -d $EGRESSD_BPFFS_DIR ]]; then
     timeout 20 "$EGRESSD" detach --cgroup "$CG" >/dev/null 2>&1
   fi
-  if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-    kill -TERM "$DAEMON_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$DAEMON_PID" 2>/dev/null
-  fi
+  bench_stop_pid "$DAEMON_PID"
   wait 2>/dev/null
   # Pins left behind (a detach that failed) would keep the programs alive.
   [[ -d $EGRESSD_BPFFS_DIR ]] && rm -rf "$EGRESSD_BPFFS_DIR"
@@ -120,11 +116,11 @@ cleanup() {
     # in there was started by us.
     while read -r pid; do kill -KILL "$pid" 2>/dev/null; done <"$CG/cgroup.procs"
     for _ in $(seq 50); do rmdir "$CG" 2>/dev/null && break; sleep 0.1; done
-    [[ -d $CG ]] && log "warning: could not remove $CG"
+    [[ -d $CG ]] && bench_log "warning: could not remove $CG"
   fi
   (( NS_CREATED )) && ip netns del "$NS" 2>/dev/null
   sysctl -qw kernel.bpf_stats_enabled="$OLD_STATS" 2>/dev/null
-  if (( KEEP_TMP )); then log "kept $TMP"; else rm -rf "$TMP"; fi
+  if (( KEEP_TMP )); then bench_log "kept $TMP"; else rm -rf "$TMP"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -385,7 +381,7 @@ PYEOF
 helper() { "$PY" "$TMP/helper.py" "$@"; }
 
 # ---- netns and cgroup ---------------------------------------------------------
-log "netns $NS, cgroup $CG, tmp $TMP"
+bench_log "netns $NS, cgroup $CG, tmp $TMP"
 ip netns add "$NS"
 NS_CREATED=1
 ip -n "$NS" link set lo up
@@ -394,7 +390,7 @@ ip -n "$NS" link set lo up
 ip -n "$NS" addr add 203.0.113.77/32 dev lo
 ip -n "$NS" addr add 2001:db8:77::77/128 dev lo nodad
 ifaces=$(ip -n "$NS" -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')
-[[ $ifaces == "lo " ]] || die "netns $NS has interfaces other than lo: $ifaces"
+[[ $ifaces == "lo " ]] || bench_die "netns $NS has interfaces other than lo: $ifaces"
 mkdir "$CG"
 CG_CREATED=1
 
@@ -414,11 +410,11 @@ run_bench() {
   local case=$1 round=$2 fam=$3 mode=$4; shift 4
   local out
   out=$(in_fence "$BENCH" --family "$fam" --max-seconds "$MAX_SECONDS" "$@") \
-    || die "connect_bench ($case, v$fam, $mode) exited with $?"
-  [[ $out == \{*\} ]] || die "connect_bench ($case, v$fam, $mode) printed: $out"
+    || bench_die "connect_bench ($case, v$fam, $mode) exited with $?"
+  [[ $out == \{*\} ]] || bench_die "connect_bench ($case, v$fam, $mode) printed: $out"
   echo "$out" | jq -c --arg case "$case" --argjson round "$round" --arg mode "$mode" \
     '. + {kind: "run", case: $case, round: $round, mode_name: $mode}' >>"$RESULTS"
-  log "  $case v$fam $mode: median $(jq -r .median_ns <<<"$out") ns"
+  bench_log "  $case v$fam $mode: median $(jq -r .median_ns <<<"$out") ns"
 }
 
 target_args() {  # MODE FAMILY -> connect_bench args
@@ -452,7 +448,7 @@ run_stats() {  # CASE
       # shellcheck disable=SC2046
       in_fence "$BENCH" --family "$fam" --max-seconds "$MAX_SECONDS" \
           $(target_args "$mode" "$fam" | sed "s/--iterations [0-9]*/--iterations $STATS_ITERATIONS/") >/dev/null \
-        || die "connect_bench stats pass ($1, v$fam, $mode)"
+        || bench_die "connect_bench stats pass ($1, v$fam, $mode)"
       after=$(helper progstats "$CG")
       helper statsdelta "$before" "$after" "$1" "$mode/v$fam" "$RESULTS"
     done
@@ -471,65 +467,65 @@ attach_policy() {
   helper notify "$sock" 60 >"$TMP/notify.out" &
   waiter=$!
   for _ in $(seq 100); do [[ -e $sock.bound ]] && break; sleep 0.05; done
-  [[ -e $sock.bound ]] || die "notify socket did not come up"
+  [[ -e $sock.bound ]] || bench_die "notify socket did not come up"
   t0=$(now)
   NOTIFY_SOCKET=$sock "$EGRESSD" attach --cgroup "$CG" --policy "$file" >>"$TMP/egressd.log" 2>&1 &
   DAEMON_PID=$!
   ATTACHED=1
   if ! wait "$waiter"; then
     tail -n 20 "$TMP/egressd.log" >&2
-    die "egressd attach ($name) did not report READY=1 within 60 s"
+    bench_die "egressd attach ($name) did not report READY=1 within 60 s"
   fi
   t1=$(cat "$TMP/notify.out")
-  kill -0 "$DAEMON_PID" 2>/dev/null || die "egressd attach ($name) exited after READY"
+  kill -0 "$DAEMON_PID" 2>/dev/null || bench_die "egressd attach ($name) exited after READY"
   ms=$(ms_between "$t0" "$t1")
   # "…; load 61.2 ms, policy 130.5 ms)" from the daemon's start-up line.
   load_ms=$(grep -o 'load [0-9.]* ms, policy [0-9.]* ms' "$TMP/egressd.log" | tail -n1 | awk '{print $2}')
   policy_ms=$(grep -o 'load [0-9.]* ms, policy [0-9.]* ms' "$TMP/egressd.log" | tail -n1 | awk '{print $5}')
   jq -nc --arg p "$name" --argjson ms "$ms" --arg l "${load_ms:-}" --arg w "${policy_ms:-}" \
     '{kind: "attach", policy: $p, ms: $ms, load_ms: ($l | tonumber? // null), policy_ms: ($w | tonumber? // null)}' >>"$RESULTS"
-  log "  attach $name: READY after $ms ms (load ${load_ms:-?} ms, policy ${policy_ms:-?} ms)"
+  bench_log "  attach $name: READY after $ms ms (load ${load_ms:-?} ms, policy ${policy_ms:-?} ms)"
   # The fence must be complete before anything is timed.
   local fenced
   fenced=$("$EGRESSD" status --json | jq -r --arg cg "$CG" '.attachments[] | select(.cgroup == $cg) | .fenced')
-  [[ $fenced == true ]] || die "egressd status does not show $CG fenced (got '${fenced}')"
+  [[ $fenced == true ]] || bench_die "egressd status does not show $CG fenced (got '${fenced}')"
 }
 
 detach_policy() {
-  timeout 20 "$EGRESSD" detach --cgroup "$CG" >>"$TMP/egressd.log" 2>&1 || die "egressd detach failed"
+  timeout 20 "$EGRESSD" detach --cgroup "$CG" >>"$TMP/egressd.log" 2>&1 || bench_die "egressd detach failed"
   ATTACHED=0
   if [[ -n $DAEMON_PID ]]; then
     for _ in $(seq 100); do kill -0 "$DAEMON_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$DAEMON_PID" 2>/dev/null && die "egressd daemon $DAEMON_PID still running 10 s after detach"
+    kill -0 "$DAEMON_PID" 2>/dev/null && bench_die "egressd daemon $DAEMON_PID still running 10 s after detach"
     wait "$DAEMON_PID" 2>/dev/null || true
     DAEMON_PID=
   fi
-  [[ -z $(bpftool -j cgroup show "$CG" | jq -r '.[]?.id') ]] || die "programs still attached to $CG after detach"
+  [[ -z $(bpftool -j cgroup show "$CG" | jq -r '.[]?.id') ]] || bench_die "programs still attached to $CG after detach"
 }
 
 reload_policy() {  # NAME FILE
   local t0 t1 out ms write_ms
   t0=$(now)
-  out=$(timeout 120 "$EGRESSD" reload --cgroup "$CG" --policy "$2" 2>&1) || die "egressd reload: $out"
+  out=$(timeout 120 "$EGRESSD" reload --cgroup "$CG" --policy "$2" 2>&1) || bench_die "egressd reload: $out"
   t1=$(now)
   ms=$(ms_between "$t0" "$t1")
   write_ms=$(grep -o '[0-9.]* ms writing maps' <<<"$out" | awk '{print $1}' || true)
   jq -nc --arg p "$1" --argjson ms "$ms" --arg w "${write_ms:-}" \
     '{kind: "reload", policy: $p, ms: $ms, write_ms: ($w | tonumber? // null)}' >>"$RESULTS"
-  log "  reload -> $1: $ms ms (egressd: ${write_ms:-?} ms map write)"
+  bench_log "  reload -> $1: $ms ms (egressd: ${write_ms:-?} ms map write)"
 }
 
 # ---- policies -------------------------------------------------------------------
 if (( ! BASELINE_ONLY )); then
   helper gen "$TMP" "$NCIDRS"
-  "$EGRESSD" check "$TMP/cidr10.toml" >/dev/null || die "egressd check cidr10.toml"
-  "$EGRESSD" check "$TMP/cidr100k.toml" >/dev/null || die "egressd check cidr100k.toml"
+  "$EGRESSD" check "$TMP/cidr10.toml" >/dev/null || bench_die "egressd check cidr10.toml"
+  "$EGRESSD" check "$TMP/cidr100k.toml" >/dev/null || bench_die "egressd check cidr100k.toml"
 fi
 
 # ---- rounds ------------------------------------------------------------------------
 sysctl -qw kernel.bpf_stats_enabled=0
 for r in $(seq "$ROUNDS"); do
-  log "round $r/$ROUNDS"
+  bench_log "round $r/$ROUNDS"
   run_case none "$r"
   (( BASELINE_ONLY )) && continue
   attach_policy cidr10 "$TMP/cidr10.toml"

@@ -40,6 +40,9 @@ set -euo pipefail
 [[ $EUID -eq 0 ]] || { echo "bench-dns-cost: run as root" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+BENCH_NAME=bench-dns-cost
+# shellcheck source=scripts/bench/lib.sh
+. "$REPO/scripts/bench/lib.sh"
 TOOLS=("$@")
 ((${#TOOLS[@]})) || TOOLS=(perf callgrind)
 for t in "${TOOLS[@]}"; do [[ $t =~ ^(perf|strace|callgrind|profile)$ ]] || { echo "bench-dns-cost: unknown tool $t" >&2; exit 2; }; done
@@ -60,7 +63,7 @@ NS_C=egdc-client-$ID
 NS_S=egdc-server-$ID
 UPSTREAM_IP=203.0.113.53
 DNSMASQ_IP=127.0.0.2
-CGROOT=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
+CGROOT=$(bench_cgroot)
 CG_TOP=$CGROOT/egdc-$ID
 CG_FENCE=$CG_TOP/fenced
 CG_PLAIN=$CG_TOP/plain
@@ -72,34 +75,15 @@ EGRESSD=$BUILD/egressd
 DPID=""
 UPID=""
 
-log() { printf '[bench-dns-cost %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-stop_pid() {
-  local pid=$1 n=100
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while ((n-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
-  local rc=$? pid cg ns
+  local rc=$?
   set +e
   trap - EXIT INT TERM
-  stop_pid "$DPID"
+  bench_stop_pid "$DPID"
   [[ -d $CG_FENCE ]] && timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >/dev/null 2>&1
-  stop_pid "$UPID"
-  for ns in "$NS_C" "$NS_S"; do
-    [[ -e /run/netns/$ns ]] || continue
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  done
-  if [[ -d $CG_TOP ]]; then
-    for cg in "$CG_TOP"/*/; do for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done; done
-    sleep 0.3
-    for cg in "$CG_TOP"/*/; do rmdir "$cg" 2>/dev/null; done
-    rmdir "$CG_TOP" 2>/dev/null || log "warning: could not remove $CG_TOP"
-  fi
-  for ns in "$NS_C" "$NS_S"; do [[ -e /run/netns/$ns ]] && ip netns del "$ns"; done
+  bench_stop_pid "$UPID"
+  bench_rm_cgroups "$CG_TOP"
+  bench_del_netns "$NS_C" "$NS_S"
   rm -rf "$EGRESSD_BPFFS_DIR" "$EGRESSD_RUN_DIR"
   mkdir -p "$RES" && cp -r "$WORK/logs" "$RES/" 2>/dev/null
   rm -rf "$WORK"
@@ -108,30 +92,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-install_deps() { # idempotent, as bench-dns.sh's
-  local pkgs=(dnsperf unbound dnsmasq-base bind9-dnsutils iproute2 util-linux linux-perf strace valgrind)
-  local missing=() p made=0
-  for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  # package scripts must not start unbound in the root namespace
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null || { ((made)) && rm -f /usr/sbin/policy-rc.d; die "apt-get install"; }
-  ((made)) && rm -f /usr/sbin/policy-rc.d
-  return 0
-}
-install_deps
+bench_apt_ensure dnsperf unbound dnsmasq-base bind9-dnsutils iproute2 util-linux linux-perf strace valgrind
 for t in dnsperf unbound dnsmasq dig ip nsenter perf strace valgrind callgrind_control; do
-  command -v "$t" >/dev/null || die "$t missing"
+  command -v "$t" >/dev/null || bench_die "$t missing"
 done
-[[ -x $EGRESSD ]] || die "$EGRESSD missing (scripts/build.sh)"
-[[ -n $CGROOT ]] || die "no cgroup2 mount"
+[[ -x $EGRESSD ]] || bench_die "$EGRESSD missing (scripts/build.sh)"
+[[ -n $CGROOT ]] || bench_die "no cgroup2 mount"
 cp "$EGRESSD" "$WORK/egressd" && EGRESSD=$WORK/egressd
 mkdir -p "$RES" "$WORK"/{logs,run}
 chmod 755 "$WORK"
@@ -158,29 +124,15 @@ for h in $NAMES; do echo "$h A"; done >"$WORK/cached.txt"
 } >"$WORK/egressd.toml"
 chmod 644 "$WORK"/*.conf "$WORK/egressd.toml" "$WORK/cached.txt"
 
-ip netns add "$NS_C"
-ip netns add "$NS_S"
-ip -n "$NS_C" link add vc0 type veth peer name vs0 netns "$NS_S"
-ip -n "$NS_C" link set lo up
-ip -n "$NS_S" link set lo up
-ip -n "$NS_C" addr add 198.51.100.2/24 dev vc0
-ip -n "$NS_C" link set vc0 up
-ip -n "$NS_C" route add 203.0.113.0/24 via 198.51.100.1
-ip -n "$NS_S" addr add 198.51.100.1/24 dev vs0
-ip -n "$NS_S" link set vs0 up
-ip -n "$NS_S" addr add "$UPSTREAM_IP/32" dev lo
-[[ $(ip -n "$NS_C" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | xargs) == "lo vc0" ]] || die "unexpected interfaces in $NS_C"
+bench_netns_pair "$NS_C" "$NS_S" 198.51.100.2 198.51.100.1 203.0.113.0/24 "$UPSTREAM_IP"
 mkdir "$CG_TOP" "$CG_FENCE" "$CG_PLAIN" "$CG_DAEMON"
 
-in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
-exec_in_cg() { exec sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }  # run with & : $! is the daemon
 in_client() { nsenter --net="/run/netns/$NS_C" -- "$@"; }
-wait_for() { local n=$(($1 * 10)); shift; while ((n-- > 0)); do "$@" && return 0; sleep 0.1; done; return 1; }
 
 nsenter --net="/run/netns/$NS_S" -- unbound -d -c "$WORK/unbound.conf" >"$WORK/logs/unbound.log" 2>&1 &
 UPID=$!
 up_ok() { [[ $(in_client timeout 3 dig +time=1 +tries=1 +short @"$UPSTREAM_IP" h000.cached.test A 2>/dev/null) == 203.0.113.100 ]]; }
-wait_for 15 up_ok || die "unbound does not answer"
+bench_wait_for 15 up_ok || bench_die "unbound does not answer"
 
 server_of() { if [[ $1 == dnsmasq ]]; then echo "$DNSMASQ_IP"; else echo "$UPSTREAM_IP"; fi; }
 client_cg() { if [[ $1 == egressd ]]; then echo "$CG_FENCE"; else echo "$CG_PLAIN"; fi; }
@@ -190,7 +142,7 @@ dnsperf_run() { # path queries load -> dnsperf output on stdout
     r*) args=(-Q "${3#r}" -c 1 -q 20) ;;   # a fixed rate, as bench-dns.sh's latency runs
     *) args=(-c "${3%x*}" -q "${3#*x}") ;;
   esac
-  in_cg "$(client_cg "$1")" nsenter --net="/run/netns/$NS_C" -- timeout 600 \
+  bench_in_cg "$(client_cg "$1")" nsenter --net="/run/netns/$NS_C" -- timeout 600 \
     dnsperf -s "$(server_of "$1")" -d "$WORK/cached.txt" -n $(($2 / 100)) "${args[@]}" -t 5 -l 300
 }
 # the daemon's pid: under valgrind the process is valgrind's own (it execs the tool)
@@ -198,27 +150,27 @@ start_daemon() { # path tool
   local p=$1 tool=$2 pre=()
   [[ $tool == callgrind ]] && pre=(valgrind --tool=callgrind --callgrind-out-file="$WORK/run/cg.$p.%p" --vgdb=yes)
   if [[ $p == egressd ]]; then
-    exec_in_cg "$CG_DAEMON" nsenter --net="/run/netns/$NS_C" -- "${pre[@]}" "$EGRESSD" attach --cgroup "$CG_FENCE" \
+    bench_daemon_in_cg "$CG_DAEMON" nsenter --net="/run/netns/$NS_C" -- "${pre[@]}" "$EGRESSD" attach --cgroup "$CG_FENCE" \
       --policy "$WORK/egressd.toml" --dns-upstream "$UPSTREAM_IP" >>"$WORK/logs/egressd-$tool.log" 2>&1 &
   else
     # under valgrind it keeps root: callgrind_control (vgdb) cannot reach a process that changed user
     local user=(--user=nobody --group=nogroup)
     [[ $tool == callgrind ]] && user=(--user=root --group=root)
-    exec_in_cg "$CG_DAEMON" nsenter --net="/run/netns/$NS_C" -- "${pre[@]}" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq.conf" \
+    bench_daemon_in_cg "$CG_DAEMON" nsenter --net="/run/netns/$NS_C" -- "${pre[@]}" dnsmasq --keep-in-foreground --conf-file="$WORK/dnsmasq.conf" \
       --log-facility=- --pid-file="$WORK/run/dnsmasq.pid" "${user[@]}" >>"$WORK/logs/dnsmasq-$tool.log" 2>&1 &
   fi
   DPID=$!
-  dig_p() { in_cg "$(client_cg "$p")" nsenter --net="/run/netns/$NS_C" -- timeout 5 dig +time=2 +tries=1 @"$(server_of "$p")" "$@" 2>/dev/null; }
+  dig_p() { bench_in_cg "$(client_cg "$p")" nsenter --net="/run/netns/$NS_C" -- timeout 5 dig +time=2 +tries=1 @"$(server_of "$p")" "$@" 2>/dev/null; }
   # egressd: until it is attached the cgroup's DNS goes to unbound itself; its NXDOMAIN for
   # a denied name carries EDE 15 (Blocked)
   steered() { [[ $p != egressd ]] || dig_p +noall +comments probe.exfil.example A | grep -q 'EDE: 15'; }
   ok() { kill -0 "$DPID" 2>/dev/null && steered && [[ $(dig_p +short h000.cached.test A) == 203.0.113.100 ]]; }
-  wait_for 120 ok || { tail -n 20 "$WORK/logs/$p-$tool.log" >&2; die "$p does not answer"; }
+  bench_wait_for 120 ok || { tail -n 20 "$WORK/logs/$p-$tool.log" >&2; bench_die "$p does not answer"; }
   # sh, nsenter and valgrind exec: $DPID is the daemon
   dnsperf_run "$p" 100 1x10 >/dev/null 2>&1 || true   # every name cached
 }
 stop_daemon() { # path
-  stop_pid "$DPID"
+  bench_stop_pid "$DPID"
   DPID=""
   if [[ $1 == egressd ]]; then timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >>"$WORK/logs/egressd-detach.log" 2>&1 || true; fi
 }
@@ -270,12 +222,12 @@ measure_profile() { # where the time goes (sampled: cpu-clock, with kernel stack
 }
 measure_callgrind() {
   local p=$1 dp=$RES/dnsperf-cg-$1-$2.txt f ir
-  timeout 60 callgrind_control -z "$DPID" 2>&1 | grep -q OK || die "callgrind_control -z $DPID"
+  timeout 60 callgrind_control -z "$DPID" 2>&1 | grep -q OK || bench_die "callgrind_control -z $DPID"
   dnsperf_run "$p" "$(queries "$2" "$N_CG")" "$2" >"$dp" 2>&1 || true
   rm -f "$WORK"/run/cg."$p".*
-  timeout 60 callgrind_control --dump "$DPID" >/dev/null 2>&1 || die "callgrind_control --dump $DPID"
+  timeout 60 callgrind_control --dump "$DPID" >/dev/null 2>&1 || bench_die "callgrind_control --dump $DPID"
   f=$(find "$WORK/run" -name "cg.$p.*" -newer "$dp" | head -1)
-  [[ -n $f ]] || { ls -la "$WORK/run" >&2; die "no callgrind dump"; }
+  [[ -n $f ]] || { ls -la "$WORK/run" >&2; bench_die "no callgrind dump"; }
   cp "$f" "$RES/callgrind.$p.$2"
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
   local n; n=$(completed "$dp")
@@ -284,10 +236,10 @@ measure_callgrind() {
 
 for tool in "${TOOLS[@]}"; do
   for p in $PATHS; do
-    log "$tool: $p"
+    bench_log "$tool: $p"
     start_daemon "$p" "$tool"
     for load in $LOADS; do "measure_$tool" "$p" "$load"; done
     stop_daemon "$p"
   done
 done
-log "results: $RES"
+bench_log "results: $RES"

@@ -63,6 +63,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+BENCH_NAME=bench-dns
+# shellcheck source=scripts/bench/lib.sh
+. "$REPO/scripts/bench/lib.sh"
 HELP=$REPO/scripts/bench
 PY=/usr/bin/python3
 
@@ -99,7 +102,7 @@ CACHED_N=100                       # h000..h099.cached.test
 CACHED_TTL=3600
 UNCACHED_IP=203.0.113.99
 
-CGROOT=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
+CGROOT=$(bench_cgroot)
 CG_TOP=$CGROOT/egbd-$ID
 CG_PLAIN=$CG_TOP/client-plain      # dnsperf of direct and dnsmasq
 CG_FENCE=$CG_TOP/client-fenced     # dnsperf of egressd (the fenced cgroup)
@@ -111,20 +114,9 @@ export EGRESSD_RUN_DIR=/run/egbd-$ID
 WORK=$(mktemp -d /tmp/egbd-work.XXXXXX)
 EGRESSD=$BUILD/egressd
 
-log() { printf '[bench-dns %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
 # --- cleanup (always) --------------------------------------------------------------------
 declare -A DPID=()                 # daemon name -> pid
 MOUNTED_BPFFS=0
-stop_pid() { # pid: TERM, 5 s, KILL
-  local pid=$1 n=50
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while ((n-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 EG_STARTED=0
 fence_progs() { bpftool cgroup show "$CG_FENCE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/' | wc -l; }
 egressd_detach() {
@@ -133,76 +125,45 @@ egressd_detach() {
   if timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >>"$WORK/logs/egressd-detach.log" 2>&1; then
     EG_STARTED=0
   else
-    log "warning: egressd detach --cgroup $CG_FENCE failed (see logs/egressd-detach.log)"
+    bench_log "warning: egressd detach --cgroup $CG_FENCE failed (see logs/egressd-detach.log)"
   fi
 }
 cleanup() {
-  local rc=$? name pid cg ns
+  local rc=$? name
   set +e
   trap - EXIT INT TERM
-  for name in "${!DPID[@]}"; do stop_pid "${DPID[$name]}"; done
+  for name in "${!DPID[@]}"; do bench_stop_pid "${DPID[$name]}"; done
   egressd_detach
   bpftool cgroup show "$CG_FENCE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1, $2}' |
     while read -r id type; do bpftool cgroup detach "$CG_FENCE" "$type" id "$id" 2>/dev/null; done
   [[ -d $EGRESSD_BPFFS_DIR ]] && rm -rf "$EGRESSD_BPFFS_DIR"
   [[ -d $EGRESSD_RUN_DIR ]] && rm -rf "$EGRESSD_RUN_DIR"
   # whatever is left in our namespaces or cgroups was started by this script
-  for ns in "$NS_C" "$NS_S"; do
-    [[ -e /run/netns/$ns ]] || continue
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  done
-  if [[ -d $CG_TOP ]]; then
-    for cg in "$CG_TOP"/*/; do
-      for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    done
-    sleep 0.3
-    for cg in "$CG_TOP"/*/; do rmdir "$cg" 2>/dev/null; done
-    rmdir "$CG_TOP" 2>/dev/null || log "warning: could not remove $CG_TOP"
-  fi
-  for ns in "$NS_C" "$NS_S"; do
-    [[ -e /run/netns/$ns ]] && ip netns del "$ns"
-  done
+  bench_rm_cgroups "$CG_TOP"
+  bench_del_netns "$NS_C" "$NS_S"
   # shellcheck disable=SC2010  # bpffs names are plain
   if ((MOUNTED_BPFFS)) && [[ -z $(ls -A /sys/fs/bpf 2>/dev/null | grep -vxE 'maps.debug|progs.debug') ]]; then
     umount /sys/fs/bpf
   fi
   if [[ -d $RES ]]; then mkdir -p "$RES/logs" && cp -r "$WORK/logs/." "$RES/logs/" 2>/dev/null; fi
-  [[ ${BENCH_KEEP_WORK:-0} == 1 ]] && log "work dir kept: $WORK" || rm -rf "$WORK"
+  [[ ${BENCH_KEEP_WORK:-0} == 1 ]] && bench_log "work dir kept: $WORK" || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- dependencies (idempotent) -------------------------------------------------------------
-install_deps() {
-  local pkgs=(dnsperf unbound dnsmasq-base bind9-dnsutils iproute2 util-linux procps python3 bpftool jq)
-  local missing=() p made=0
-  for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  # package scripts must not start unbound in the root namespace
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null || { ((made)) && rm -f /usr/sbin/policy-rc.d; die "apt-get install"; }
-  ((made)) && rm -f /usr/sbin/policy-rc.d
-  return 0
-}
-install_deps
+bench_apt_ensure dnsperf unbound dnsmasq-base bind9-dnsutils iproute2 util-linux procps python3 bpftool jq
 for t in dnsperf unbound unbound-control dnsmasq dig ip nsenter bpftool timeout jq awk; do
-  command -v "$t" >/dev/null || die "$t missing"
+  command -v "$t" >/dev/null || bench_die "$t missing"
 done
-[[ -x $PY ]] || die "$PY missing"
-[[ -n $CGROOT && -d $CGROOT ]] || die "no cgroup2 mount in /proc/self/mountinfo"
+[[ -x $PY ]] || bench_die "$PY missing"
+[[ -n $CGROOT && -d $CGROOT ]] || bench_die "no cgroup2 mount in /proc/self/mountinfo"
 
 want() { [[ " $PATHS_WANTED " == *" $1 "* ]]; }
 if want egressd && [[ ! -x $EGRESSD ]]; then
-  log "building egressd ($BUILD)"
-  BUILD_DIR=$BUILD scripts/build.sh >&2 || die "scripts/build.sh"
+  bench_log "building egressd ($BUILD)"
+  BUILD_DIR=$BUILD scripts/build.sh >&2 || bench_die "scripts/build.sh"
 fi
 # a private copy: the build dir may be rebuilt while this runs
 EGRESSD_SRC=$EGRESSD
@@ -217,7 +178,7 @@ fi
 mkdir -p "$RES"/{lat,out} "$WORK"/{run,logs,names}
 chmod 755 "$WORK"
 chmod 1777 "$WORK/logs"
-log "results $RES, work $WORK, namespaces $NS_C/$NS_S, cgroups $CG_TOP"
+bench_log "results $RES, work $WORK, namespaces $NS_C/$NS_S, cgroups $CG_TOP"
 
 # --- zone, policies, configs --------------------------------------------------------------------
 CACHED_NAMES=$(awk -v n="$CACHED_N" 'BEGIN {for (i = 0; i < n; i++) printf "h%03d.cached.test ", i}')
@@ -253,7 +214,7 @@ awk -v n="$CACHED_N" 'BEGIN {for (i = 0; i < n; i++) printf "h%03d.cached.test A
   echo "  control-interface: \"$WORK/run/unbound.ctl\""
   echo "  control-use-cert: no"
 } >"$WORK/unbound.conf"
-unbound-checkconf "$WORK/unbound.conf" >"$WORK/logs/unbound-checkconf.log" 2>&1 || { cat "$WORK/logs/unbound-checkconf.log" >&2; die "unbound.conf"; }
+unbound-checkconf "$WORK/unbound.conf" >"$WORK/logs/unbound-checkconf.log" 2>&1 || { cat "$WORK/logs/unbound-checkconf.log" >&2; bench_die "unbound.conf"; }
 {
   echo "# dnsmasq as a filtering forwarder (scripts/bench-dns.sh): the same names as egressd's policy"
   echo "no-resolv"
@@ -279,21 +240,7 @@ unbound-checkconf "$WORK/unbound.conf" >"$WORK/logs/unbound-checkconf.log" 2>&1 
 chmod 644 "$WORK"/*.conf "$WORK/egressd.toml" "$WORK/names/cached.txt"
 
 # --- namespaces ------------------------------------------------------------------------------
-ip netns add "$NS_C"
-ip netns add "$NS_S"
-ip -n "$NS_C" link add vc0 type veth peer name vs0 netns "$NS_S"
-for ns in "$NS_C" "$NS_S"; do
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip -n "$NS_C" addr add "$CLIENT_IP/24" dev vc0
-ip -n "$NS_C" link set vc0 up
-ip -n "$NS_C" route add 203.0.113.0/24 via "$SERVER_GW"       # the only route out of lo
-ip -n "$NS_S" addr add "$SERVER_GW/24" dev vs0
-ip -n "$NS_S" link set vs0 up
-ip -n "$NS_S" addr add "$UPSTREAM_IP/32" dev lo
-[[ $(ip -n "$NS_C" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | xargs) == "lo vc0" ]] || die "unexpected interfaces in $NS_C"
-[[ $(ip -n "$NS_S" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | xargs) == "lo vs0" ]] || die "unexpected interfaces in $NS_S"
+bench_netns_pair "$NS_C" "$NS_S" "$CLIENT_IP" "$SERVER_GW" 203.0.113.0/24 "$UPSTREAM_IP"
 for ns in "$NS_C" "$NS_S"; do
   # UDP bursts of 100 in flight x 8 sockets: default buffers are plenty, but make it explicit
   ip netns exec "$ns" sysctl -qw net.core.rmem_default=1048576 net.core.wmem_default=1048576 2>/dev/null || true
@@ -303,12 +250,10 @@ done
 mkdir "$CG_TOP" "$CG_PLAIN" "$CG_FENCE" "$CG_EGRESSD" "$CG_DNSMASQ" "$CG_UPSTREAM"
 if ! mountpoint -q /sys/fs/bpf; then mount -t bpf bpf /sys/fs/bpf && MOUNTED_BPFFS=1; fi
 
-# run CMD with its pid in cgroup $1 from exec on (so its sockets and children belong there)
-in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
-daemon_in_cg() { exec sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
+# bench_in_cg / bench_daemon_in_cg (lib.sh) run CMD with its pid in a cgroup from exec on
 client_cg() { if [[ $1 == egressd ]]; then echo "$CG_FENCE"; else echo "$CG_PLAIN"; fi; }
 # a client of path $1 in the client namespace and the path's cgroup
-client() { local cg; cg=$(client_cg "$1"); shift; in_cg "$cg" nsenter --net="/run/netns/$NS_C" -- "$@"; }
+client() { local cg; cg=$(client_cg "$1"); shift; bench_in_cg "$cg" nsenter --net="/run/netns/$NS_C" -- "$@"; }
 server_of() { if [[ $1 == dnsmasq ]]; then echo "$DNSMASQ_IP"; else echo "$UPSTREAM_IP"; fi; }
 resolver_cg() { case $1 in egressd) echo "$CG_EGRESSD" ;; dnsmasq) echo "$CG_DNSMASQ" ;; *) echo "$CG_UPSTREAM" ;; esac; }
 cg_cpu_us() { awk '$1 == "usage_usec" {print $2}' "$1/cpu.stat"; }
@@ -318,11 +263,11 @@ upstream_queries() { # unbound's total, over its unix control socket
 
 # --- daemons -------------------------------------------------------------------------------------
 start_unbound() {
-  ( daemon_in_cg "$CG_UPSTREAM" nsenter --net="/run/netns/$NS_S" -- unbound -d -c "$WORK/unbound.conf" ) >"$WORK/logs/unbound.log" 2>&1 &
+  ( bench_daemon_in_cg "$CG_UPSTREAM" nsenter --net="/run/netns/$NS_S" -- unbound -d -c "$WORK/unbound.conf" ) >"$WORK/logs/unbound.log" 2>&1 &
   DPID[unbound]=$!
 }
 start_dnsmasq() {
-  ( daemon_in_cg "$CG_DNSMASQ" nsenter --net="/run/netns/$NS_C" -- dnsmasq --keep-in-foreground \
+  ( bench_daemon_in_cg "$CG_DNSMASQ" nsenter --net="/run/netns/$NS_C" -- dnsmasq --keep-in-foreground \
     --conf-file="$WORK/dnsmasq.conf" --log-facility=- --pid-file="$WORK/run/dnsmasq.pid" \
     --user=nobody --group=nogroup ) >"$WORK/logs/dnsmasq.log" 2>&1 &
   DPID[dnsmasq]=$!
@@ -330,15 +275,10 @@ start_dnsmasq() {
 start_egressd() {
   # in the client namespace through nsenter (`ip netns exec` would remount /sys and hide the
   # bpffs and the cgroup mount), in its own cgroup (never the one it fences)
-  ( daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- \
+  ( bench_daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- \
     "$EGRESSD" attach --cgroup "$CG_FENCE" --policy "$WORK/egressd.toml" --dns-upstream "$UPSTREAM_IP" ) >>"$WORK/logs/egressd.log" 2>&1 &
   DPID[egressd]=$!
   EG_STARTED=1
-}
-wait_for() { # seconds cmd...: poll every 0.1 s
-  local n=$(($1 * 10)); shift
-  while ((n-- > 0)); do "$@" && return 0; sleep 0.1; done
-  return 1
 }
 alive() { [[ -n ${DPID[$1]:-} ]] && kill -0 "${DPID[$1]}" 2>/dev/null; }
 egressd_log_has() { grep -q "$1" "$WORK/logs/egressd.log" 2>/dev/null; }
@@ -362,27 +302,27 @@ dig_answer() { # path name -> the A records, or the status
 
 start_unbound
 dns_up() { [[ $(client direct timeout 5 dig +time=1 +tries=1 +short @"$UPSTREAM_IP" h000.cached.test A 2>/dev/null) == 203.0.113.100 ]]; }
-wait_for 15 dns_up || { cat "$WORK/logs/unbound.log" >&2; die "unbound does not answer h000.cached.test"; }
-[[ -n $(upstream_queries) ]] || die "unbound-control does not answer (stats)"
+bench_wait_for 15 dns_up || { cat "$WORK/logs/unbound.log" >&2; bench_die "unbound does not answer h000.cached.test"; }
+[[ -n $(upstream_queries) ]] || bench_die "unbound-control does not answer (stats)"
 PATHS="direct"
 if want dnsmasq; then
   start_dnsmasq
   dm_up() { [[ $(client dnsmasq timeout 5 dig +time=1 +tries=1 +short @"$DNSMASQ_IP" h000.cached.test A 2>/dev/null) == 203.0.113.100 ]]; }
-  wait_for 15 dm_up || { cat "$WORK/logs/dnsmasq.log" >&2; die "dnsmasq does not answer h000.cached.test"; }
+  bench_wait_for 15 dm_up || { cat "$WORK/logs/dnsmasq.log" >&2; bench_die "dnsmasq does not answer h000.cached.test"; }
   PATHS+=" dnsmasq"
 fi
 EG_DNS_PORT=""
 if want egressd; then
-  "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || { cat "$WORK/logs/egressd-check.log" >&2; die "egressd check of the policy"; }
+  "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || { cat "$WORK/logs/egressd-check.log" >&2; bench_die "egressd check of the policy"; }
   start_egressd
-  wait_for 40 egressd_up
-  alive egressd && egressd_log_has "resolver listening" || { tail -n 20 "$WORK/logs/egressd.log" >&2; die "egressd's resolver did not come up"; }
+  bench_wait_for 40 egressd_up
+  alive egressd && egressd_log_has "resolver listening" || { tail -n 20 "$WORK/logs/egressd.log" >&2; bench_die "egressd's resolver did not come up"; }
   EG_DNS_PORT=$("$EGRESSD" status --json 2>/dev/null | jq -r --arg cg "$CG_FENCE" '.attachments[] | select(.cgroup == $cg) | .dns_port' 2>/dev/null || true)
-  [[ -n $EG_DNS_PORT && $EG_DNS_PORT != 0 && $EG_DNS_PORT != null ]] || { "$EGRESSD" status >&2 || true; die "egressd status shows no dns_port for $CG_FENCE"; }
-  log "egressd resolver on 127.0.0.1:$EG_DNS_PORT (pid ${DPID[egressd]})"
+  [[ -n $EG_DNS_PORT && $EG_DNS_PORT != 0 && $EG_DNS_PORT != null ]] || { "$EGRESSD" status >&2 || true; bench_die "egressd status shows no dns_port for $CG_FENCE"; }
+  bench_log "egressd resolver on 127.0.0.1:$EG_DNS_PORT (pid ${DPID[egressd]})"
   PATHS="direct egressd${PATHS#direct}"
 fi
-log "paths: $PATHS"
+bench_log "paths: $PATHS"
 
 # --- functional check: every path must answer right, filter and (egressd) steer ------------------
 check_paths() {
@@ -413,7 +353,7 @@ check_paths() {
       esac
     fi
     printf '%-8s %-15s %-15s %-9s %-9s %-12s %s\n' "$p" "$a" "$u" "$d" "$((c1 - c0))/$((c2 - c1))/$((c3 - c2))" "$ede" "$verdict" >>"$RES/check.txt"
-    [[ $verdict == yes ]] || { cat "$RES/check.txt" >&2; die "functional check of the $p path"; }
+    [[ $verdict == yes ]] || { cat "$RES/check.txt" >&2; bench_die "functional check of the $p path"; }
   done
   cat "$RES/check.txt" >&2
 }
@@ -486,11 +426,11 @@ measure() { # round test path kind(load|lat) -> a row of raw.csv (+ latency samp
   r1=$(cg_cpu_us "$rcg"); u1=$(cg_cpu_us "$CG_UPSTREAM"); c1=$(cg_cpu_us "$ccg"); q1=$(upstream_queries); e1=$(eg_denied_logged)
   if [[ -n $sampler ]]; then kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true; fi
   [[ $test == cached ]] || rm -f "$f"
-  ((ok)) || log "dnsperf failed: r$rnd $test $kind $p (see out/$tag.txt)"
+  ((ok)) || bench_log "dnsperf failed: r$rnd $test $kind $p (see out/$tag.txt)"
   parsed=$(parse_dnsperf "$out" "$(expected_rcode "$test")")
   local is_alive=1 fds=0 rss=0
   if [[ $p != direct ]]; then
-    alive "$p" || { is_alive=0; [[ " $DEAD " == *" $p "* ]] || DEAD+=" $p"; log "FAILED: $p died during r$rnd $test $kind"; }
+    alive "$p" || { is_alive=0; [[ " $DEAD " == *" $p "* ]] || DEAD+=" $p"; bench_log "FAILED: $p died during r$rnd $test $kind"; }
   fi
   if [[ $p == egressd ]]; then fds=$(eg_fds); [[ -n $sampler ]] && fds=$(( $(cat "$fdmax") > fds ? $(cat "$fdmax") : fds )); rss=$(eg_rss); fi
   # shellcheck disable=SC2086  # words
@@ -502,9 +442,9 @@ measure() { # round test path kind(load|lat) -> a row of raw.csv (+ latency samp
     grep -c 'Timeout' "$out" >>"$RES/lat/timeouts-$test-$p.txt" || true
   fi
   if [[ $kind == load ]]; then
-    log "r$rnd $test $p: $(awk -v q="$5" -v n="$2" -v c=$((r1 - r0)) -v l="$3" 'BEGIN {printf "%.0f q/s, %d lost, resolver %.1f µs/query", q, l, (n > 0) ? c / n : 0}') (${9})"
+    bench_log "r$rnd $test $p: $(awk -v q="$5" -v n="$2" -v c=$((r1 - r0)) -v l="$3" 'BEGIN {printf "%.0f q/s, %d lost, resolver %.1f µs/query", q, l, (n > 0) ? c / n : 0}') (${9})"
   else
-    log "r$rnd latency $test $p: $2 answers, avg $(awk -v a="$6" 'BEGIN {printf "%.0f", a * 1e6}') µs (${9})"
+    bench_log "r$rnd latency $test $p: $2 answers, avg $(awk -v a="$6" 'BEGIN {printf "%.0f", a * 1e6}') µs (${9})"
   fi
 }
 live_paths() { local p out=""; for p in $PATHS; do [[ " $DEAD " == *" $p "* ]] || out+=" $p"; done; echo "$out"; }
@@ -524,11 +464,11 @@ if ((LOAD_WAIT > 0)); then
   while :; do
     if awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$LOAD_MAX" 'BEGIN {exit !(l < m)}'; then QUIET=yes; break; fi
     ((WAITED >= LOAD_WAIT)) && break
-    ((WAITED % 60 == 0)) && log "waiting for the 1-min load < $LOAD_MAX (now $(cut -d' ' -f1-3 /proc/loadavg); ${WAITED}s of ${LOAD_WAIT}s)"
+    ((WAITED % 60 == 0)) && bench_log "waiting for the 1-min load < $LOAD_MAX (now $(cut -d' ' -f1-3 /proc/loadavg); ${WAITED}s of ${LOAD_WAIT}s)"
     sleep 10
     WAITED=$((WAITED + 10))
   done
-  log "load $(cut -d' ' -f1-3 /proc/loadavg) after ${WAITED}s: quiet=$QUIET"
+  bench_log "load $(cut -d' ' -f1-3 /proc/loadavg) after ${WAITED}s: quiet=$QUIET"
 fi
 
 cpu_snapshot() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
@@ -536,7 +476,7 @@ read -r BUSY0 STEAL0 TOT0 < <(cpu_snapshot)
 OURS0=$(cg_cpu_us "$CG_TOP")
 T0=$(date +%s)
 LOAD0=$(cat /proc/loadavg)
-log "measure: rounds=$ROUNDS dur=${DUR}s clients=$CLIENTS outstanding=$OUTSTANDING latency ${LAT_S}s at ${LAT_QPS}/s"
+bench_log "measure: rounds=$ROUNDS dur=${DUR}s clients=$CLIENTS outstanding=$OUTSTANDING latency ${LAT_S}s at ${LAT_QPS}/s"
 for rnd in $(seq 1 "$ROUNDS"); do
   for test in cached uncached denied; do
     # shellcheck disable=SC2046  # a list of words
@@ -556,7 +496,7 @@ POST=""
 for p in $(live_paths); do
   POST+="$p: $(dig_answer "$p" h001.cached.test) $(dig_answer "$p" "post-$p.u.test") $(dig_answer "$p" "post-$p.t.exfil.example"); "
 done
-log "after the load: $POST"
+bench_log "after the load: $POST"
 EG_HWM=0
 alive egressd && EG_HWM=$(awk '/^VmHWM:/ {print $2}' "/proc/${DPID[egressd]}/status" 2>/dev/null || echo 0)
 EG_SUPPRESSED=$(grep -o '[0-9]* events not recorded so far' "$WORK/logs/egressd.log" 2>/dev/null | tail -1 | awk '{print $1}' || true)
@@ -583,5 +523,5 @@ jq -n \
   --arg eg_warnings "${EG_WARN:-0}" --arg post "$POST" --arg cached_n "$CACHED_N" \
   '$ARGS.named' >"$RES/meta.json"
 "$PY" "$HELP/dns-report.py" "$RES" | tee "$RES/report.md"
-log "results: $RES"
-[[ -z $DEAD ]] || die "daemon(s) died during the run: $DEAD"
+bench_log "results: $RES"
+[[ -z $DEAD ]] || bench_die "daemon(s) died during the run: $DEAD"

@@ -48,6 +48,9 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+BENCH_NAME=bench-proxy
+# shellcheck source=scripts/bench/lib.sh
+. "$REPO/scripts/bench/lib.sh"
 HELP=$REPO/scripts/bench
 PY=/usr/bin/python3
 
@@ -81,7 +84,7 @@ HAPROXY_HTTP_PORT=15080
 LAT_DNAT_IP=127.0.0.2              # the latency client's static DNAT target (see README of the method)
 ALLOW_HOSTS="a.test b.test lat-direct.test lat-haproxy.test lat-egressd.test"   # c.test: served, must be refused
 
-CGROOT=$(awk '{for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
+CGROOT=$(bench_cgroot)
 CG_TOP=$CGROOT/egbp-$ID
 CG_PLAIN=$CG_TOP/client-plain      # clients of direct and haproxy
 CG_FENCE=$CG_TOP/client-fenced     # clients of egressd (the fenced cgroup)
@@ -93,20 +96,9 @@ export EGRESSD_RUN_DIR=/run/egbp-$ID
 WORK=$(mktemp -d /tmp/egbp-work.XXXXXX)
 EGRESSD=$BUILD/egressd
 
-log() { printf '[bench-proxy %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
 # --- cleanup (always) --------------------------------------------------------------------
 declare -A DPID=()                 # daemon name -> pid
 MOUNTED_BPFFS=0
-stop_pid() { # pid: TERM, 5 s, KILL
-  local pid=$1 n=50
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while ((n-- > 0)) && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 EG_STARTED=0                       # set by start_egressd, cleared by a detach that worked
 fence_progs() { bpftool cgroup show "$CG_FENCE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/' | wc -l; }
 egressd_detach() {
@@ -115,14 +107,14 @@ egressd_detach() {
   if timeout 20 "$EGRESSD" detach --cgroup "$CG_FENCE" >>"$WORK/logs/egressd-detach.log" 2>&1; then
     EG_STARTED=0
   else
-    log "warning: egressd detach --cgroup $CG_FENCE failed (see logs/egressd-detach.log)"
+    bench_log "warning: egressd detach --cgroup $CG_FENCE failed (see logs/egressd-detach.log)"
   fi
 }
 cleanup() {
-  local rc=$? name pid cg
+  local rc=$? name
   set +e
   trap - EXIT INT TERM
-  for name in "${!DPID[@]}"; do stop_pid "${DPID[$name]}"; done
+  for name in "${!DPID[@]}"; do bench_stop_pid "${DPID[$name]}"; done
   egressd_detach
   # programs left on the fenced cgroup by a failed detach
   bpftool cgroup show "$CG_FENCE" 2>/dev/null | awk 'NR > 1 && $1 ~ /^[0-9]+$/ {print $1, $2}' |
@@ -130,63 +122,32 @@ cleanup() {
   [[ -d $EGRESSD_BPFFS_DIR ]] && rm -rf "$EGRESSD_BPFFS_DIR"
   [[ -d $EGRESSD_RUN_DIR ]] && rm -rf "$EGRESSD_RUN_DIR"
   # whatever is left in our namespaces or cgroups was started by this script
-  for ns in "$NS_C" "$NS_O"; do
-    [[ -e /run/netns/$ns ]] || continue
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-  done
-  if [[ -d $CG_TOP ]]; then
-    for cg in "$CG_TOP"/*/; do
-      for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    done
-    sleep 0.3
-    for cg in "$CG_TOP"/*/; do rmdir "$cg" 2>/dev/null; done
-    rmdir "$CG_TOP" 2>/dev/null || log "warning: could not remove $CG_TOP"
-  fi
-  for ns in "$NS_C" "$NS_O"; do
-    [[ -e /run/netns/$ns ]] && ip netns del "$ns"
-    rm -rf "/etc/netns/$ns"
-  done
+  bench_rm_cgroups "$CG_TOP"
+  bench_del_netns "$NS_C" "$NS_O"
   # shellcheck disable=SC2010  # bpffs names are plain
   if ((MOUNTED_BPFFS)) && [[ -z $(ls -A /sys/fs/bpf 2>/dev/null | grep -vxE 'maps.debug|progs.debug') ]]; then
     umount /sys/fs/bpf
   fi
   if [[ -d $RES ]]; then mkdir -p "$RES/logs" && cp -r "$WORK/logs/." "$RES/logs/" 2>/dev/null; fi
-  [[ ${BENCH_KEEP_WORK:-0} == 1 ]] && log "work dir kept: $WORK" || rm -rf "$WORK"
+  [[ ${BENCH_KEEP_WORK:-0} == 1 ]] && bench_log "work dir kept: $WORK" || rm -rf "$WORK"
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- dependencies (idempotent) -------------------------------------------------------------
-install_deps() {
-  local pkgs=(haproxy nginx nghttp2-client wrk dnsmasq-base bind9-dnsutils nftables curl openssl
-              iproute2 util-linux procps python3 bpftool jq) missing=() p made=0
-  for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  # package scripts must not start nginx/haproxy in the root namespace
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null || { ((made)) && rm -f /usr/sbin/policy-rc.d; die "apt-get install"; }
-  ((made)) && rm -f /usr/sbin/policy-rc.d
-  return 0
-}
-install_deps
+bench_apt_ensure haproxy nginx nghttp2-client wrk dnsmasq-base bind9-dnsutils nftables curl openssl \
+  iproute2 util-linux procps python3 bpftool jq
 for t in haproxy nginx h2load wrk dnsmasq dig nft curl openssl ip nsenter unshare bpftool ss timeout; do
-  command -v "$t" >/dev/null || die "$t missing"
+  command -v "$t" >/dev/null || bench_die "$t missing"
 done
-[[ -x $PY ]] || die "$PY missing"
-[[ -n $CGROOT && -d $CGROOT ]] || die "no cgroup2 mount in /proc/self/mountinfo"
+[[ -x $PY ]] || bench_die "$PY missing"
+[[ -n $CGROOT && -d $CGROOT ]] || bench_die "no cgroup2 mount in /proc/self/mountinfo"
 
 want() { [[ " $PATHS_WANTED " == *" $1 "* ]]; }
 if want egressd && [[ ! -x $EGRESSD ]]; then
-  log "building egressd ($BUILD)"
-  BUILD_DIR=$BUILD scripts/build.sh >&2 || die "scripts/build.sh"
+  bench_log "building egressd ($BUILD)"
+  BUILD_DIR=$BUILD scripts/build.sh >&2 || bench_die "scripts/build.sh"
 fi
 
 # a private copy: the build dir may be rebuilt while this runs (the idle test restarts egressd)
@@ -210,7 +171,7 @@ HAPROXY_MAXCONN=$((IDLE_N + 100))
 mkdir -p "$RES"/{lat,out} "$WORK"/{pki,www,run,logs,tmp}
 chmod 755 "$WORK" "$WORK/www"
 chmod 1777 "$WORK/tmp" "$WORK/logs"
-log "results $RES, work $WORK, namespaces $NS_C/$NS_O, cgroups $CG_TOP"
+bench_log "results $RES, work $WORK, namespaces $NS_C/$NS_O, cgroups $CG_TOP"
 
 # --- certificates, content, configs --------------------------------------------------------
 (
@@ -219,7 +180,7 @@ log "results $RES, work $WORK, namespaces $NS_C/$NS_O, cgroups $CG_TOP"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -sha256 \
     -keyout origin.key -out origin.crt -subj "/CN=a.test" -addext "subjectAltName=${san%,}" 2>/dev/null
   chmod 644 origin.crt; chmod 600 origin.key
-) || die "openssl"
+) || bench_die "openssl"
 head -c 100 /dev/zero | tr '\0' x >"$WORK/www/small"
 truncate -s 1G "$WORK/www/1g"
 chmod 644 "$WORK/www/"*
@@ -246,30 +207,12 @@ ${LAT_IP[haproxy]} lat-haproxy.test
 ${LAT_IP[egressd]} lat-egressd.test"
 
 # --- namespaces ------------------------------------------------------------------------------
-ip netns add "$NS_C"
-ip netns add "$NS_O"
-ip -n "$NS_C" link add vc0 type veth peer name vo0 netns "$NS_O"
-for ns in "$NS_C" "$NS_O"; do
-  ip -n "$ns" link set lo up
-  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip -n "$NS_C" addr add "$CLIENT_IP/24" dev vc0
-ip -n "$NS_C" link set vc0 up
-ip -n "$NS_C" route add 203.0.113.0/24 via "$ORIGIN_GW"       # the only route out of lo
-ip -n "$NS_O" addr add "$ORIGIN_GW/24" dev vo0
-ip -n "$NS_O" link set vo0 up
-for a in $ORIGIN_IP "${LAT_IP[haproxy]}" "${LAT_IP[egressd]}" $DNS_IP; do ip -n "$NS_O" addr add "$a/32" dev lo; done
+# shellcheck disable=SC2086  # the address lists split on purpose
+bench_netns_pair "$NS_C" "$NS_O" "$CLIENT_IP" "$ORIGIN_GW" 203.0.113.0/24 $ORIGIN_IP "${LAT_IP[haproxy]}" "${LAT_IP[egressd]}" $DNS_IP
 ip netns exec "$NS_C" sysctl -qw net.ipv4.ip_local_port_range="20000 65000"
 ip netns exec "$NS_O" sysctl -qw net.ipv4.ip_local_port_range="20000 65000"
-# interfaces: lo + our veth end, nothing else, in both
-[[ $(ip -n "$NS_C" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | xargs) == "lo vc0" ]] || die "unexpected interfaces in $NS_C"
-[[ $(ip -n "$NS_O" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort | xargs) == "lo vo0" ]] || die "unexpected interfaces in $NS_O"
-mkdir -p "/etc/netns/$NS_C" "/etc/netns/$NS_O"
-echo "$HOSTS" >"/etc/netns/$NS_C/hosts"
-echo "$HOSTS" >"/etc/netns/$NS_O/hosts"
-echo "nameserver $DNS_IP" >"/etc/netns/$NS_C/resolv.conf"
-echo "nameserver $DNS_IP" >"/etc/netns/$NS_O/resolv.conf"
-chmod 644 /etc/netns/"$NS_C"/* /etc/netns/"$NS_O"/*
+bench_netns_files "$NS_C" "$HOSTS" "$DNS_IP"
+bench_netns_files "$NS_O" "$HOSTS" "$DNS_IP"
 
 # nft in the client namespace. haproxy path: uid 0's (the clients') connects to the origin
 # are redirected by the 'dyn' chain (filled only while haproxy is measured); the latency
@@ -306,16 +249,14 @@ set_path direct
 mkdir "$CG_TOP" "$CG_PLAIN" "$CG_FENCE" "$CG_EGRESSD" "$CG_HAPROXY" "$CG_ORIGIN"
 if ! mountpoint -q /sys/fs/bpf; then mount -t bpf bpf /sys/fs/bpf && MOUNTED_BPFFS=1; fi
 
-# run CMD with its pid in cgroup $1 from exec on (so its sockets and children belong there)
-in_cg() { sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
-# the same for a daemon: `( daemon_in_cg CG CMD... ) &` leaves $! = the daemon's own pid
-daemon_in_cg() { exec sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$@"; }
+# bench_in_cg / bench_daemon_in_cg (lib.sh) run CMD with its pid in a cgroup from exec on
+# the same for a daemon: `( bench_daemon_in_cg CG CMD... ) &` leaves $! = the daemon's own pid
 # a client of path $1, in the client namespace (with its hosts file) and the path's cgroup
 client() {
   local cg=$CG_PLAIN
   [[ $1 == egressd ]] && cg=$CG_FENCE
   shift
-  in_cg "$cg" ip netns exec "$NS_C" "$@"
+  bench_in_cg "$cg" ip netns exec "$NS_C" "$@"
 }
 paths_of() { echo "${OK[$1]}"; }
 scheme_of() { if [[ $1 == tls ]]; then echo https; else echo http; fi; }
@@ -334,18 +275,18 @@ origin_opens() { ip netns exec "$NS_O" awk '/^Tcp:/ && $1 == "Tcp:" {n++; if (n 
 
 # --- daemons -------------------------------------------------------------------------------------
 start_dnsmasq() {
-  ( daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+  ( bench_daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" dnsmasq --keep-in-foreground --conf-file=/dev/null \
     --log-facility=- --pid-file="$WORK/run/dnsmasq.pid" --user=nobody --group=nogroup \
     --listen-address="$DNS_IP" --bind-interfaces --no-resolv --no-hosts \
     --addn-hosts="/etc/netns/$NS_O/hosts" --local-ttl="$DNS_TTL" --address=/#/ ) >"$WORK/logs/dnsmasq.log" 2>&1 &
   DPID[dnsmasq]=$!
 }
 start_origin() {
-  ( daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" nginx -c "$WORK/origin-nginx.conf" -g 'daemon off;' ) >"$WORK/logs/origin.log" 2>&1 &
+  ( bench_daemon_in_cg "$CG_ORIGIN" ip netns exec "$NS_O" nginx -c "$WORK/origin-nginx.conf" -g 'daemon off;' ) >"$WORK/logs/origin.log" 2>&1 &
   DPID[origin]=$!
 }
 start_haproxy() {
-  ( daemon_in_cg "$CG_HAPROXY" ip netns exec "$NS_C" haproxy -db -f "$WORK/haproxy.cfg" ) >"$WORK/logs/haproxy.log" 2>&1 &
+  ( bench_daemon_in_cg "$CG_HAPROXY" ip netns exec "$NS_C" haproxy -db -f "$WORK/haproxy.cfg" ) >"$WORK/logs/haproxy.log" 2>&1 &
   DPID[haproxy]=$!
 }
 EGRESSD_DNS_ARG=()
@@ -353,7 +294,7 @@ start_egressd() {
   # in the client namespace through nsenter (`ip netns exec` would remount /sys and hide the
   # bpffs and the cgroup mount), with a private mount namespace whose /etc/resolv.conf and
   # /etc/hosts are the client namespace's, in its own cgroup (never the one it fences)
-  ( daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- unshare --mount --propagation private -- \
+  ( bench_daemon_in_cg "$CG_EGRESSD" nsenter --net="/run/netns/$NS_C" -- unshare --mount --propagation private -- \
     sh -c 'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"' \
     "/etc/netns/$NS_C" "$EGRESSD" attach --cgroup "$CG_FENCE" --policy "$WORK/egressd.toml" "${EGRESSD_DNS_ARG[@]}" ) >>"$WORK/logs/egressd.log" 2>&1 &
   DPID[egressd]=$!
@@ -361,11 +302,6 @@ start_egressd() {
 }
 listens() { # ns port
   ip netns exec "$1" ss -ltnH "sport = :$2" 2>/dev/null | grep -q .
-}
-wait_for() { # seconds cmd...: poll every 0.1 s
-  local n=$(($1 * 10)); shift
-  while ((n-- > 0)); do "$@" && return 0; sleep 0.1; done
-  return 1
 }
 dns_answer() { # name [type] -> addresses or rcode
   local out
@@ -385,13 +321,13 @@ egressd_alive() { kill -0 "${DPID[egressd]}" 2>/dev/null; }
 egressd_enforcing() { egressd_log_has "enforcing on" || ! egressd_alive; }
 egressd_proxy_up() { { egressd_log_has "proxy listening" && egressd_listens; } || ! egressd_alive; }
 wait_egressd() { # 0 = enforcing with its proxy listening
-  wait_for 30 egressd_enforcing
-  egressd_alive && egressd_log_has "enforcing on" || { log "egressd did not report 'enforcing on'"; return 1; }
-  wait_for 20 egressd_proxy_up
-  egressd_alive || { log "egressd exited"; return 1; }
-  egressd_log_has "proxy listening" && egressd_listens || { log "egressd: no 'proxy listening' / no listener of its own in $NS_C"; return 1; }
+  bench_wait_for 30 egressd_enforcing
+  egressd_alive && egressd_log_has "enforcing on" || { bench_log "egressd did not report 'enforcing on'"; return 1; }
+  bench_wait_for 20 egressd_proxy_up
+  egressd_alive || { bench_log "egressd exited"; return 1; }
+  egressd_log_has "proxy listening" && egressd_listens || { bench_log "egressd: no 'proxy listening' / no listener of its own in $NS_C"; return 1; }
 }
-stop_daemon() { stop_pid "${DPID[$1]:-}"; unset "DPID[$1]"; }
+stop_daemon() { bench_stop_pid "${DPID[$1]:-}"; unset "DPID[$1]"; }
 restart_proxy() { # a fresh process (the idle test measures RSS growth from a clean start)
   stop_daemon "$1"
   if [[ $1 == egressd ]]; then
@@ -400,25 +336,25 @@ restart_proxy() { # a fresh process (the idle test measures RSS growth from a cl
     start_egressd; wait_egressd
   else
     start_haproxy
-    wait_for 20 listens "$NS_C" "$HAPROXY_TLS_PORT" && wait_for 20 listens "$NS_C" "$HAPROXY_HTTP_PORT"
+    bench_wait_for 20 listens "$NS_C" "$HAPROXY_TLS_PORT" && bench_wait_for 20 listens "$NS_C" "$HAPROXY_HTTP_PORT"
   fi
 }
 
 start_dnsmasq
-wait_for 10 dns_ok || die "dnsmasq does not answer a.test"
+bench_wait_for 10 dns_ok || bench_die "dnsmasq does not answer a.test"
 start_origin
-wait_for 20 listens "$NS_O" 443 && wait_for 20 listens "$NS_O" 80 || { cat "$WORK/logs/origin"* >&2; die "origin nginx"; }
+bench_wait_for 20 listens "$NS_O" 443 && bench_wait_for 20 listens "$NS_O" 80 || { cat "$WORK/logs/origin"* >&2; bench_die "origin nginx"; }
 PATHS="direct"
 if want haproxy; then
   start_haproxy
-  if wait_for 20 listens "$NS_C" "$HAPROXY_TLS_PORT" && wait_for 20 listens "$NS_C" "$HAPROXY_HTTP_PORT"; then
+  if bench_wait_for 20 listens "$NS_C" "$HAPROXY_TLS_PORT" && bench_wait_for 20 listens "$NS_C" "$HAPROXY_HTTP_PORT"; then
     PATHS+=" haproxy"
   else
-    tail -n 20 "$WORK/logs/haproxy.log" >&2; die "haproxy did not start"
+    tail -n 20 "$WORK/logs/haproxy.log" >&2; bench_die "haproxy did not start"
   fi
 fi
 if want egressd; then
-  "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || { cat "$WORK/logs/egressd-check.log" >&2; die "egressd check of the policy"; }
+  "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || { cat "$WORK/logs/egressd-check.log" >&2; bench_die "egressd check of the policy"; }
   # --dns-upstream where this build has it (the usage text may not list it); else resolv.conf (bound above)
   grep -aq -- 'dns-upstream' "$EGRESSD" && EGRESSD_DNS_ARG=(--dns-upstream "$DNS_IP")
   start_egressd
@@ -426,12 +362,12 @@ if want egressd; then
     PATHS+=" egressd"
   else
     tail -n 20 "$WORK/logs/egressd.log" >&2
-    [[ ${BENCH_REQUIRE_EGRESSD:-0} == 1 ]] && die "egressd's proxy did not come up"
-    log "egressd's proxy did not come up: the egressd path is LEFT OUT of this run"
+    [[ ${BENCH_REQUIRE_EGRESSD:-0} == 1 ]] && bench_die "egressd's proxy did not come up"
+    bench_log "egressd's proxy did not come up: the egressd path is LEFT OUT of this run"
     stop_daemon egressd; egressd_detach
   fi
 fi
-log "paths: $PATHS"
+bench_log "paths: $PATHS"
 
 # --- functional check: a path that fails is left out -------------------------------------------
 nft_hits() { ip netns exec "$NS_C" nft list chain ip egbp dyn | awk '{for (i = 1; i < NF; i++) if ($i == "packets") s += $(i + 1)} END {print s + 0}'; }
@@ -468,13 +404,13 @@ check_paths() {
   echo "tls resumption at the origin: $REUSE (must be 'full')" >>"$RES/check.txt"
   echo "dns $DNS_IP: a.test=$(dns_answer a.test) lat-egressd.test=$(dns_answer lat-egressd.test) c.test=$(dns_answer c.test) nx.test=$(dns_answer nx.test) a.test/AAAA=$(dns_answer a.test AAAA)" >>"$RES/check.txt"
   cat "$RES/check.txt" >&2
-  [[ $REUSE == full* ]] || die "the origin resumes TLS sessions: $REUSE"
-  [[ " ${OK[tls]} " == *" direct "* && " ${OK[http]} " == *" direct "* ]] || die "the direct path does not work"
+  [[ $REUSE == full* ]] || bench_die "the origin resumes TLS sessions: $REUSE"
+  [[ " ${OK[tls]} " == *" direct "* && " ${OK[http]} " == *" direct "* ]] || bench_die "the direct path does not work"
 }
 check_paths
-log "working paths: tls: ${OK[tls]} | http: ${OK[http]}"
+bench_log "working paths: tls: ${OK[tls]} | http: ${OK[http]}"
 if [[ -n ${BENCH_PAUSE:-} ]]; then   # debugging: the world stays up this many seconds (bounded)
-  log "pausing ${BENCH_PAUSE}s: clients: sh -c 'echo \$\$ >$CG_FENCE/cgroup.procs && exec ip netns exec $NS_C CMD'; egressd pid ${DPID[egressd]:-none}"
+  bench_log "pausing ${BENCH_PAUSE}s: clients: sh -c 'echo \$\$ >$CG_FENCE/cgroup.procs && exec ip netns exec $NS_C CMD'; egressd pid ${DPID[egressd]:-none}"
   sleep "$((BENCH_PAUSE > 1800 ? 1800 : BENCH_PAUSE))"
 fi
 
@@ -505,7 +441,7 @@ calibrate() { # n per (section, path, c) so that a run takes ~DUR s
         rate=$(awk -v o="$ok" -v s="$secs" 'BEGIN {print (s > 0) ? o / s : 0}')
         n=$(awk -v r="$rate" -v d="$DUR" -v c="$c" -v m="$CPS_MAX_N" 'BEGIN {n = int(r * d); lo = (c > 1) ? c * 4 : 50; if (n < lo) n = lo; if (n > m) n = m; print n}')
         CPS_N[$sec/$p/$c]=$n
-        log "calibrate $sec $p c=$c: ~$(printf '%.0f' "$rate")/s -> n=$n"
+        bench_log "calibrate $sec $p c=$c: ~$(printf '%.0f' "$rate")/s -> n=$n"
       done
     done
   done
@@ -527,7 +463,7 @@ run_cps() { # sec path c rep
   local sec=$1 p=$2 c=$3 rep=$4 n=${CPS_N[$1/$2/$3]} r
   set_path "$p"
   r=$(measure_around "$sec" "$p" "cps$c" "$rep" "$n" -- cps_cmd "$sec" "$p" "$c" "$n" "cps-$sec-$p-c$c-r$rep")
-  log "r$rep $sec cps c=$c $p: $(awk '{printf "%.0f conn/s (%d ok, %d errors), proxy %.0f us/conn", ($3 > 0) ? $1 / $3 : 0, $1, $2, ($1 > 0) ? $5 / $1 : 0}' <<<"$r")"
+  bench_log "r$rep $sec cps c=$c $p: $(awk '{printf "%.0f conn/s (%d ok, %d errors), proxy %.0f us/conn", ($3 > 0) ? $1 / $3 : 0, $1, $2, ($1 > 0) ? $5 / $1 : 0}' <<<"$r")"
 }
 wrk_cmd() { # sec path c tag -> "requests errors seconds bytes"
   local sec=$1 p=$2 c=$3 tag=$4 t=1 out
@@ -543,7 +479,7 @@ run_bulk() { # sec path c rep
   local sec=$1 p=$2 c=$3 rep=$4 r
   set_path "$p"
   r=$(measure_around "$sec" "$p" "bulk$c" "$rep" "$c" -- wrk_cmd "$sec" "$p" "$c" "bulk-$sec-$p-c$c-r$rep")
-  log "r$rep $sec bulk c=$c $p: $(awk '{printf "%.0f MB/s, proxy %.2f s/GB", ($3 > 0) ? $4 / $3 / 1e6 : 0, ($4 > 0) ? $5 / 1e6 / ($4 / 1e9) : 0}' <<<"$r")"
+  bench_log "r$rep $sec bulk c=$c $p: $(awk '{printf "%.0f MB/s, proxy %.2f s/GB", ($3 > 0) ? $4 / $3 / 1e6 : 0, ($4 > 0) ? $5 / 1e6 / ($4 / 1e9) : 0}' <<<"$r")"
 }
 run_lat() { # sec rep: every path of the section, interleaved sample by sample
   local sec=$1 rep=$2 port=443 tls=--tls targets="" p fenced=""
@@ -558,8 +494,8 @@ run_lat() { # sec rep: every path of the section, interleaved sample by sample
   client direct timeout $((LAT_MAX_S + 20)) "$PY" "$HELP/proxy-client.py" latency $tls --port $port \
     --rounds "$LAT_ROUNDS" --max-time "$LAT_MAX_S" --outdir "$RES/lat" --prefix "$sec-" --seed "$rep" \
     --targets "$targets" --fenced "$fenced" --fenced-procs-fd 9 9>>"$CG_FENCE/cgroup.procs" >>"$RES/lat/summary-$sec.jsonl" ||
-    log "latency pass $sec r$rep failed"
-  log "r$rep $sec latency: $(tail -n 1 "$RES/lat/summary-$sec.jsonl" 2>/dev/null)"
+    bench_log "latency pass $sec r$rep failed"
+  bench_log "r$rep $sec latency: $(tail -n 1 "$RES/lat/summary-$sec.jsonl" 2>/dev/null)"
 }
 # Each path's idle connections go to its own origin address (lat-PATH.test): when the client
 # closes them, the proxy is the active closer upstream and keeps ~IDLE_N TIME_WAIT sockets from
@@ -569,7 +505,7 @@ run_lat() { # sec rep: every path of the section, interleaved sample by sample
 run_idle() { # sec path: RSS of a freshly started proxy holding IDLE_N idle kept-alive connections
   local sec=$1 p=$2 port=443 tls=--tls pcg pids out pc0 pc1
   [[ $sec == http ]] && port=80 && tls=""
-  restart_proxy "$p" || { log "idle $sec $p: restart failed"; return 0; }
+  restart_proxy "$p" || { bench_log "idle $sec $p: restart failed"; return 0; }
   sleep 1
   set_path "$p"
   pcg=$(proxy_cg "$p")
@@ -590,7 +526,7 @@ run_idle() { # sec path: RSS of a freshly started proxy holding IDLE_N idle kept
   # the proxy's CPU over the set-up, the 2 s idle and the close of them all
   [[ $out == \{* ]] && out=$(jq -c --argjson us $((pc1 - pc0)) '. + {proxy_cpu_us: $us}' <<<"$out")
   echo "{\"section\": \"$sec\", \"path\": \"$p\", \"result\": ${out:-null}}" >>"$RES/idle.jsonl"
-  log "idle $sec $p: ${out:-failed}"
+  bench_log "idle $sec $p: ${out:-failed}"
   set_path direct
   sleep 1
 }
@@ -602,7 +538,7 @@ perf_summary() { # perf.data -> flat profile by dso, then by symbol (callers of 
   perf report -i "$1" --no-children --sort sym --stdio -G --percent-limit 3 2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 150 || true
 }
 perf_egressd() { # optional: where egressd spends its CPU, during one TLS c=64 run and one 16-stream TLS download
-  command -v perf >/dev/null || { log "perf not installed: BENCH_PERF skipped"; return 0; }
+  command -v perf >/dev/null || { bench_log "perf not installed: BENCH_PERF skipped"; return 0; }
   [[ " ${OK[tls]} " == *" egressd "* ]] || return 0
   local what
   for what in cps64 bulk16; do
@@ -621,7 +557,7 @@ read -r BUSY0 STEAL0 TOT0 < <(cpu_snapshot)
 OURS0=$(cg_cpu_us "$CG_TOP")       # clients, proxies, origin, DNS: everything of ours that matters
 T0=$(date +%s)
 LOAD0=$(cat /proc/loadavg)
-log "measure: reps=$REPS dur=${DUR}s latency rounds=$LAT_ROUNDS idle=$IDLE_N (fd limit $NOFILE)"
+bench_log "measure: reps=$REPS dur=${DUR}s latency rounds=$LAT_ROUNDS idle=$IDLE_N (fd limit $NOFILE)"
 calibrate
 for rep in $(seq 1 "$REPS"); do
   for test in cps1 cps64 lat bulk1 bulk16; do
@@ -669,4 +605,4 @@ jq -n \
   --arg reuse "$REUSE" --arg dns_arg "${EGRESSD_DNS_ARG[*]:-}" \
   '$ARGS.named' >"$RES/meta.json"
 "$PY" "$HELP/proxy-report.py" "$RES" | tee "$RES/report.md"
-log "results: $RES"
+bench_log "results: $RES"

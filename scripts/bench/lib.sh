@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # scripts/bench/lib.sh: the namespace, cgroup and package setup the bench-*.sh scripts
-# repeat, sourced (not run). Used by bench-pkg.sh; the older scripts keep their own copies.
+# share, sourced (not run) by every scripts/bench-*.sh.
 #
 # The caller sets BENCH_NAME (log prefix) before sourcing, and `set -euo pipefail`.
 # NETWORK SAFETY: bench_netns_pair builds two namespaces joined only by a veth pair and

@@ -14,21 +14,13 @@ import secrets
 import shutil
 import time
 
-from e2e_case import FenceCase
+from e2e_case import DEFAULT_POLICY_ALL_EVENTS, FenceCase
 from proxy_case import require_tools
 from world import HERE, LINK4_AGENT
 
 # Host rules name what may be resolved; *.wild.test also carries the marker
 # queries (m<hex>.wild.test: NXDOMAIN at dnsmasq, logged there).
-DNS_POLICY = """\
-version = 1
-events = "all"
-
-[network]
-loopback = "allow"
-private = "deny"
-link_local = "deny"
-
+DNS_POLICY = DEFAULT_POLICY_ALL_EVENTS + """
 [[allow]]
 host = "allowed.test"
 
@@ -135,23 +127,9 @@ class DnsCase(FenceCase):
     # -- events -------------------------------------------------------------
 
     def dns_event(self, pid=None, timeout=10.0, **fields):
-        """The first unclaimed resolver event (hook "dns") from client
-        process pid (its tgid) whose fields equal `fields` (a tuple or set
-        matches any of its values)."""
-        def ok(e):
-            if e.get("hook") != "dns":
-                return False
-            if pid is not None and e.get("tgid") != pid:
-                return False
-            for k, v in fields.items():
-                if isinstance(v, (tuple, set, frozenset)):
-                    if e.get(k) not in v:
-                        return False
-                elif e.get(k) != v:
-                    return False
-            return True
-        what = f"dns event {json.dumps(fields)}" + (f" from pid {pid}" if pid is not None else "")
-        return self.tail.expect_event(ok, timeout=timeout, what=what)
+        """The first unclaimed resolver event from client process pid (its tgid)
+        whose fields equal `fields` (world.Tail.hook_event)."""
+        return self.tail.hook_event("dns", pid, timeout, **fields)
 
     # -- the upstream's query log --------------------------------------------
 

@@ -41,15 +41,7 @@ private = "deny"
 link_local = "deny"
 """
 
-ALLOW_PG_POLICY = """\
-version = 1
-events = "all"
-
-[network]
-loopback = "allow"
-private = "deny"
-link_local = "deny"
-
+ALLOW_PG_POLICY = DEFAULT_POLICY_ALL_EVENTS + """
 [[allow_cidr]]
 cidr = "10.0.0.5/32"
 ports = [5432]

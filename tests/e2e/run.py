@@ -5,7 +5,8 @@
 
 Exit 0: all passed; 1: failures; 77: this host cannot run the tier (not root,
 no BPF, no egressd binary) and CI is not "true". With CI=true the same
-conditions are a failure: CI must never silently skip the e2e tier.
+conditions are a failure: CI must never silently skip the e2e tier, nor a
+test in it (a test that skips, say for a missing tool, fails the run).
 
 EGRESSD_BIN names the binary (CMake passes $<TARGET_FILE:egressd>).
 """
@@ -36,6 +37,10 @@ def main(argv):
     res = unittest.TextTestRunner(verbosity=2, stream=sys.stderr).run(suite)
     if res.testsRun == 0:
         print("e2e: no test ran", file=sys.stderr)
+        return 1
+    if res.skipped and os.environ.get("CI") == "true":
+        for test, why in res.skipped:
+            print(f"e2e: FAIL: skipped under CI=true: {test.id()}: {why}", file=sys.stderr)
         return 1
     return 0 if res.wasSuccessful() else 1
 

@@ -17,7 +17,6 @@
   denied name it is not.
 """
 import json
-import os
 import re
 import subprocess
 import time
@@ -55,9 +54,7 @@ def require_pip(case):
                        stderr=subprocess.STDOUT, timeout=60)
     if r.returncode != 0:
         msg = "missing tools: pip (run scripts/install-deps.sh --test)"
-        if os.environ.get("CI") == "true":
-            case.fail(msg)
-        case.skipTest(msg)
+        case.skipTest(msg)  # run.py fails it under CI=true
 
 
 def ede_text(dig_out):

@@ -5,7 +5,8 @@ IP_RETOPTS control message (per packet), and the IPv6 routing header
 import json
 import unittest
 
-from e2e_case import FenceCase
+from e2e_case import DEFAULT_POLICY, FenceCase
+from udp_sink import Sink
 
 # Runs in the agent netns, in the cgroup; prints one JSON line per attempt.
 SNIPPET = r'''
@@ -34,6 +35,12 @@ def retopts_cmsg():
     IP_RETOPTS = 7
     s.sendmsg([b"dns?"], [(socket.IPPROTO_IP, IP_RETOPTS, LSRR)], 0, ("203.0.113.10", 53))
 
+def retopts_cmsg_sink():
+    # Via 10.0.0.5 (the option) to 203.0.113.10:7123 (the sink).
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    IP_RETOPTS = 7
+    s.sendmsg([b"routed"], [(socket.IPPROTO_IP, IP_RETOPTS, LSRR)], 0, ("203.0.113.10", 7123))
+
 def plain_dns():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.sendto(b"dns?", ("203.0.113.10", 53))
@@ -50,7 +57,7 @@ for name in sys.argv[1:]:
 '''
 
 
-class SourceRoute(FenceCase):
+class SourceRouteCase(FenceCase):
     def run_cases(self, *names):
         script = self.w.tmp / "sourceroute.py"
         script.write_text(SNIPPET)
@@ -58,11 +65,13 @@ class SourceRoute(FenceCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return {d["case"]: d["errno"] for d in map(json.loads, r.stdout.splitlines())}
 
-    def expect_source_route_event(self, hook):
+    def expect_source_route_event(self, hook, verdict="deny"):
         ev = self.tail.expect_event(lambda e: e.get("reason") == "source-route" and e.get("hook") == hook,
                                     what=f"source-route event from {hook}")
-        self.assertEqual(ev["verdict"], "deny", ev)
+        self.assertEqual(ev["verdict"], verdict, ev)
 
+
+class SourceRoute(SourceRouteCase):
     def test_ip_options_lsrr_refused(self):
         got = self.run_cases("ip_options", "ip_options_cleared")
         self.assertEqual(got, {"ip_options": "EPERM", "ip_options_cleared": None})
@@ -78,6 +87,29 @@ class SourceRoute(FenceCase):
         got = self.run_cases("retopts_cmsg", "plain_dns")
         self.assertEqual(got, {"retopts_cmsg": "EPERM", "plain_dns": None})
         self.expect_source_route_event("skb_egress")
+
+
+class AuditSourceRoute(SourceRouteCase):
+    """mode = "audit" denies nothing: the options are set, the packets leave
+    and arrive, and the events say what enforcing would have refused."""
+    POLICY = DEFAULT_POLICY.replace("version = 1\n", 'version = 1\nmode = "audit"\n', 1)
+
+    def test_ip_options_lsrr_recorded(self):
+        self.assertEqual(self.run_cases("ip_options"), {"ip_options": None})
+        self.expect_source_route_event("setsockopt", verdict="audit")
+
+    def test_per_packet_options_arrive_and_are_recorded(self):
+        # The world's end takes the loose source route (a kernel drops it by
+        # default) on to 203.0.113.10, which it also holds: the sink counts
+        # what arrived.
+        veth = self.w.veth_world
+        self.w._sysctl(self.w.world_ns, "net.ipv4.conf.all.accept_source_route=1",
+                       f"net.ipv4.conf.{veth}.accept_source_route=1")
+        sink = Sink(self.w, [("203.0.113.10", 7123)])
+        self.assertEqual(self.run_cases("retopts_cmsg_sink"), {"retopts_cmsg_sink": None})
+        self.expect_source_route_event("skb_egress", verdict="audit")
+        got = sink.received("203.0.113.10", 7123)
+        self.assertEqual((got["datagrams"], got["bytes"]), (1, len("routed")), got)
 
 
 if __name__ == "__main__":

@@ -249,6 +249,18 @@ class Tail:
             + ("\ntail stderr:\n" + "".join(self.err.lines) if self.err.lines else "")
             + ("" if alive else f"\n(tail exited: {self.proc.poll()})"))
 
+    def hook_event(self, hook, pid=None, timeout=10.0, **fields):
+        """The first unclaimed event of `hook` ("dns", "proxy", ...) from
+        client process pid (its tgid) whose fields equal `fields`. A field
+        given as a tuple or set matches any of its values."""
+        def ok(e):
+            if e.get("hook") != hook or (pid is not None and e.get("tgid") != pid):
+                return False
+            return all(e.get(k) in v if isinstance(v, (tuple, set, frozenset)) else e.get(k) == v
+                       for k, v in fields.items())
+        what = f"{hook} event {json.dumps(fields)}" + (f" from pid {pid}" if pid is not None else "")
+        return self.expect_event(ok, timeout=timeout, what=what)
+
     def no_event(self, predicate, wait=1.0):
         """Asserts no unclaimed event matches within `wait` seconds."""
         try:

@@ -52,6 +52,11 @@ class FakeDnsUpstream {
   bool ok() const { return tcp_.valid(); }
   void set_handler(Handler h) { handler_ = std::move(h); }
   int queries() const { return udp_queries + tcp_queries; }
+  int edns_queries() const {
+    int n = 0;
+    for (const dns::Message& q : seen) n += q.edns ? 1 : 0;
+    return n;
+  }
 
   sockaddr_storage addr{};
   int udp_queries = 0;

@@ -2,7 +2,6 @@
 // behaves the same whether or not a daemon is running.
 #include "cli/commands.h"
 
-#include <dirent.h>
 #include <grp.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -29,28 +28,14 @@
 #include "cli/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
+#include "common/dir_entries.h"
+#include "events/subscribe.h"
 #include "policy/compiler.h"
 
 namespace egressd::cli {
 namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
-
-int connect_unix(const std::string& path) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(sa.sun_path)) return -1;
-  std::memcpy(sa.sun_path, path.c_str(), path.size());
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    int err = errno;  // the caller tells "not yours" from "nobody there"
-    close(fd);
-    errno = err;
-    return -1;
-  }
-  return fd;
-}
 
 // Why connecting to a daemon's event socket was refused, and how to get in:
 // it is 0660 (events name processes and destinations) and the daemon's
@@ -64,20 +49,6 @@ std::string socket_access_hint(const std::string& path) {
   }
   return "permission denied on " + path + ", the daemon's event socket (mode 0660: events name processes and "
          "destinations): " + how;
-}
-
-// Reads one '\n'-terminated line (bounded) with a deadline.
-bool read_line(int fd, std::string& line, int timeout_ms) {
-  line.clear();
-  for (int i = 0; i < 512; ++i) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, timeout_ms) <= 0) return false;
-    char c;
-    if (recv(fd, &c, 1, 0) != 1) return false;
-    if (c == '\n') return true;
-    line.push_back(c);
-  }
-  return false;
 }
 
 // Removes the stale attachments for `path` (every one if empty); returns
@@ -217,32 +188,25 @@ int cmd_tail(const std::vector<std::string>& argv) {
     auto t = resolve_target(*req, false);
     if (!t) return fail("tail", t.error().message());
     sockets.push_back(t->pins.socket());
-  } else if (DIR* d = opendir(run_dir().c_str())) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
+  } else if (auto names = dir_entries(run_dir())) {
+    for (const std::string& n : *names)
       if (n.size() > 5 && n.substr(n.size() - 5) == ".sock") sockets.push_back(run_dir() + "/" + n);
-    }
-    closedir(d);
   }
   std::vector<pollfd> fds;
-  const std::string hello = args.has("json") ? "json\n" : "text\n";
   size_t denied = 0;
   for (const std::string& path : sockets) {
-    int fd = connect_unix(path);
-    if (fd < 0 && errno == EACCES) {
+    auto sub = subscribe_events(path, args.has("json") ? "json" : "text", 5000);
+    if (!sub && sub.error().err == EACCES) {
       std::fprintf(stderr, "egressd tail: %s\n", socket_access_hint(path).c_str());
       ++denied;
       continue;
     }
-    std::string reply;
-    if (fd < 0 || send(fd, hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size()) ||
-        !read_line(fd, reply, 5000) || reply.rfind("ok ", 0) != 0) {
-      if (fd >= 0) close(fd);
+    if (!sub) {
       std::fprintf(stderr, "egressd tail: no daemon answers on %s\n", path.c_str());
       continue;
     }
-    std::fprintf(stderr, "egressd tail: following %s\n", reply.substr(3).c_str());
-    fds.push_back({fd, POLLIN, 0});
+    std::fprintf(stderr, "egressd tail: following %s\n", sub->cgroup.c_str());
+    fds.push_back({sub->fd.release(), POLLIN, 0});
   }
   if (fds.empty() && denied > 0)
     return fail("tail", "a daemon runs, but its event socket is not open to you (see above)");

@@ -32,6 +32,8 @@
 #include "cli/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
+#include "common/clock.h"
+#include "events/subscribe.h"
 
 extern char** environ;
 
@@ -80,9 +82,10 @@ class RunSession {
     say(command_[0] + " runs as " + user_.name + " in " + cg_.path() + ", fenced by " +
         (policy_.empty() ? std::string(kBuiltinPolicy) : policy_) + "; events: egressd tail --cgroup " + cg_.path());
     if (tail_) {
-      auto sub = subscribe_events(target_.pins.socket(), 10000);
+      auto sub = subscribe_events(target_.pins.socket(), "text", 10000);
       if (!sub) return abort_with(failed("--tail: " + sub.error().message()));
-      tail_fd_ = std::move(*sub);
+      fcntl(sub->fd.get(), F_SETFL, O_NONBLOCK);
+      tail_fd_ = std::move(sub->fd);
     }
     if (int rc = start_command(); rc >= 0) return abort_with(rc);
     phase_ = RunPhase::Running;
@@ -113,7 +116,7 @@ class RunSession {
     std::vector<std::string> log;
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadyTimeoutMs);
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+      int left = ms_until(end);
       if (left <= 0) {
         print_lines(log);
         return failed("egressd attach did not report ready within " + std::to_string(kReadyTimeoutMs / 1000) +
@@ -121,7 +124,7 @@ class RunSession {
       }
       pollfd p[] = {{daemon_->notify_fd(), POLLIN, 0}, {daemon_->pidfd(), POLLIN, 0},
                     {daemon_->log_eof() ? -1 : daemon_->log_fd(), POLLIN, 0}, {sigfd_.get(), POLLIN, 0}};
-      if (poll(p, 4, static_cast<int>(left)) < 0 && errno != EINTR)
+      if (poll(p, 4, left) < 0 && errno != EINTR)
         return failed("poll: " + std::string(std::strerror(errno)));
       if (p[3].revents) {
         if (int sig = read_signals(); sig) return 128 + sig;
@@ -334,10 +337,10 @@ class RunSession {
   void drain_outputs() {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDrainMs);
     while (!daemon_->log_eof() || tail_fd_.valid()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count();
+      int left = ms_until(end);
       pollfd p[] = {{daemon_->log_eof() ? -1 : daemon_->log_fd(), POLLIN, 0},
                     {tail_fd_.valid() ? tail_fd_.get() : -1, POLLIN, 0}};
-      if (left <= 0 || poll(p, 2, static_cast<int>(left)) <= 0) break;
+      if (left <= 0 || poll(p, 2, left) <= 0) break;
       if (p[0].revents) print_notable(daemon_->read_log());
       if (p[1].revents) pump_tail();
     }

@@ -1,6 +1,5 @@
 #include "cli/run_cgroup.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -17,6 +16,7 @@
 #include "cli/run_rules.h"
 #include "cli/target.h"
 #include "common/cgroup.h"
+#include "common/dir_entries.h"
 
 namespace egressd::cli {
 namespace {
@@ -45,14 +45,10 @@ Result<UniqueFd> open_locked_events(const std::string& dir) {
 // Sub-cgroups first: only a CMD running as root can have made any.
 void rmdir_children(const std::string& dir, int depth) {
   if (depth > 16) return;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return;
-  std::vector<std::string> subs;
-  while (dirent* e = readdir(d))
-    if (e->d_type == DT_DIR && std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..")
-      subs.push_back(dir + "/" + e->d_name);
-  closedir(d);
-  for (const std::string& sub : subs) {
+  auto names = dir_entries(dir, EntryKind::Directory);
+  if (!names) return;
+  for (const std::string& name : *names) {
+    std::string sub = dir + "/" + name;
     rmdir_children(sub, depth + 1);
     rmdir(sub.c_str());
   }
@@ -138,12 +134,11 @@ Status RunCgroup::remove() { return rmdir_cgroup(path_, events_.get()); }
 std::vector<std::string> sweep_stale_run_cgroups(const std::string& root) {
   std::vector<std::string> kept;
   std::string parent = root + "/" + std::string(kRunCgroupParent);
-  DIR* d = opendir(parent.c_str());
-  if (!d) return kept;
+  auto entries = dir_entries(parent);
+  if (!entries) return kept;
   std::vector<std::string> names;
-  while (dirent* e = readdir(d))
-    if (is_run_cgroup_name(e->d_name) && names.size() < 4096) names.push_back(e->d_name);
-  closedir(d);
+  for (const std::string& n : *entries)
+    if (is_run_cgroup_name(n) && names.size() < 4096) names.push_back(n);
   for (const std::string& name : names) {
     std::string path = parent + "/" + name;
     auto lock = open_locked_events(path);

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "cli/run_rules.h"
+#include "common/unix_addr.h"
 
 extern char** environ;
 
@@ -49,12 +50,9 @@ Result<RunDaemon> RunDaemon::spawn(const std::string& cgroup, const std::string&
   if (getrandom(&random, sizeof(random), 0) != sizeof(random)) return sys_error("getrandom");
   char name[64];
   std::snprintf(name, sizeof(name), "egressd-run-%d-%08x", static_cast<int>(getpid()), random);
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path + 1, name, std::strlen(name));
-  if (bind(d.notify_.get(), reinterpret_cast<sockaddr*>(&sa),
-           static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + std::strlen(name))) != 0)
-    return sys_error("bind notify socket");
+  auto sa = unix_addr(std::string("@") + name);
+  if (!sa) return sa.error();
+  if (bind(d.notify_.get(), sa->get(), sa->len) != 0) return sys_error("bind notify socket");
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return sys_error("pipe");
@@ -154,32 +152,6 @@ int RunDaemon::reap() {
   }
   reaped_ = true;
   return status_;
-}
-
-Result<UniqueFd> subscribe_events(const std::string& socket_path, int timeout_ms) {
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(sa.sun_path)) return logic_error("socket path too long: " + socket_path);
-  std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size());
-  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return sys_error("socket");
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return sys_error("connect " + socket_path);
-  if (send(fd.get(), "text\n", 5, MSG_NOSIGNAL) != 5) return sys_error("subscribe on " + socket_path);
-  // "ok <cgroup>\n": then the daemon has us on its list and no event is missed.
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string line;
-  while (line.size() < 4096) {
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
-    pollfd p{fd.get(), POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, left) <= 0) return logic_error("no answer from the daemon on " + socket_path);
-    char c;
-    if (recv(fd.get(), &c, 1, 0) != 1) return logic_error("the daemon closed " + socket_path);
-    if (c == '\n') break;
-    line.push_back(c);
-  }
-  if (line.rfind("ok ", 0) != 0) return logic_error("the daemon refused the subscription: " + line);
-  fcntl(fd.get(), F_SETFL, O_NONBLOCK);
-  return fd;
 }
 
 }  // namespace egressd::cli

@@ -55,8 +55,4 @@ class RunDaemon {
   int status_ = 0;
 };
 
-// Subscribes to the daemon's events like `egressd tail` (text lines) and
-// returns the socket once the daemon confirmed the subscription.
-Result<UniqueFd> subscribe_events(const std::string& socket_path, int timeout_ms);
-
 }  // namespace egressd::cli

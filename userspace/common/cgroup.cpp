@@ -1,6 +1,5 @@
 #include "common/cgroup.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 #include <vector>
+
+#include "common/dir_entries.h"
 
 namespace egressd {
 namespace {
@@ -215,15 +216,9 @@ Status procs_below(const std::string& dir, int depth, std::vector<pid_t>& pids) 
   if (!f) return sys_error("read " + file);
   for (long pid; std::fscanf(f, "%ld", &pid) == 1;) pids.push_back(static_cast<pid_t>(pid));
   std::fclose(f);
-  DIR* d = opendir(dir.c_str());
-  if (!d) return sys_error("open " + dir);
-  std::vector<std::string> children;
-  while (dirent* e = readdir(d)) {
-    if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-      children.emplace_back(e->d_name);
-  }
-  closedir(d);
-  for (const std::string& c : children) {
+  auto children = dir_entries(dir, EntryKind::Directory);
+  if (!children) return children.error();
+  for (const std::string& c : *children) {
     Status s = procs_below(dir + "/" + c, depth + 1, pids);
     if (!s && s.error().err != ENOENT) return s;  // a child removed meanwhile held nobody
   }

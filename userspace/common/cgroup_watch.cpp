@@ -33,16 +33,6 @@ RefenceAction decide_refence(const CgroupObservation& o) {
   return RefenceAction::kWaitParent;
 }
 
-std::string_view refence_action_name(RefenceAction a) {
-  switch (a) {
-    case RefenceAction::kNone: return "none";
-    case RefenceAction::kRecreate: return "recreate";
-    case RefenceAction::kRecreateChain: return "recreate-chain";
-    case RefenceAction::kAttach: return "attach";
-    case RefenceAction::kWaitParent: return "wait-parent";
-  }
-  return "?";
-}
 
 bool inotify_event_matters(uint32_t mask, std::string_view name, std::string_view next) {
   if (mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) return true;

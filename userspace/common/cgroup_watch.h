@@ -39,7 +39,6 @@ enum class RefenceAction {
 };
 
 RefenceAction decide_refence(const CgroupObservation& o);
-std::string_view refence_action_name(RefenceAction a);
 
 // Whether one inotify event on the watched directory may have changed what
 // is at the target path: `next` is the name of the path component below the

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "common/netlink.h"
+
 namespace egressd {
 namespace {
 
@@ -71,10 +73,7 @@ Result<RouteFamilies> read_default_routes() {
   req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.h.nlmsg_seq = 1;
   req.r.rtm_family = AF_UNSPEC;  // both families in one dump
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(fd.get(), &req, sizeof(req), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
-    return sys_error("rtnetlink route dump request");
+  EGD_TRY(netlink_send(fd.get(), &req, sizeof(req), "rtnetlink route dump request"));
   std::vector<uint8_t> buf(kBufBytes);
   RouteScan scan;
   for (int i = 0; i < kMaxDumpReads; ++i) {

@@ -2,17 +2,13 @@
 
 #include <algorithm>
 
+#include "common/big_endian.h"
 #include "dns/message.h"
 
 namespace egressd::dns {
 namespace {
 
 constexpr size_t kEntryOverhead = 160;  // map node, list node, vectors' headers: an estimate
-
-uint32_t be32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
-         p[3];
-}
 
 }  // namespace
 

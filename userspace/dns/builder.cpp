@@ -2,17 +2,10 @@
 
 #include <algorithm>
 
+#include "common/big_endian.h"
+
 namespace egressd::dns {
 namespace {
-
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
-}
-void put32(std::vector<uint8_t>& out, uint32_t v) {
-  put16(out, static_cast<uint16_t>(v >> 16));
-  put16(out, static_cast<uint16_t>(v));
-}
 
 constexpr size_t kMaxPointerTarget = 0x3fff;
 

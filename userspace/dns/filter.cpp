@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/big_endian.h"
 #include "dns/builder.h"
 #include "dns/wire_name.h"
 
@@ -10,12 +11,6 @@ namespace {
 
 bool family_dropped(const FilterOptions& o, const IpAddr& a) {
   return a.family == AF_INET ? o.drop_v4 : o.drop_v6;
-}
-
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
 }
 
 // How a type's rdata holds names (RFC 3597 section 4 lists the types whose

@@ -3,20 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/big_endian.h"
 #include "dns/builder.h"
 #include "dns/wire_name.h"
 
 namespace egressd::dns {
-namespace {
-
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
-}
-
-}  // namespace
 
 std::optional<QueryInfo> query_info(std::span<const uint8_t> wire, const Message& m) {
   if (m.questions.size() != 1) return std::nullopt;

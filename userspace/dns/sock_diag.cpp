@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/netlink.h"
+
 namespace egressd::dns {
 namespace {
 
@@ -54,10 +56,7 @@ Result<uint64_t> SockDiag::ask(const sockaddr_storage& src, const sockaddr_stora
   put_endpoint(src, &msg.req.id.idiag_sport, msg.req.id.idiag_src);
   put_endpoint(dst, &msg.req.id.idiag_dport, msg.req.id.idiag_dst);
   msg.req.id.idiag_cookie[0] = msg.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-  sockaddr_nl kernel{};
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(fd_.get(), &msg, sizeof(msg), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
-    return sys_error("sock_diag request");
+  EGD_TRY(netlink_send(fd_.get(), &msg, sizeof(msg), "sock_diag request"));
 
   alignas(nlmsghdr) char buf[8192];
   for (int i = 0; i < kMaxReplies; ++i) {

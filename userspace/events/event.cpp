@@ -7,6 +7,8 @@
 
 #include <cstring>
 
+#include "common/clock.h"
+
 namespace egressd {
 namespace {
 
@@ -30,12 +32,6 @@ constexpr std::string_view kDialErrorNames[] = {
 #undef EGD_DIAL_ERROR_NAME
 };
 
-int64_t ns_of(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 std::string addr_text(int family, const void* addr) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (!inet_ntop(family, addr, buf, sizeof(buf))) return "?";
@@ -44,7 +40,7 @@ std::string addr_text(int family, const void* addr) {
 
 }  // namespace
 
-int64_t boottime_to_unix_offset_ns() { return ns_of(CLOCK_REALTIME) - ns_of(CLOCK_BOOTTIME); }
+int64_t boottime_to_unix_offset_ns() { return clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_BOOTTIME); }
 
 std::string_view reason_name(unsigned reason) {
   return reason < EGD_REASON__COUNT ? kReasonNames[reason] : "unknown";

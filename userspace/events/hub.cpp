@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/unix_addr.h"
 #include "events/format.h"
 
 namespace egressd {
@@ -19,16 +20,14 @@ Result<Hub> Hub::listen(const std::string& socket_path, std::string cgroup_path,
   h.path_ = socket_path;
   h.cgroup_path_ = std::move(cgroup_path);
   h.epoll_fd_ = epoll_fd;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(sa.sun_path)) return logic_error("socket path too long: " + socket_path);
-  std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size());
+  auto sa = unix_addr(socket_path);
+  if (!sa) return sa.error();
   h.listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!h.listen_.valid()) return sys_error("socket");
   unlink(socket_path.c_str());  // a previous daemon's; it has been stopped
   // Events name processes and destinations: root and the socket's group only.
   mode_t old = umask(0117);
-  int rc = bind(h.listen_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  int rc = bind(h.listen_.get(), sa->get(), sa->len);
   umask(old);
   if (rc != 0) return sys_error("bind " + socket_path);
   if (::listen(h.listen_.get(), 64) != 0) return sys_error("listen " + socket_path);

@@ -79,7 +79,6 @@ class Dialer {
   void on_io(Attempt& a, uint32_t events);
   void dial_next();  // starts the next address (repeats past immediate failures)
   void failed(Attempt& a, DialError e);
-  void arm_stagger();
   void finish(Attempt* winner);
   void close_attempt(Attempt& a);
 
