@@ -2,10 +2,10 @@
 // fences the cgroup and stays in the foreground until told to stop.
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/metrics_server.h"
 #include "cli/target.h"
 #include "daemon/daemon.h"
 
@@ -19,6 +19,24 @@ uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) 
   unsigned long long n = std::strtoull(v.c_str(), &end, 10);
   if (!end || *end || n == 0 || n > 24ull * 3600 * 1000) throw UsageError("--" + name + " takes milliseconds (1..86400000)");
   return n;
+}
+
+// --metrics ADDRESS [--metrics-group GROUP]; nullopt without --metrics.
+std::optional<daemon::MetricsConfig> metrics_config(const Args& args) {
+  if (!args.has("metrics")) {
+    if (args.has("metrics-group")) throw UsageError("--metrics-group needs --metrics unix:PATH");
+    return std::nullopt;
+  }
+  auto at = daemon::parse_metrics_address(args.get("metrics"));
+  if (!at) throw UsageError(at.error().message());
+  daemon::MetricsConfig c{*at, {}};
+  if (args.has("metrics-group")) {
+    if (!at->unix_socket) throw UsageError("--metrics-group applies to --metrics unix:PATH only");
+    auto gid = daemon::group_id(args.get("metrics-group"));
+    if (!gid) throw UsageError("--metrics-group: " + gid.error().message());
+    c.options.group = *gid;
+  }
+  return c;
 }
 
 uint16_t parse_port(const Args& args, const std::string& name) {

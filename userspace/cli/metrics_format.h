@@ -1,6 +1,6 @@
 // metrics_format.h: the daemon's numbers as one value, and its rendering in
 // the Prometheus text exposition format (version 0.0.4). Rendering is a pure
-// function; metrics_gather.h fills the value, metrics_server.h serves it.
+// function; metrics_gather.h fills the value, daemon/metrics_server.h serves it.
 //
 // The daemon's scalar metrics are declared once, in EGD_DAEMON_METRICS: the
 // snapshot's fields, the metric names, their labels, types and help all come

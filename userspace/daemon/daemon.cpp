@@ -185,7 +185,7 @@ Status Daemon::start_components() {
   // Prometheus: bound only now, after a previous daemon (which may hold the
   // same address) has stopped.
   if (opt_.metrics) {
-    auto m = cli::MetricsServer::start(*loop_, opt_.metrics->at, cli::metrics_source(maps(), *proxy_, *dns_, *hub_),
+    auto m = MetricsServer::start(*loop_, opt_.metrics->at, cli::metrics_source(maps(), *proxy_, *dns_, *hub_),
                                        opt_.metrics->options);
     if (!m) return with_context("metrics: ", m.error());
     metrics_ = std::move(*m);

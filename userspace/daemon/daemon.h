@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "bpf/loader.h"
-#include "cli/metrics_server.h"
 #include "cli/proxy_resolver.h"
 #include "cli/target.h"
 #include "common/loop.h"
@@ -21,6 +20,7 @@
 #include "common/routes.h"
 #include "daemon/event_ring.h"
 #include "daemon/fd_limit.h"
+#include "daemon/metrics_server.h"
 #include "daemon/refence.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
@@ -39,7 +39,7 @@ struct DaemonOptions {
   std::string dns_upstream;  // --dns-upstream; "" when not given
   proxy::ProxyOptions proxy;
   dns::ServerOptions dns;
-  std::optional<cli::MetricsConfig> metrics;
+  std::optional<MetricsConfig> metrics;
 };
 
 class Daemon {
@@ -92,7 +92,7 @@ class Daemon {
   std::unique_ptr<dns::BpfClientIdentity> dns_identity_;
   std::unique_ptr<NetlinkRoutes> routes_;
   std::unique_ptr<dns::Server> dns_;
-  std::unique_ptr<cli::MetricsServer> metrics_;
+  std::unique_ptr<MetricsServer> metrics_;
   std::unique_ptr<EventRing> ring_;
   std::unique_ptr<Refencer> refencer_;
   UniqueFd signals_;

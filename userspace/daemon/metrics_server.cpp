@@ -1,4 +1,4 @@
-#include "cli/metrics_server.h"
+#include "daemon/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <grp.h>
@@ -15,7 +15,7 @@
 
 #include "cli/metrics_format.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 constexpr int kAcceptsPerEvent = 16;
@@ -204,7 +204,7 @@ std::string metrics_http_reply(HttpParse state, const HttpRequest& req, bool loo
   if (path != "/metrics") return response(404, "Not Found", "egressd serves GET /metrics\n", head);
   auto text = body();
   if (!text) return response(500, "Internal Server Error", text.error().message() + "\n", head);
-  return response(200, "OK", *text, head, kMetricsContentType);
+  return response(200, "OK", *text, head, cli::kMetricsContentType);
 }
 
 // ---- the server -----------------------------------------------------------------
@@ -427,25 +427,4 @@ void MetricsServer::close_client(Client& c) {
   });
 }
 
-}  // namespace egressd::cli
-
-namespace egressd::cli {
-
-std::optional<MetricsConfig> metrics_config(const Args& args) {
-  if (!args.has("metrics")) {
-    if (args.has("metrics-group")) throw UsageError("--metrics-group needs --metrics unix:PATH");
-    return std::nullopt;
-  }
-  auto at = parse_metrics_address(args.get("metrics"));
-  if (!at) throw UsageError(at.error().message());
-  MetricsConfig c{*at, {}};
-  if (args.has("metrics-group")) {
-    if (!at->unix_socket) throw UsageError("--metrics-group applies to --metrics unix:PATH only");
-    auto gid = group_id(args.get("metrics-group"));
-    if (!gid) throw UsageError("--metrics-group: " + gid.error().message());
-    c.options.group = *gid;
-  }
-  return c;
-}
-
-}  // namespace egressd::cli
+}  // namespace egressd::daemon
