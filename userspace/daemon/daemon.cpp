@@ -257,6 +257,8 @@ void Daemon::reinstall(Trigger trigger) {
   auto r = reinstall_policy(maps(), "", sighup ? Install::Always : Install::IfChanged);
   if (auto* e = std::get_if<ReinstallError>(&r)) {
     std::string why = e->error.message();
+    if (!sighup && e->step == ReinstallStep::Install)  // only a changed file is installed again
+      spdlog::warn("{} changed after it was installed; installing it again", e->path);
     if (sighup && e->step == ReinstallStep::ReadRecord) spdlog::error("reload: {}", why);
     else if (sighup && e->step == ReinstallStep::Load) spdlog::error("reload rejected, the previous policy stays in force: {}", why);
     else if (sighup) spdlog::error("reload failed, the previous policy stays in force: {}", why);

@@ -34,6 +34,7 @@ struct Reinstalled {
 struct ReinstallError {
   ReinstallStep step;
   Error error;
+  std::string path;  // the file, once known
 };
 
 // `path` empty: the file recorded at the last install. Callers serialise
