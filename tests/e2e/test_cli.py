@@ -1,6 +1,7 @@
 """CLI behaviour around the fence: cgroup spellings, refusing to fence itself,
-reload from the recorded file and on SIGHUP, re-attach after kill -9, host-rule
-ports, the text tail (and who may follow it), and the shipped policies."""
+reload from the recorded file, on SIGHUP and on the reload signal, re-attach
+after kill -9, host-rule ports, the text tail (and who may follow it), and the
+shipped policies."""
 import os
 import signal
 import time
@@ -109,6 +110,24 @@ class ReloadSources(FenceCase):
         os.kill(self.daemon.pid, signal.SIGHUP)
         self._wait_log(f"{self.policy_path}:")
         self.assertIsNone(self.daemon.proc.poll(), f"daemon exited on a broken SIGHUP reload:\n{self.daemon.log()}")
+        self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80)
+
+    def test_reload_signal_installs_a_file_changed_since(self):
+        # `egressd reload` installs, then signals the daemon (SIGUSR1); a file
+        # changed in between is installed again, so kernel and proxy agree.
+        self.assertProbeOk("connect", "tcp", "203.0.113.10", 443, "--noread")
+        Path(self.policy_path).write_text(DENY_TLS_HOST_POLICY)
+        os.kill(self.daemon.pid, signal.SIGUSR1)
+        self._wait_log("changed after it was installed; installing it again")
+        self._wait_log("proxy host rules from")
+        self.assertProbeDenied("connect", "tcp", "203.0.113.10", 443)
+        self.assertIsNone(self.daemon.proc.poll(), "daemon exited on the reload signal")
+
+    def test_reload_signal_with_broken_file_keeps_policy_and_daemon(self):
+        Path(self.policy_path).write_text('version = 1\n[network]\nprivate = "allow"\nbogus = 1\n')
+        os.kill(self.daemon.pid, signal.SIGUSR1)
+        self._wait_log("the proxy keeps its previous host rules")
+        self.assertIsNone(self.daemon.proc.poll(), f"daemon exited on a broken re-read:\n{self.daemon.log()}")
         self.assertProbeDenied("connect", "tcp", "10.0.0.5", 80)
 
     def test_reattach_after_kill_9_has_no_window(self):

@@ -1,10 +1,10 @@
 // The fair-share rule (common/fair_share.h): caps derived from the total or
 // configured, the one decision, the per-client ledger and its log line;
 // the rate limits refusals are reported under (common/token_bucket.h); and
-// the proxy's total from the file limit (cli/fd_limit.h).
+// the proxy's total from the file limit (daemon/fd_limit.h).
 #include <gtest/gtest.h>
 
-#include "cli/fd_limit.h"
+#include "daemon/fd_limit.h"
 #include "common/fair_share.h"
 #include "common/token_bucket.h"
 
@@ -159,7 +159,7 @@ TEST(ThrottledLog, SaysHowManyLinesWereLeftOut) {
 }
 
 TEST(FdLimit, ProxySessionsFitTheLimitAfterTheReserve) {
-  using cli::proxy_sessions_for;
+  using daemon::proxy_sessions_for;
   EXPECT_EQ(proxy_sessions_for(1024, 512, 40000), (1024u - 128 - 512) / 2);
   EXPECT_EQ(proxy_sessions_for(524288, 512, 40000), 40000u);  // the ceiling
   EXPECT_EQ(proxy_sessions_for(20000, 512, 40000), (20000u - 640) / 2);
@@ -168,7 +168,7 @@ TEST(FdLimit, ProxySessionsFitTheLimitAfterTheReserve) {
 }
 
 TEST(FdLimit, RaisesTheSoftLimitToTheHardLimit) {
-  cli::FdLimit f = cli::raise_fd_limit();
+  daemon::FdLimit f = daemon::raise_fd_limit();
   ASSERT_FALSE(f.failed) << f.failed->message();
   EXPECT_EQ(f.soft, f.hard);
   EXPECT_GE(f.soft, f.before);

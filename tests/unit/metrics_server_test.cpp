@@ -16,10 +16,10 @@
 #include <string>
 
 #include "cli/metrics_format.h"
-#include "cli/metrics_server.h"
+#include "daemon/metrics_server.h"
 #include "common/loop.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 using namespace std::chrono_literals;
@@ -435,4 +435,4 @@ TEST_F(MetricsUnixSocketTest, StaleSocketReplacedLiveOneAndFilesKept) {
 }
 
 }  // namespace
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <variant>
 
 #include "bpf/fence.h"
 #include "bpf/loader.h"
@@ -29,6 +30,7 @@
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/dir_entries.h"
+#include "daemon/policy_reinstall.h"
 #include "events/subscribe.h"
 #include "policy/compiler.h"
 
@@ -93,23 +95,19 @@ int cmd_reload(const std::vector<std::string>& argv) {
   auto started = std::chrono::steady_clock::now();
   auto maps = open_pinned_maps(t->pins);
   if (!maps) return fail("reload", "no egressd attachment on " + t->path + " (" + maps.error().message() + ")");
-  std::string path = args.get("policy");
-  if (path.empty()) {
-    auto meta = read_meta(*maps);
-    if (!meta) return fail("reload", meta.error().message());
-    path = cstr(meta->policy_path, sizeof(meta->policy_path));
-  }
-  auto p = load_policy(path);
-  if (!p) return fail("reload", p.error().message() + "\nthe previous policy stays in force");
-  auto installed = install_policy(*maps, *p);
-  if (!installed) return fail("reload", installed.error().message() + "\nthe previous policy stays in force");
-  if (!installed->warning.empty()) std::fprintf(stderr, "egressd reload: warning: %s\n", installed->warning.c_str());
+  auto r = daemon::reinstall_policy(*maps, args.get("policy"), daemon::Install::Always);
+  if (auto* e = std::get_if<daemon::ReinstallError>(&r))
+    return fail("reload", e->error.message() +
+                              (e->step == daemon::ReinstallStep::ReadRecord ? "" : "\nthe previous policy stays in force"));
+  const daemon::Reinstalled& done = std::get<daemon::Reinstalled>(r);
+  const InstallInfo& installed = *done.install;
+  if (!installed.warning.empty()) std::fprintf(stderr, "egressd reload: warning: %s\n", installed.warning.c_str());
   // The kernel has the new policy; the daemon's proxy re-reads it for its host rules.
   signal_daemon(*t, SIGUSR1);
   double total_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   std::printf("%s: policy %s in force (generation %u, %zu map entries; %.0f ms in all, %.0f ms writing maps)\n",
-              t->path.c_str(), path.c_str(), installed->gen, installed->entries, total_ms, installed->write_ms);
+              t->path.c_str(), done.path.c_str(), installed.gen, installed.entries, total_ms, installed.write_ms);
   return 0;
 }
 

@@ -1,6 +1,6 @@
 // metrics_format.h: the daemon's numbers as one value, and its rendering in
 // the Prometheus text exposition format (version 0.0.4). Rendering is a pure
-// function; metrics_gather.h fills the value, metrics_server.h serves it.
+// function; metrics_gather.h fills the value, daemon/metrics_server.h serves it.
 //
 // The daemon's scalar metrics are the components' counters, each declared
 // once beside its component (common/counters.h: proxy/stats.h, dns/stats.h):

@@ -15,29 +15,30 @@
 
 namespace egressd {
 
-Result<Hub> Hub::listen(const std::string& socket_path, std::string cgroup_path, int epoll_fd) {
-  Hub h;
-  h.path_ = socket_path;
-  h.cgroup_path_ = std::move(cgroup_path);
-  h.epoll_fd_ = epoll_fd;
+Result<std::unique_ptr<Hub>> Hub::listen(Loop& loop, const std::string& socket_path, std::string cgroup_path) {
+  std::unique_ptr<Hub> h(new Hub(loop));
+  h->path_ = socket_path;
+  h->cgroup_path_ = std::move(cgroup_path);
   auto sa = unix_addr(socket_path);
   if (!sa) return sa.error();
-  h.listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!h.listen_.valid()) return sys_error("socket");
+  h->listen_.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!h->listen_.valid()) return sys_error("socket");
   unlink(socket_path.c_str());  // a previous daemon's; it has been stopped
   // Events name processes and destinations: root and the socket's group only.
   mode_t old = umask(0117);
-  int rc = bind(h.listen_.get(), sa->get(), sa->len);
+  int rc = bind(h->listen_.get(), sa->get(), sa->len);
   umask(old);
   if (rc != 0) return sys_error("bind " + socket_path);
-  if (::listen(h.listen_.get(), 64) != 0) return sys_error("listen " + socket_path);
+  if (::listen(h->listen_.get(), 64) != 0) return sys_error("listen " + socket_path);
   struct stat st {};
-  if (stat(socket_path.c_str(), &st) == 0) h.path_ino_ = st.st_ino;
-  h.watch(h.listen_.get(), EPOLLIN, EPOLL_CTL_ADD);
+  if (stat(socket_path.c_str(), &st) == 0) h->path_ino_ = st.st_ino;
+  EGD_TRY(loop.add(h->listen_.get(), EPOLLIN, &h->listener_));
   return h;
 }
 
 Hub::~Hub() {
+  for (auto& [fd, s] : subs_) loop_.remove(fd);
+  if (listen_.valid() && !listener_paused_) loop_.remove(listen_.get());
   // Remove the socket only if it is still ours (a successor may have
   // replaced it already).
   struct stat st {};
@@ -45,28 +46,20 @@ Hub::~Hub() {
     unlink(path_.c_str());
 }
 
-void Hub::watch(int fd, uint32_t events, int op) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.fd = fd;
-  epoll_ctl(epoll_fd_, op, fd, &ev);
+Hub::Subs::iterator Hub::close_sub(Subs::iterator it) {
+  loop_.remove(it->first);
+  std::shared_ptr<Sub> gone(std::move(it->second));
+  gone->fd.reset();  // on_sub_io ignores what the batch still holds for it
+  loop_.defer([gone] {});
+  return subs_.erase(it);
 }
 
-void Hub::close_sub(int fd) { subs_.erase(fd); }  // closing the fd removes it from epoll
-
-bool Hub::handle(int fd, uint32_t events) {
-  if (fd == listen_.get()) {
-    accept_all();
-    return true;
-  }
-  auto it = subs_.find(fd);
-  if (it == subs_.end()) return false;
-  Sub& s = it->second;
+void Hub::on_sub_io(Sub& s, uint32_t events) {
+  if (!s.fd.valid()) return;  // closed earlier in this batch
   bool alive = !(events & (EPOLLHUP | EPOLLERR));
   if (alive && (events & EPOLLIN)) alive = on_input(s);
   if (alive && (events & EPOLLOUT)) alive = flush(s);
-  if (!alive) close_sub(fd);
-  return true;
+  if (!alive) close_sub(subs_.find(s.fd.get()));
 }
 
 void Hub::accept_all() {
@@ -76,7 +69,7 @@ void Hub::accept_all() {
       if (errno == EMFILE || errno == ENFILE) {
         // The listener stays readable: stop watching it until tick(), or
         // epoll_wait would return at once forever.
-        watch(listen_.get(), 0, EPOLL_CTL_DEL);
+        loop_.remove(listen_.get());
         listener_paused_ = true;
       }
       return;
@@ -85,19 +78,21 @@ void Hub::accept_all() {
       close(fd);
       continue;
     }
-    subs_[fd].fd.reset(fd);
-    watch(fd, EPOLLIN, EPOLL_CTL_ADD);
+    auto sub = std::make_unique<Sub>();
+    sub->hub = this;
+    sub->fd.reset(fd);
+    if (!loop_.add(fd, EPOLLIN, sub.get())) continue;  // closes fd
+    subs_.emplace(fd, std::move(sub));
   }
 }
 
 void Hub::tick() {
   if (listener_paused_) {
-    watch(listen_.get(), EPOLLIN, EPOLL_CTL_ADD);
-    listener_paused_ = false;
+    listener_paused_ = !loop_.add(listen_.get(), EPOLLIN, &listener_);
   }
   auto deadline = std::chrono::steady_clock::now() - std::chrono::seconds(kHelloTimeoutSeconds);
   for (auto it = subs_.begin(); it != subs_.end();)
-    it = (it->second.mode == Mode::Pending && it->second.since < deadline) ? subs_.erase(it) : std::next(it);
+    it = (it->second->mode == Mode::Pending && it->second->since < deadline) ? close_sub(it) : std::next(it);
 }
 
 bool Hub::on_input(Sub& s) {
@@ -160,7 +155,7 @@ bool Hub::flush(Sub& s) {
   }
   bool want = !s.out.empty();
   if (want != s.want_write) {
-    watch(s.fd.get(), want ? (EPOLLIN | EPOLLOUT) : EPOLLIN, EPOLL_CTL_MOD);
+    (void)loop_.modify(s.fd.get(), want ? (EPOLLIN | EPOLLOUT) : EPOLLIN, &s);
     s.want_write = want;
   }
   return true;
@@ -177,10 +172,10 @@ Status Hub::rename_socket(const std::string& path) {
 
 void Hub::notice(const std::string& json, const std::string& text) {
   for (auto it = subs_.begin(); it != subs_.end();) {
-    Sub& s = it->second;
+    Sub& s = *it->second;
     if (s.mode != Mode::Pending) enqueue(s, s.mode == Mode::Json ? json : text);
     bool alive = s.mode == Mode::Pending || s.want_write || flush(s);
-    it = alive ? std::next(it) : subs_.erase(it);
+    it = alive ? std::next(it) : close_sub(it);
   }
 }
 
@@ -188,7 +183,7 @@ void Hub::publish(const Event& e) {
   if (subs_.empty()) return;
   std::string json, text;
   for (auto it = subs_.begin(); it != subs_.end();) {
-    Sub& s = it->second;
+    Sub& s = *it->second;
     if (s.mode == Mode::Json) {
       if (json.empty()) json = to_json(e);
       enqueue(s, json);
@@ -198,7 +193,7 @@ void Hub::publish(const Event& e) {
     }
     // Subscribers already waiting for EPOLLOUT are flushed when it comes.
     bool alive = s.mode == Mode::Pending || s.want_write || flush(s);
-    it = alive ? std::next(it) : subs_.erase(it);
+    it = alive ? std::next(it) : close_sub(it);
   }
 }
 

@@ -3,14 +3,17 @@
 // gets "ok <cgroup path>" back once it is registered, then one event per
 // line. Each subscriber has a bounded output queue flushed as its socket
 // drains; a subscriber too slow for even that loses lines, and is told how
-// many, but never stalls the daemon.
+// many, but never stalls the daemon. The listener and every subscriber are
+// watchers on the daemon's Loop.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
+#include "common/loop.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "events/event.h"
@@ -23,14 +26,12 @@ class Hub {
   static constexpr size_t kMaxSubscribers = 64;
   static constexpr int kHelloTimeoutSeconds = 10;
 
-  // Registers its fds (listener, subscribers) in `epoll_fd` itself.
-  static Result<Hub> listen(const std::string& socket_path, std::string cgroup_path, int epoll_fd);
-  Hub(Hub&&) = default;
-  Hub& operator=(Hub&&) = default;
+  // Watches the listener and its subscribers on `loop`, which must outlive the hub.
+  static Result<std::unique_ptr<Hub>> listen(Loop& loop, const std::string& socket_path, std::string cgroup_path);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
   ~Hub();
 
-  // True if `fd` is the listener or a subscriber; handles its epoll events.
-  bool handle(int fd, uint32_t events);
   void publish(const Event& e);
   // A line about the attachment itself rather than a decision (the fence
   // moved to a recreated cgroup): `json` is one object with a "type" key,
@@ -47,7 +48,12 @@ class Hub {
 
  private:
   enum class Mode { Pending, Json, Text };
-  struct Sub {
+  struct Listener final : Loop::Watcher {
+    Hub* hub = nullptr;
+    void on_io(uint32_t) override { hub->accept_all(); }
+  };
+  struct Sub final : Loop::Watcher {
+    Hub* hub = nullptr;
     UniqueFd fd;
     Mode mode = Mode::Pending;
     std::string inbuf;
@@ -56,21 +62,26 @@ class Hub {
     uint64_t dropped = 0;   // lines lost since the last notice
     bool want_write = false;
     std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+    void on_io(uint32_t events) override { hub->on_sub_io(*this, events); }
   };
-  Hub() = default;
+  using Subs = std::map<int, std::unique_ptr<Sub>>;
+  explicit Hub(Loop& loop) : loop_(loop) { listener_.hub = this; }
   void accept_all();
+  void on_sub_io(Sub& s, uint32_t events);
   bool on_input(Sub& s);
   void enqueue(Sub& s, const std::string& line);
   bool flush(Sub& s);  // false: the subscriber is gone
-  void watch(int fd, uint32_t events, int op);
-  void close_sub(int fd);
+  // Closes the subscriber; the loop may still hold events for it in the
+  // current batch, so it is freed after the batch (Loop's lifetime rule).
+  Subs::iterator close_sub(Subs::iterator it);
 
+  Loop& loop_;
+  Listener listener_;
   UniqueFd listen_;
-  int epoll_fd_ = -1;
   std::string path_;
   uint64_t path_ino_ = 0;
   std::string cgroup_path_;
-  std::map<int, Sub> subs_;
+  Subs subs_;
   uint64_t dropped_total_ = 0;
   bool listener_paused_ = false;
 };

@@ -1,4 +1,4 @@
-#include "cli/refence.h"
+#include "daemon/refence.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -16,7 +16,7 @@
 #include "common/cgroup.h"
 #include "events/format.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -282,4 +282,4 @@ void Refencer::give_up_to_other_attachment(uint64_t new_id) {
   gone_();
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

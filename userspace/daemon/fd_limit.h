@@ -10,7 +10,7 @@
 
 #include "common/result.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 struct FdLimit {
   uint64_t before = 0;  // soft limit at start
@@ -28,4 +28,4 @@ FdLimit raise_fd_limit();
 // least 64, at most `ceiling`.
 size_t proxy_sessions_for(uint64_t soft, size_t reserved, size_t ceiling);
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

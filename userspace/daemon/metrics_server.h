@@ -23,12 +23,11 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "cli/args.h"
 #include "common/loop.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 struct MetricsAddress {
   bool unix_socket = false;
@@ -118,8 +117,4 @@ struct MetricsConfig {
   MetricsServer::Options options;
 };
 
-// attach's --metrics ADDRESS [--metrics-group GROUP]; nullopt without
-// --metrics. A bad value is a UsageError naming it.
-std::optional<MetricsConfig> metrics_config(const Args& args);
-
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -1,10 +1,10 @@
-#include "cli/fd_limit.h"
+#include "daemon/fd_limit.h"
 
 #include <sys/resource.h>
 
 #include <algorithm>
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 uint64_t as_u64(rlim_t v) { return v == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(v); }
@@ -38,4 +38,4 @@ size_t proxy_sessions_for(uint64_t soft, size_t reserved, size_t ceiling) {
   return std::max(kFloor, static_cast<size_t>(std::min<uint64_t>(spare / 2, ceiling)));
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

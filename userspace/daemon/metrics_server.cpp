@@ -1,4 +1,4 @@
-#include "cli/metrics_server.h"
+#include "daemon/metrics_server.h"
 
 #include <arpa/inet.h>
 #include <grp.h>
@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "cli/metrics_format.h"
+#include "common/unix_addr.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 constexpr int kAcceptsPerEvent = 16;
@@ -204,7 +205,7 @@ std::string metrics_http_reply(HttpParse state, const HttpRequest& req, bool loo
   if (path != "/metrics") return response(404, "Not Found", "egressd serves GET /metrics\n", head);
   auto text = body();
   if (!text) return response(500, "Internal Server Error", text.error().message() + "\n", head);
-  return response(200, "OK", *text, head, kMetricsContentType);
+  return response(200, "OK", *text, head, cli::kMetricsContentType);
 }
 
 // ---- the server -----------------------------------------------------------------
@@ -236,9 +237,8 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(Loop& loop, const Me
 
 Status MetricsServer::listen_unix() {
   const std::string& path = at_.path;
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, path.c_str(), path.size());
+  auto sa = unix_addr(path);
+  if (!sa) return sa.error();
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     // Only a socket nobody answers on is ours to replace (a previous
@@ -246,7 +246,7 @@ Status MetricsServer::listen_unix() {
     if (!S_ISSOCK(st.st_mode)) return logic_error("metrics socket " + path + " exists and is not a socket");
     UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!probe.valid()) return sys_error("socket");
-    if (connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0 || errno == EAGAIN)
+    if (connect(probe.get(), sa->get(), sa->len) == 0 || errno == EAGAIN)
       return logic_error("metrics socket " + path + " is in use by another process");
     unlink(path.c_str());
   }
@@ -255,7 +255,7 @@ Status MetricsServer::listen_unix() {
   // Created 0600 (0660 with a group) by the umask: never more open, not even
   // for an instant.
   mode_t old = umask(opt_.group == static_cast<gid_t>(-1) ? 0177 : 0117);
-  int rc = bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  int rc = bind(fd_.get(), sa->get(), sa->len);
   umask(old);
   if (rc != 0) return sys_error("bind metrics socket " + path);
   if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return sys_error("stat metrics socket " + path);
@@ -427,25 +427,4 @@ void MetricsServer::close_client(Client& c) {
   });
 }
 
-}  // namespace egressd::cli
-
-namespace egressd::cli {
-
-std::optional<MetricsConfig> metrics_config(const Args& args) {
-  if (!args.has("metrics")) {
-    if (args.has("metrics-group")) throw UsageError("--metrics-group needs --metrics unix:PATH");
-    return std::nullopt;
-  }
-  auto at = parse_metrics_address(args.get("metrics"));
-  if (!at) throw UsageError(at.error().message());
-  MetricsConfig c{*at, {}};
-  if (args.has("metrics-group")) {
-    if (!at->unix_socket) throw UsageError("--metrics-group applies to --metrics unix:PATH only");
-    auto gid = group_id(args.get("metrics-group"));
-    if (!gid) throw UsageError("--metrics-group: " + gid.error().message());
-    c.options.group = *gid;
-  }
-  return c;
-}
-
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -30,7 +30,9 @@
 #include "common/loop.h"
 #include "events/hub.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
+
+using cli::Target;
 
 class Refencer final : public Loop::Watcher {
  public:
@@ -77,4 +79,4 @@ class Refencer final : public Loop::Watcher {
   std::chrono::steady_clock::time_point noticed_{};
 };
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon
