@@ -189,17 +189,22 @@ class DnsServerTest : public ::testing::Test {
     return std::make_shared<const proxy::ActivePolicy>(policy::parse_policy(text, "t.toml"));
   }
 
-  ServerOptions options() {
-    ServerOptions o;
-    o.upstream.upstreams = {up_.addr};
-    o.upstream.try_timeout = 200ms;
-    o.upstream.attempts = 1;
+  ServerOptions options() { return ServerOptions{}; }
+  UpstreamClient::Options upstream_options() {
+    UpstreamClient::Options o;
+    o.upstreams = {up_.addr};
+    o.try_timeout = 200ms;
+    o.attempts = 1;
     return o;
   }
 
-  void start(const std::string& text = kPolicy, std::optional<ServerOptions> o = std::nullopt) {
+  void start(const std::string& text = kPolicy, std::optional<ServerOptions> o = std::nullopt,
+             std::optional<UpstreamClient::Options> u = std::nullopt) {
+    server_.reset();
+    upstream_ = std::make_unique<UpstreamClient>(loop_, u ? *u : upstream_options());
     auto s = Server::start(
-        loop_, identity_, [this](const Event& e) { events_.push_back(e); }, policy(text), o ? *o : options());
+        loop_, *upstream_, identity_, [this](const Event& e) { events_.push_back(e); }, policy(text),
+        o ? *o : options());
     ASSERT_TRUE(s.ok()) << s.error().message();
     server_ = std::move(*s);
     ASSERT_NE(server_->port(), 0);
@@ -295,6 +300,7 @@ class DnsServerTest : public ::testing::Test {
   FakeDnsUpstream up_{loop_, world()};
   FakeIdentity identity_;
   std::vector<Event> events_;
+  std::unique_ptr<UpstreamClient> upstream_;  // outlives the server
   std::unique_ptr<Server> server_;
 };
 
@@ -354,11 +360,11 @@ TEST_F(DnsServerTest, AnswersAreCachedAndGivenToEachClientWithItsOwnId) {
 TEST_F(DnsServerTest, ForwardedAnswersAreToldToTheObserverFiltered) {
   start();
   std::vector<std::pair<std::string, std::vector<std::string>>> told;
-  server_->observe_answers([&](std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
-    ParseResult p = parse_message(message);
-    ASSERT_EQ(p.status, ParseStatus::Ok);
+  server_->observe_answers([&](std::string_view qname, uint16_t qtype, const AddressAnswer& answer) {
     EXPECT_EQ(qtype, kTypeA);
-    told.emplace_back(std::string(qname), addrs_of(p.message));
+    std::vector<std::string> addrs;
+    for (const IpAddr& a : answer.addrs) addrs.push_back(a.to_string());
+    told.emplace_back(std::string(qname), addrs);
   });
   ASSERT_TRUE(ask_udp(query({.name = "rebind.test"})));
   ASSERT_TRUE(ask_udp(query({.name = "rebind.test", .id = 7})));
@@ -823,10 +829,10 @@ TEST_F(DnsServerTest, FailsOverToTheNextUpstreamAndIgnoresSpoofs) {
   });
   ASSERT_TRUE(good.ok());
   up_.set_handler([](const Message&, bool) { return std::vector<Bytes>{}; });
-  ServerOptions o = options();
-  o.upstream.upstreams = {up_.addr, good.addr};
-  o.upstream.try_timeout = 100ms;
-  start(kPolicy, o);
+  UpstreamClient::Options u = upstream_options();
+  u.upstreams = {up_.addr, good.addr};
+  u.try_timeout = 100ms;
+  start(kPolicy, std::nullopt, u);
   auto r = ask_udp(query({.name = "allowed.test"}));
   ASSERT_TRUE(r);
   EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));

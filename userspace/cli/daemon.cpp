@@ -27,8 +27,9 @@
 #include "common/loop.h"
 #include "common/routes.h"
 #include "dns/client_identity.h"
+#include "dns/resolv_conf.h"
 #include "dns/server.h"
-#include "dns/stub_resolver.h"
+#include "dns/upstream.h"
 #include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
 #include "cli/args.h"
@@ -221,9 +222,12 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // upstream on loopback (systemd-resolved's 127.0.0.53) is never steered.
   auto upstreams = dns_upstreams(args.get("dns-upstream"), *p);
   if (!upstreams) return fail("attach", upstreams.error().message());
-  dopt.upstream.upstreams = *upstreams;
-  auto resolver = make_proxy_resolver(*loop, *upstreams);
-  if (!resolver) return fail("attach", resolver.error().message());
+  // egressd's one DNS client: the resolver forwards through it, the proxy
+  // looks hosts up through it. Destroyed after both (declared before them).
+  dns::UpstreamClient::Options uopt;
+  uopt.upstreams = *upstreams;
+  dns::UpstreamClient upstream(*loop, uopt);
+  auto resolver = std::make_unique<ProxyResolver>(*loop, upstream);
 
   Result<Attached> attached = logic_error("unset");
   Result<UniqueFd> pidfile = logic_error("unset");
@@ -266,7 +270,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
   // egd_proxy, steered connects are refused (fail closed).
   proxy::BpfOrigDstTable orig_table(maps.orig_by_port.get());
   auto in_force = active(*p);  // one compiled policy for the proxy and the resolver
-  auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, in_force, popt);
+  auto proxy = proxy::Proxy::start(*loop, orig_table, *resolver, publish, in_force, popt);
   if (!proxy) return fail("attach", "start the proxy: " + proxy.error().message());
   // The resolver the hooks steer DNS to. Registering its port turns DNS
   // steering on for good: from then on no query from the cgroup leaves
@@ -289,12 +293,11 @@ int cmd_attach(const std::vector<std::string>& argv) {
     spdlog::warn("cannot read the routing table ({}): the resolver answers every address family",
                  routes.error().message());
   }
-  auto dns_server = dns::Server::start(*loop, dns_identity, publish, in_force, dopt);
+  auto dns_server = dns::Server::start(*loop, upstream, dns_identity, publish, in_force, dopt);
   if (!dns_server) return fail("attach", "start the resolver: " + dns_server.error().message());
-  (*resolver)->answers_first([server = dns_server->get()](const std::string& name) { return server->cached_addresses(name); });
-  (*dns_server)->observe_answers([r = resolver->get()](std::string_view qname, uint16_t qtype,
-                                                        std::span<const uint8_t> message) {
-    r->remember(qname, qtype, message);
+  resolver->answers_first([server = dns_server->get()](const std::string& name) { return server->cached_addresses(name); });
+  (*dns_server)->observe_answers([r = resolver.get()](std::string_view qname, uint16_t, const dns::AddressAnswer& a) {
+    r->remember(qname, a);
   });
   if (auto s = set_proxy_ports(maps, (*proxy)->port(), (*dns_server)->port()); !s)
     return fail("attach", s.error().message());

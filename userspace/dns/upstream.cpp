@@ -11,7 +11,7 @@
 
 #include "dns/builder.h"
 #include "dns/message.h"
-#include "dns/stub_resolver.h"
+#include "dns/resolv_conf.h"
 
 namespace egressd::dns {
 namespace {
@@ -66,8 +66,8 @@ UpstreamClient::~UpstreamClient() {
   for (auto& [id, x] : exchanges_) retire(*x);
 }
 
-bool UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
-  if (opt_.upstreams.empty() || exchanges_.size() >= opt_.max_in_flight) return false;
+UpstreamClient::Ticket UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
+  if (opt_.upstreams.empty() || exchanges_.size() >= opt_.max_in_flight) return 0;
   auto x = std::make_unique<Exchange>();
   x->id = next_id_++;
   x->q = question;
@@ -76,7 +76,14 @@ bool UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
   Exchange& ref = *x;
   exchanges_.emplace(ref.id, std::move(x));
   start(ref);  // may finish at once (every upstream unusable): delivery is deferred
-  return true;
+  return ref.id;
+}
+
+void UpstreamClient::cancel(Ticket ticket) {
+  auto it = exchanges_.find(ticket);
+  if (it == exchanges_.end()) return;  // delivered already
+  retire(*it->second);
+  exchanges_.erase(it);
 }
 
 // Opens tries until one is under way or the budget is spent. Bounded by
@@ -152,7 +159,8 @@ bool UpstreamClient::open_try(Exchange& x, bool tcp) {
   conn->owner = this;
   conn->exchange = &x;
   x.conn = std::move(conn);
-  x.timer = loop_.after(opt_.try_timeout, [this, &x, where] {
+  auto timeout = x.q.try_timeout.count() > 0 ? x.q.try_timeout : opt_.try_timeout;
+  x.timer = loop_.after(timeout, [this, &x, where] {
     x.timer = 0;
     try_failed(x, where + ": timeout");
   });
@@ -213,7 +221,7 @@ void UpstreamClient::udp_input(Exchange& x) {
       if (!open_try(x, true)) start(x);
       return;
     }
-    return on_answer(x, std::vector<uint8_t>(data.begin(), data.end()), p.message.header.rcode);
+    return on_answer(x, data, std::move(p.message));
   }
 }
 
@@ -262,12 +270,15 @@ void UpstreamClient::tcp_io(Exchange& x, Conn& conn, uint32_t events) {
     // answer ends the try instead of being waited out.
     if (p.status != ParseStatus::Ok) return try_failed(x, where + ": bad answer: " + p.error);
     if (!matches(x.q, x.qid, p.message)) return try_failed(x, where + ": answer to another question");
-    return on_answer(x, std::vector<uint8_t>(data.begin(), data.end()), p.message.header.rcode);
+    return on_answer(x, data, std::move(p.message));
   }
 }
 
-void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t rcode) {
+// `message` is `wire` parsed; both are kept (a SERVFAIL too, in case no
+// other upstream does better).
+void UpstreamClient::on_answer(Exchange& x, std::span<const uint8_t> wire, Message&& message) {
   std::string where = to_string(opt_.upstreams[x.upstream]);
+  uint16_t rcode = message.header.rcode;
   if (rcode == kRcodeFormErr && x.edns) {
     // An upstream that predates EDNS0: ask it again without (once).
     x.edns = false;
@@ -276,7 +287,8 @@ void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t 
     return start(x);
   }
   x.reply.answered = true;
-  x.reply.wire = std::move(wire);
+  x.reply.wire.assign(wire.begin(), wire.end());
+  x.reply.message = std::move(message);
   x.reply.upstream = where;
   if (rcode != kRcodeNoError && rcode != kRcodeNxDomain) {
     // Kept in case no other upstream does better.
@@ -288,13 +300,16 @@ void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t 
   finish(x);
 }
 
+// Delivery is deferred; the exchange stays listed until then, so a cancel
+// in between still stops it.
 void UpstreamClient::finish(Exchange& x) {
   retire(x);
-  auto it = exchanges_.find(x.id);
-  std::shared_ptr<Exchange> owned(std::move(it->second));
-  exchanges_.erase(it);
-  loop_.defer([alive = std::weak_ptr<int>(alive_), owned] {
+  loop_.defer([this, alive = std::weak_ptr<int>(alive_), id = x.id] {
     if (alive.expired()) return;
+    auto it = exchanges_.find(id);
+    if (it == exchanges_.end()) return;  // cancelled
+    std::unique_ptr<Exchange> owned = std::move(it->second);
+    exchanges_.erase(it);
     owned->done(std::move(owned->reply));
   });
 }
