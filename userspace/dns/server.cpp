@@ -676,7 +676,7 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
     }
   }
   if (message.empty()) ++stats_.upstream_failed;
-  ++batching_;
+  hold_udp();
   for (const Waiter& w : pending->waiters) {  // bounded by max_waiters
     if (!message.empty()) {
       size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(w.q, opt_.udp_payload);
@@ -691,8 +691,6 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
     reply(w, bare_reply(w.q, rcode == kRcodeNoError || rcode == kRcodeNxDomain ? kRcodeServFail : rcode,
                         opt_.udp_payload));
   }
-  --batching_;
-  flush_udp();
 }
 
 void Server::reply(const Waiter& w, std::vector<uint8_t> message) {
@@ -737,6 +735,20 @@ std::vector<uint8_t>& Server::udp_slot(const Waiter& w) {
   slot.peer = w.peer;
   slot.bytes.clear();
   return slot.bytes;
+}
+
+// Upstream answers arrive one per socket: the replies to all that come in
+// one turn of the loop leave together, at its end.
+void Server::hold_udp() {
+  if (udp_held_) return;
+  udp_held_ = true;
+  ++batching_;
+  loop_.defer([this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    udp_held_ = false;
+    --batching_;
+    flush_udp();
+  });
 }
 
 void Server::udp_commit() {

@@ -165,6 +165,7 @@ class Server {
   std::vector<uint8_t>& udp_slot(const Waiter& w);  // the next reply's buffer, emptied
   void udp_commit();                                 // queue what udp_slot's buffer holds
   void flush_udp();
+  void hold_udp();  // replies wait for the end of this turn of the loop
   void answered(const std::string& key, UpstreamReply&& r);
   std::vector<uint8_t> sinkhole(const QueryInfo& q);
   void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
@@ -193,6 +194,7 @@ class Server {
   std::unique_ptr<UdpIn> udp_in_;    // recvmmsg's datagrams and their waiters
   std::unique_ptr<UdpOut> udp_out_;  // replies waiting for sendmmsg
   int batching_ = 0;
+  bool udp_held_ = false;  // hold_udp's flush is due
   std::string key_;              // the cache key of the query at hand
   uint64_t policy_generation_ = 0;  // +1 with every set_policy
   Bucket events_, malformed_;

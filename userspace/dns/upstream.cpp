@@ -58,6 +58,7 @@ struct UpstreamClient::Exchange {
 
 UpstreamClient::UpstreamClient(Loop& loop, Options options) : loop_(loop), opt_(std::move(options)) {
   opt_.attempts = std::max(opt_.attempts, 1);
+  for (const sockaddr_storage& u : opt_.upstreams) names_.push_back(to_string(u));
   rx_.resize(kMaxMessageBytes + 1);
 }
 
@@ -75,7 +76,9 @@ UpstreamClient::Ticket UpstreamClient::ask(const UpstreamQuestion& question, Don
   x->edns = opt_.edns_udp_size > 0;
   Exchange& ref = *x;
   exchanges_.emplace(ref.id, std::move(x));
+  asking_ = true;
   start(ref);  // may finish at once (every upstream unusable): delivery is deferred
+  asking_ = false;
   return ref.id;
 }
 
@@ -116,8 +119,8 @@ uint16_t UpstreamClient::random_id() {
 
 bool UpstreamClient::open_try(Exchange& x, bool tcp) {
   const sockaddr_storage& server = opt_.upstreams[x.upstream];
-  std::string where = to_string(server) + (tcp ? " over TCP" : "");
-  x.reply.upstream = to_string(server);
+  x.reply.upstream = names_[x.upstream];
+  std::string where = x.reply.upstream + (tcp ? " over TCP" : "");
   if (!tcp) {  // a TCP retry asks the same question with the same id
     x.qid = random_id();
     Header h;
@@ -160,11 +163,15 @@ bool UpstreamClient::open_try(Exchange& x, bool tcp) {
   conn->exchange = &x;
   x.conn = std::move(conn);
   auto timeout = x.q.try_timeout.count() > 0 ? x.q.try_timeout : opt_.try_timeout;
-  x.timer = loop_.after(timeout, [this, &x, where] {
+  x.timer = loop_.after(timeout, [this, &x] {
     x.timer = 0;
-    try_failed(x, where + ": timeout");
+    try_failed(x, describe(x) + ": timeout");
   });
   return true;
+}
+
+std::string UpstreamClient::describe(const Exchange& x) const {
+  return names_[x.upstream] + (x.conn && x.conn->tcp ? " over TCP" : "");
 }
 
 void UpstreamClient::retire(Exchange& x) {
@@ -202,14 +209,13 @@ static bool matches(const UpstreamQuestion& q, uint16_t qid, const Message& m) {
 
 void UpstreamClient::udp_input(Exchange& x) {
   int fd = x.conn->fd.get();
-  std::string where = to_string(opt_.upstreams[x.upstream]);
   for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
     ssize_t n = recv(fd, rx_.data(), rx_.size(), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
       // e.g. ECONNREFUSED from an ICMP port unreachable: next try at once.
-      return try_failed(x, where + ": " + errno_text("recv", errno));
+      return try_failed(x, describe(x) + ": " + errno_text("recv", errno));
     }
     std::span<const uint8_t> data(rx_.data(), static_cast<size_t>(n));
     ParseResult p = parse_message(data);
@@ -226,7 +232,7 @@ void UpstreamClient::udp_input(Exchange& x) {
 }
 
 void UpstreamClient::tcp_io(Exchange& x, Conn& conn, uint32_t events) {
-  std::string where = to_string(opt_.upstreams[x.upstream]) + " over TCP";
+  std::string where = names_[x.upstream] + " over TCP";
   int fd = conn.fd.get();
   if (!conn.connected) {
     int err = 0;
@@ -277,7 +283,7 @@ void UpstreamClient::tcp_io(Exchange& x, Conn& conn, uint32_t events) {
 // `message` is `wire` parsed; both are kept (a SERVFAIL too, in case no
 // other upstream does better).
 void UpstreamClient::on_answer(Exchange& x, std::span<const uint8_t> wire, Message&& message) {
-  std::string where = to_string(opt_.upstreams[x.upstream]);
+  const std::string& where = names_[x.upstream];
   uint16_t rcode = message.header.rcode;
   if (rcode == kRcodeFormErr && x.edns) {
     // An upstream that predates EDNS0: ask it again without (once).
@@ -300,17 +306,22 @@ void UpstreamClient::on_answer(Exchange& x, std::span<const uint8_t> wire, Messa
   finish(x);
 }
 
-// Delivery is deferred; the exchange stays listed until then, so a cancel
-// in between still stops it.
+// From the loop's I/O and timers the answer is delivered at once, so the
+// resolver's replies to a batch of answers leave together (one sendmmsg);
+// inside ask() it is deferred, and the exchange stays listed until then, so
+// a cancel in between still stops it.
 void UpstreamClient::finish(Exchange& x) {
   retire(x);
-  loop_.defer([this, alive = std::weak_ptr<int>(alive_), id = x.id] {
-    if (alive.expired()) return;
+  auto deliver = [this](uint64_t id) {
     auto it = exchanges_.find(id);
     if (it == exchanges_.end()) return;  // cancelled
     std::unique_ptr<Exchange> owned = std::move(it->second);
     exchanges_.erase(it);
-    owned->done(std::move(owned->reply));
+    owned->done(std::move(owned->reply));  // may cancel others, or ask again
+  };
+  if (!asking_) return deliver(x.id);
+  loop_.defer([deliver, alive = std::weak_ptr<int>(alive_), id = x.id] {
+    if (!alive.expired()) deliver(id);
   });
 }
 

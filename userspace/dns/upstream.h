@@ -8,11 +8,11 @@
 // FORMERR to an EDNS query is asked again without EDNS; SERVFAIL, REFUSED,
 // timeouts and ICMP errors move on to the next upstream, `attempts` rounds.
 //
-// Lifetime: `done` runs later from the loop (never inside ask()), exactly
-// once, unless the question is cancelled or the client destroyed first (its
-// destructor closes every socket and calls nothing). Whoever asks cancels
-// its questions before it dies. Destroy the client before its Loop and
-// after everyone asking it.
+// Lifetime: `done` runs from the loop (never inside ask()), exactly once,
+// unless the question is cancelled or the client destroyed first (its
+// destructor closes every socket and calls nothing). `done` may ask again
+// or cancel other questions. Whoever asks cancels its questions before it
+// dies. Destroy the client before its Loop and after everyone asking it.
 #pragma once
 
 #include <sys/socket.h>
@@ -77,6 +77,7 @@ class UpstreamClient {
 
   void start(Exchange& x);
   bool open_try(Exchange& x, bool tcp);
+  std::string describe(const Exchange& x) const;  // "1.2.3.4:53", " over TCP" if so: for errors
   void retire(Exchange& x);
   void try_failed(Exchange& x, std::string error);
   void on_io(Conn& conn, uint32_t events);
@@ -88,12 +89,14 @@ class UpstreamClient {
 
   Loop& loop_;
   Options opt_;
+  std::vector<std::string> names_;  // of opt_.upstreams, written once (inet_ntop is dear per answer)
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Exchange>> exchanges_;
   std::vector<uint8_t> rx_;
   uint16_t ids_[32] = {};
   size_t ids_left_ = 0;
   uint64_t tries_ = 0;
+  bool asking_ = false;  // inside ask(): answers are delivered later
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
