@@ -24,6 +24,7 @@
 #include "../support/fake_dns_upstream.h"
 #include "dns/builder.h"
 #include "dns/filter.h"
+#include "dns/host_resolver.h"
 #include "dns/message.h"
 #include "dns/reply.h"
 #include "dns/server.h"
@@ -371,6 +372,36 @@ TEST_F(DnsServerTest, ForwardedAnswersAreToldToTheObserverFiltered) {
   ASSERT_EQ(told.size(), 1u) << "the second came from the cache";
   EXPECT_EQ(told[0].first, "rebind.test");
   EXPECT_EQ(told[0].second, std::vector<std::string>{"203.0.113.10"}) << "10.0.0.5 was filtered out";
+}
+
+// Test that a name only [dns] allow admits is not told to the observer:
+// the proxy never asks about it (it admits no connection by that name).
+TEST_F(DnsServerTest, ObserverHearsOnlyOfHostRuleNames) {
+  start(std::string(kPolicy) + "[dns]\nallow = [\"other.allowed.test\"]\n");
+  std::vector<std::string> told;
+  server_->observe_answers(
+      [&](std::string_view qname, uint16_t, const AddressAnswer&) { told.emplace_back(qname); });
+  auto dns_only = ask_udp(query({.name = "other.allowed.test"}));
+  ASSERT_TRUE(dns_only);
+  EXPECT_EQ(addrs_of(parse_ok(*dns_only)), (std::vector<std::string>{"203.0.113.10"}));
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .id = 2})));
+  EXPECT_EQ(told, std::vector<std::string>{"allowed.test"});
+}
+
+// Test that the proxy's host lookups and the resolver's forwarding go
+// through one client: its questions and sockets serve both.
+TEST_F(DnsServerTest, HostLookupsShareTheResolversClient) {
+  start();
+  HostResolver hosts(loop_, *upstream_);
+  std::optional<Resolution> got;
+  hosts.resolve("allowed.test", [&](const Resolution& r) { got = r; });
+  auto r = ask_udp(query({.name = "a.wild.test"}));
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  EXPECT_EQ(got->addrs, (std::vector<IpAddr>{ip("203.0.113.10"), ip("2001:db8::10")}));
+  EXPECT_EQ(up_.queries(), 3) << "A+AAAA for the proxy, A for the client";
+  EXPECT_EQ(upstream_->tries(), 3u);
+  EXPECT_EQ(upstream_->in_flight(), 0u);
 }
 
 TEST_F(DnsServerTest, ConcurrentIdenticalQuestionsShareOneUpstreamQuery) {
