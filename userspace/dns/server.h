@@ -127,7 +127,7 @@ class Server {
   // Told of the A/AAAA answers forwarded from an upstream for names an
   // [[allow]] host rule names (the only ones the proxy asks about), as
   // clients get them (filtered): the question's name and type, and the
-  // answer's addresses (the parse the cache made: nothing is parsed for it).
+  // answer's addresses (from the one parse the cache's entry is made of).
   using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, const AddressAnswer& answer)>;
   void observe_answers(AnswerObserver o) { answer_observer_ = std::move(o); }
   const ServerStats& stats() const { return stats_; }
