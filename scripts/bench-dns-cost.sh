@@ -27,8 +27,13 @@
 # queries wait per wakeup), and 1,000 queries/s (bench-dns's latency runs: one at a time, a
 # twentieth of the queries; idle wakeups count too).
 #
+# COST_TEST=uncached measures forwarded answers instead: every measured query asks a name never
+# asked before (<run>-<n>.u.test: allowed by `[dns] allow`, answered by unbound's redirect zone),
+# so each is a cache miss, forwarded, filtered and cached, as bench-dns.sh's uncached test.
+#
 # Environment: BUILD_DIR=build, COST_QUERIES=200000 (callgrind: COST_QUERIES_CG=50000),
-# COST_PATHS="egressd dnsmasq", COST_LOADS="8x100 r1000", COST_RESULTS=DIR (default /tmp/bench-dns-cost-<date>).
+# COST_PATHS="egressd dnsmasq", COST_LOADS="8x100 r1000", COST_TEST=cached|uncached,
+# COST_RESULTS=DIR (default /tmp/bench-dns-cost-<date>).
 #
 # NETWORK SAFETY: everything runs in two network namespaces this script creates ("client":
 # dnsperf, egressd, dnsmasq, 198.51.100.2, a route to 203.0.113.0/24 only; "server": unbound
@@ -52,6 +57,8 @@ CLIENTS=${COST_CLIENTS:-8}
 OUTSTANDING=${COST_OUTSTANDING:-100}
 PATHS=${COST_PATHS:-egressd dnsmasq}
 LOADS=${COST_LOADS:-${CLIENTS}x${OUTSTANDING} r1000}   # CxQ: dnsperf -c C -q Q; rN: N queries/s (-Q N -c 1 -q 20)
+TEST=${COST_TEST:-cached}
+[[ $TEST =~ ^(cached|uncached)$ ]] || { echo "bench-dns-cost: COST_TEST: cached or uncached" >&2; exit 2; }
 BUILD=${BUILD_DIR:-build}
 [[ $BUILD == /* ]] || BUILD=$REPO/$BUILD
 RES=${COST_RESULTS:-/tmp/bench-dns-cost-$(date +%Y%m%d-%H%M%S)}
@@ -136,14 +143,21 @@ bench_wait_for 15 up_ok || bench_die "unbound does not answer"
 
 server_of() { if [[ $1 == dnsmasq ]]; then echo "$DNSMASQ_IP"; else echo "$UPSTREAM_IP"; fi; }
 client_cg() { if [[ $1 == egressd ]]; then echo "$CG_FENCE"; else echo "$CG_PLAIN"; fi; }
-dnsperf_run() { # path queries load -> dnsperf output on stdout
-  local args
+RUN_SEQ=0
+dnsperf_run() { # path queries load [names] -> dnsperf output on stdout
+  local args names=${4:-$TEST} file=$WORK/cached.txt passes=$(($2 / 100))
+  if [[ $names == uncached ]]; then  # $2 names never asked before, once each
+    RUN_SEQ=$((RUN_SEQ + 1))
+    file=$WORK/uncached-$RUN_SEQ.txt passes=1
+    awk -v n="$2" -v r="$RUN_SEQ" 'BEGIN {for (i = 0; i < n; i++) printf "r%d-%d.u.test A\n", r, i}' >"$file"
+    chmod 644 "$file"
+  fi
   case $3 in
     r*) args=(-Q "${3#r}" -c 1 -q 20) ;;   # a fixed rate, as bench-dns.sh's latency runs
     *) args=(-c "${3%x*}" -q "${3#*x}") ;;
   esac
   bench_in_cg "$(client_cg "$1")" nsenter --net="/run/netns/$NS_C" -- timeout 600 \
-    dnsperf -s "$(server_of "$1")" -d "$WORK/cached.txt" -n $(($2 / 100)) "${args[@]}" -t 5 -l 300
+    dnsperf -s "$(server_of "$1")" -d "$file" -n "$passes" "${args[@]}" -t 5 -l 300
 }
 # the daemon's pid: under valgrind the process is valgrind's own (it execs the tool)
 start_daemon() { # path tool
@@ -167,7 +181,7 @@ start_daemon() { # path tool
   ok() { kill -0 "$DPID" 2>/dev/null && steered && [[ $(dig_p +short h000.cached.test A) == 203.0.113.100 ]]; }
   bench_wait_for 120 ok || { tail -n 20 "$WORK/logs/$p-$tool.log" >&2; bench_die "$p does not answer"; }
   # sh, nsenter and valgrind exec: $DPID is the daemon
-  dnsperf_run "$p" 100 1x10 >/dev/null 2>&1 || true   # every name cached
+  dnsperf_run "$p" 100 1x10 cached >/dev/null 2>&1 || true   # every name cached
 }
 stop_daemon() { # path
   bench_stop_pid "$DPID"

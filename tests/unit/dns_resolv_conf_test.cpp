@@ -1,11 +1,13 @@
-// Test parse_resolv_conf (dns/stub_resolver.h): nameserver lines in the
+// Test parse_resolv_conf (dns/resolv_conf.h): nameserver lines in the
 // forms glibc reads, everything else skipped.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "dns/stub_resolver.h"
+#include "dns/resolv_conf.h"
+
+#include <netinet/in.h>
 
 namespace {
 

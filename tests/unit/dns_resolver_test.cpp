@@ -1,9 +1,10 @@
-// Test the stub resolver (dns/stub_resolver.h) against fake upstreams on
+// Test host lookups (dns/host_resolver.h) through egressd's one DNS client
+// (dns/upstream.h), as the daemon builds them, against fake upstreams on
 // 127.0.0.1 / ::1 (UDP, and TCP on the same port) served by the same Loop:
 // answers, NXDOMAIN, timeouts and failover, TC -> TCP, coalescing, the
 // cache, spoofed answers, lifetime, and no fd left behind. Nothing leaves
 // loopback; every wait is bounded.
-#include "dns/stub_resolver.h"
+#include "dns/host_resolver.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include "../support/fake_dns_upstream.h"
 #include "dns/builder.h"
 #include "dns/message.h"
+#include "dns/upstream.h"
 
 namespace {
 
@@ -32,6 +34,47 @@ using egressd::UniqueFd;
 using namespace egressd::dns;
 using Bytes = std::vector<uint8_t>;
 using FakeDns = egressd::testing::FakeDnsUpstream;
+
+// The client and the host resolver on it, with the options of both in one
+// place (the client's upstreams and rounds, the lookups' timeout and cache).
+struct HostStackOptions {
+  std::vector<sockaddr_storage> upstreams;
+  std::chrono::milliseconds try_timeout{1000};
+  int attempts = 2;
+  size_t cache_entries = 10000;
+  std::chrono::seconds min_ttl{1}, max_ttl{300}, negative_ttl{5};
+  size_t max_in_flight = 4096;
+};
+
+class HostStack {
+ public:
+  using Options = HostStackOptions;
+  HostStack(Loop& loop, const Options& o) : client_(loop, client_options(o)), hosts_(loop, client_, host_options(o)) {}
+  void resolve(const std::string& name, HostResolver::Done done) { hosts_.resolve(name, std::move(done)); }
+  std::optional<Resolution> cached(const std::string& name) const { return hosts_.cached(name); }
+  size_t in_flight() const { return hosts_.in_flight(); }
+  size_t cache_size() const { return hosts_.cache_size(); }
+
+ private:
+  static UpstreamClient::Options client_options(const Options& o) {
+    UpstreamClient::Options u;
+    u.upstreams = o.upstreams;
+    u.attempts = o.attempts;
+    return u;
+  }
+  static HostResolver::Options host_options(const Options& o) {
+    HostResolver::Options h;
+    h.try_timeout = o.try_timeout;
+    h.cache_entries = o.cache_entries;
+    h.min_ttl = o.min_ttl;
+    h.max_ttl = o.max_ttl;
+    h.negative_ttl = o.negative_ttl;
+    h.max_in_flight = o.max_in_flight;
+    return h;
+  }
+  UpstreamClient client_;  // destroyed after the lookups on it
+  HostResolver hosts_;
+};
 
 IpAddr ip(const char* text) { return *IpAddr::parse(text); }
 
@@ -77,10 +120,10 @@ FakeDns::Handler answer_with(Reply r) {
 }
 std::vector<Bytes> silent(const Message&, bool) { return {}; }
 
-class StubResolverTest : public ::testing::Test {
+class HostResolverTest : public ::testing::Test {
  protected:
-  StubResolver::Options options(std::vector<const FakeDns*> servers) {
-    StubResolver::Options o;
+  HostStack::Options options(std::vector<const FakeDns*> servers) {
+    HostStack::Options o;
     for (const FakeDns* s : servers) o.upstreams.push_back(s->addr);
     o.try_timeout = 100ms;
     return o;
@@ -99,7 +142,7 @@ class StubResolverTest : public ::testing::Test {
   }
 
   // Resolves one name to completion.
-  Resolution resolve(StubResolver& r, const std::string& name) {
+  Resolution resolve(HostStack& r, const std::string& name) {
     std::optional<Resolution> got;
     r.resolve(name, [&](const Resolution& res) { got = res; });
     EXPECT_FALSE(got.has_value()) << "done ran inside resolve()";
@@ -110,10 +153,10 @@ class StubResolverTest : public ::testing::Test {
   Loop loop_ = *Loop::create();
 };
 
-TEST_F(StubResolverTest, AnswersAAndAaaa) {
+TEST_F(HostResolverTest, AnswersAAndAaaa) {
   FakeDns up(loop_, answer_with({0, {ip("10.1.1.1"), ip("10.1.1.2"), ip("fd00::1")}}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   Resolution res = resolve(r, "WWW.Example.COM.");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.rcode, 0);
@@ -126,19 +169,19 @@ TEST_F(StubResolverTest, AnswersAAndAaaa) {
   EXPECT_EQ(r.in_flight(), 0u);
 }
 
-TEST_F(StubResolverTest, FollowsCnames) {
+TEST_F(HostResolverTest, FollowsCnames) {
   FakeDns up(loop_, answer_with({0, {ip("10.2.2.2")}, 60, false, "edge.cdn.example"}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   Resolution res = resolve(r, "www.example.com");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.2.2.2")});
 }
 
-TEST_F(StubResolverTest, NxdomainIsAnAnswerAndIsCachedNegatively) {
+TEST_F(HostResolverTest, NxdomainIsAnAnswerAndIsCachedNegatively) {
   FakeDns up(loop_, answer_with({kRcodeNxDomain, {}}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   Resolution res = resolve(r, "nothing.example");
   EXPECT_EQ(res.rcode, 3);
   EXPECT_EQ(res.error, "");
@@ -151,11 +194,11 @@ TEST_F(StubResolverTest, NxdomainIsAnAnswerAndIsCachedNegatively) {
   EXPECT_EQ(up.udp_queries, 2);
 }
 
-TEST_F(StubResolverTest, TimeoutThenSecondUpstream) {
+TEST_F(HostResolverTest, TimeoutThenSecondUpstream) {
   FakeDns dead(loop_, silent);
   FakeDns up(loop_, answer_with({0, {ip("10.3.3.3")}}));
   ASSERT_TRUE(dead.ok() && up.ok());
-  StubResolver r(loop_, options({&dead, &up}));
+  HostStack r(loop_, options({&dead, &up}));
   auto start = std::chrono::steady_clock::now();
   Resolution res = resolve(r, "a.example");
   auto took = std::chrono::steady_clock::now() - start;
@@ -167,12 +210,12 @@ TEST_F(StubResolverTest, TimeoutThenSecondUpstream) {
   EXPECT_LT(took, 1000ms);
 }
 
-TEST_F(StubResolverTest, AllUpstreamsSilentIsABoundedError) {
+TEST_F(HostResolverTest, AllUpstreamsSilentIsABoundedError) {
   FakeDns a(loop_, silent), b(loop_, silent);
   ASSERT_TRUE(a.ok() && b.ok());
   auto o = options({&a, &b});
   o.try_timeout = 50ms;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   auto start = std::chrono::steady_clock::now();
   Resolution res = resolve(r, "a.example");
   auto took = std::chrono::steady_clock::now() - start;
@@ -186,35 +229,35 @@ TEST_F(StubResolverTest, AllUpstreamsSilentIsABoundedError) {
   EXPECT_FALSE(r.cached("a.example").has_value()) << "failures are not cached";
 }
 
-TEST_F(StubResolverTest, ServfailMovesToTheNextUpstream) {
+TEST_F(HostResolverTest, ServfailMovesToTheNextUpstream) {
   FakeDns bad(loop_, answer_with({kRcodeServFail, {}}));
   FakeDns up(loop_, answer_with({0, {ip("10.4.4.4")}}));
   ASSERT_TRUE(bad.ok() && up.ok());
   auto o = options({&bad, &up});
   o.try_timeout = 2000ms;  // answers, not timeouts, drive this
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   Resolution res = resolve(r, "a.example");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.4.4.4")});
   EXPECT_EQ(bad.udp_queries, 2);
 }
 
-TEST_F(StubResolverTest, EveryUpstreamFailingReportsTheRcode) {
+TEST_F(HostResolverTest, EveryUpstreamFailingReportsTheRcode) {
   FakeDns bad(loop_, answer_with({kRcodeRefused, {}}));
   ASSERT_TRUE(bad.ok());
-  StubResolver r(loop_, options({&bad}));
+  HostStack r(loop_, options({&bad}));
   Resolution res = resolve(r, "a.example");
   EXPECT_EQ(res.rcode, kRcodeRefused);
   EXPECT_NE(res.error.find("REFUSED"), std::string::npos) << res.error;
   EXPECT_EQ(bad.udp_queries, 4);  // attempts = 2, per type
 }
 
-TEST_F(StubResolverTest, FormerrTurnsEdnsOff) {
+TEST_F(HostResolverTest, FormerrTurnsEdnsOff) {
   FakeDns old(loop_, [](const Message& q, bool) {
     return std::vector<Bytes>{respond(q, q.edns ? Reply{kRcodeFormErr, {}} : Reply{0, {ip("10.5.5.5")}})};
   });
   ASSERT_TRUE(old.ok());
-  StubResolver r(loop_, options({&old}));
+  HostStack r(loop_, options({&old}));
   Resolution res = resolve(r, "a.example");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.5.5.5")});
@@ -222,7 +265,7 @@ TEST_F(StubResolverTest, FormerrTurnsEdnsOff) {
   EXPECT_EQ(old.edns_queries(), 2);
 }
 
-TEST_F(StubResolverTest, RefusedPortFailsOverWithoutWaiting) {
+TEST_F(HostResolverTest, RefusedPortFailsOverWithoutWaiting) {
   // A port nobody listens on: the ICMP port unreachable comes back as
   // ECONNREFUSED on the connected socket.
   sockaddr_storage closed{};
@@ -234,10 +277,10 @@ TEST_F(StubResolverTest, RefusedPortFailsOverWithoutWaiting) {
   }
   FakeDns up(loop_, answer_with({0, {ip("10.6.6.6")}}));
   ASSERT_TRUE(up.ok());
-  StubResolver::Options o;
+  HostStack::Options o;
   o.upstreams = {closed, up.addr};
   o.try_timeout = 2000ms;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   auto start = std::chrono::steady_clock::now();
   Resolution res = resolve(r, "a.example");
   EXPECT_EQ(res.error, "");
@@ -245,13 +288,13 @@ TEST_F(StubResolverTest, RefusedPortFailsOverWithoutWaiting) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1000ms);
 }
 
-TEST_F(StubResolverTest, TruncatedAnswerIsAskedAgainOverTcp) {
+TEST_F(HostResolverTest, TruncatedAnswerIsAskedAgainOverTcp) {
   FakeDns up(loop_, [](const Message& q, bool tcp) {
     if (!tcp) return std::vector<Bytes>{respond(q, {0, {}, 60, true})};
     return std::vector<Bytes>{respond(q, {0, {ip("10.7.7.7"), ip("fd00::7")}})};
   });
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   Resolution res = resolve(r, "big.example");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.addrs, (std::vector<IpAddr>{ip("10.7.7.7"), ip("fd00::7")}));
@@ -259,7 +302,7 @@ TEST_F(StubResolverTest, TruncatedAnswerIsAskedAgainOverTcp) {
   EXPECT_EQ(up.tcp_queries, 2);
 }
 
-TEST_F(StubResolverTest, SilentTcpIsATimeout) {
+TEST_F(HostResolverTest, SilentTcpIsATimeout) {
   FakeDns up(loop_, [](const Message& q, bool tcp) {
     if (!tcp) return std::vector<Bytes>{respond(q, {0, {}, 60, true})};
     return std::vector<Bytes>{};
@@ -267,15 +310,15 @@ TEST_F(StubResolverTest, SilentTcpIsATimeout) {
   ASSERT_TRUE(up.ok());
   auto o = options({&up});
   o.attempts = 1;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   Resolution res = resolve(r, "big.example");
   EXPECT_NE(res.error.find("over TCP: timeout"), std::string::npos) << res.error;
 }
 
-TEST_F(StubResolverTest, ConcurrentResolvesShareOneQuery) {
+TEST_F(HostResolverTest, ConcurrentResolvesShareOneQuery) {
   FakeDns up(loop_, answer_with({0, {ip("10.8.8.8")}}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   std::vector<Resolution> got;
   r.resolve("a.example", [&](const Resolution& res) { got.push_back(res); });
   r.resolve("A.example.", [&](const Resolution& res) { got.push_back(res); });
@@ -286,10 +329,10 @@ TEST_F(StubResolverTest, ConcurrentResolvesShareOneQuery) {
   for (const Resolution& res : got) EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.8.8.8")});
 }
 
-TEST_F(StubResolverTest, CacheHitIsDeferredAndAsksNobody) {
+TEST_F(HostResolverTest, CacheHitIsDeferredAndAsksNobody) {
   FakeDns up(loop_, answer_with({0, {ip("10.9.9.9")}}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   EXPECT_FALSE(r.cached("a.example").has_value());
   EXPECT_FALSE(resolve(r, "a.example").from_cache);
   ASSERT_TRUE(r.cached("a.example").has_value());
@@ -300,12 +343,12 @@ TEST_F(StubResolverTest, CacheHitIsDeferredAndAsksNobody) {
   EXPECT_EQ(up.udp_queries, 2);
 }
 
-TEST_F(StubResolverTest, TtlsAreClampedAndExpire) {
+TEST_F(HostResolverTest, TtlsAreClampedAndExpire) {
   FakeDns up(loop_, answer_with({0, {ip("10.10.10.10")}, 300}));
   ASSERT_TRUE(up.ok());
   auto o = options({&up});
   o.max_ttl = 1s;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   resolve(r, "a.example");
   EXPECT_TRUE(r.cached("a.example").has_value());
   run_until([] { return false; }, 1100ms);
@@ -314,20 +357,20 @@ TEST_F(StubResolverTest, TtlsAreClampedAndExpire) {
   EXPECT_EQ(up.udp_queries, 4);
 }
 
-TEST_F(StubResolverTest, ZeroTtlIsKeptForTheMinimum) {
+TEST_F(HostResolverTest, ZeroTtlIsKeptForTheMinimum) {
   FakeDns up(loop_, answer_with({0, {ip("10.11.11.11")}, 0}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   resolve(r, "a.example");
   EXPECT_TRUE(r.cached("a.example").has_value());
 }
 
-TEST_F(StubResolverTest, CacheIsBoundedLru) {
+TEST_F(HostResolverTest, CacheIsBoundedLru) {
   FakeDns up(loop_, answer_with({0, {ip("10.12.12.12")}}));
   ASSERT_TRUE(up.ok());
   auto o = options({&up});
   o.cache_entries = 2;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   resolve(r, "a.example");
   resolve(r, "b.example");
   EXPECT_TRUE(resolve(r, "a.example").from_cache);  // a is now the most recent
@@ -338,7 +381,7 @@ TEST_F(StubResolverTest, CacheIsBoundedLru) {
   EXPECT_TRUE(r.cached("c.example").has_value());
 }
 
-TEST_F(StubResolverTest, SpoofedAnswersAreIgnored) {
+TEST_F(HostResolverTest, SpoofedAnswersAreIgnored) {
   FakeDns up(loop_, [](const Message& q, bool) {
     Message wrong_id = q;
     wrong_id.header.id ^= 0x5555;
@@ -352,13 +395,13 @@ TEST_F(StubResolverTest, SpoofedAnswersAreIgnored) {
                               respond(q, {0, {ip("10.13.13.13")}})};
   });
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   Resolution res = resolve(r, "a.example");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.13.13.13")});
 }
 
-TEST_F(StubResolverTest, OnlySpoofsMeansTimeout) {
+TEST_F(HostResolverTest, OnlySpoofsMeansTimeout) {
   FakeDns up(loop_, [](const Message& q, bool) {
     Message wrong_id = q;
     wrong_id.header.id ^= 1;
@@ -367,13 +410,13 @@ TEST_F(StubResolverTest, OnlySpoofsMeansTimeout) {
   ASSERT_TRUE(up.ok());
   auto o = options({&up});
   o.attempts = 1;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   Resolution res = resolve(r, "a.example");
   EXPECT_NE(res.error.find("timeout"), std::string::npos) << res.error;
   EXPECT_TRUE(res.addrs.empty());
 }
 
-TEST_F(StubResolverTest, HalfAnAnswerIsAnAnswer) {
+TEST_F(HostResolverTest, HalfAnAnswerIsAnAnswer) {
   FakeDns up(loop_, [](const Message& q, bool) {
     if (q.questions[0].type == kTypeAAAA) return std::vector<Bytes>{};
     return std::vector<Bytes>{respond(q, {0, {ip("10.14.14.14")}})};
@@ -381,23 +424,23 @@ TEST_F(StubResolverTest, HalfAnAnswerIsAnAnswer) {
   ASSERT_TRUE(up.ok());
   auto o = options({&up});
   o.attempts = 1;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   Resolution res = resolve(r, "v4only.example");
   EXPECT_EQ(res.error, "");
   EXPECT_EQ(res.rcode, 0);
   EXPECT_EQ(res.addrs, std::vector<IpAddr>{ip("10.14.14.14")});
 }
 
-TEST_F(StubResolverTest, Ipv6Upstream) {
+TEST_F(HostResolverTest, Ipv6Upstream) {
   FakeDns up(loop_, answer_with({0, {ip("10.15.15.15")}}), AF_INET6);
   if (!up.ok()) GTEST_SKIP() << "no ::1";
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   EXPECT_EQ(resolve(r, "a.example").addrs, std::vector<IpAddr>{ip("10.15.15.15")});
 }
 
-TEST_F(StubResolverTest, NamesThatNeedNoQuery) {
-  StubResolver::Options o;  // no upstreams at all
-  StubResolver r(loop_, o);
+TEST_F(HostResolverTest, NamesThatNeedNoQuery) {
+  HostStack::Options o;  // no upstreams at all
+  HostStack r(loop_, o);
   Resolution lit = resolve(r, "10.16.16.16");
   EXPECT_EQ(lit.error, "");
   EXPECT_EQ(lit.addrs, std::vector<IpAddr>{ip("10.16.16.16")});
@@ -408,22 +451,22 @@ TEST_F(StubResolverTest, NamesThatNeedNoQuery) {
   EXPECT_EQ(resolve(r, "fine.example").error, "no DNS upstreams");
 }
 
-TEST_F(StubResolverTest, TooManyInFlight) {
+TEST_F(HostResolverTest, TooManyInFlight) {
   FakeDns dead(loop_, silent);
   ASSERT_TRUE(dead.ok());
   auto o = options({&dead});
   o.max_in_flight = 1;
-  StubResolver r(loop_, o);
+  HostStack r(loop_, o);
   r.resolve("a.example", [](const Resolution&) {});
   EXPECT_NE(resolve(r, "b.example").error.find("too many"), std::string::npos);
 }
 
-TEST_F(StubResolverTest, DestructionCancelsWithoutCallbacks) {
+TEST_F(HostResolverTest, DestructionCancelsWithoutCallbacks) {
   size_t before = count_fds();
   {
     FakeDns dead(loop_, silent);
     ASSERT_TRUE(dead.ok());
-    auto r = std::make_unique<StubResolver>(loop_, options({&dead}));
+    auto r = std::make_unique<HostStack>(loop_, options({&dead}));
     bool called = false;
     r->resolve("a.example", [&](const Resolution&) { called = true; });
     run_until([&] { return dead.udp_queries == 2; });
@@ -437,10 +480,10 @@ TEST_F(StubResolverTest, DestructionCancelsWithoutCallbacks) {
   EXPECT_EQ(count_fds(), before);
 }
 
-TEST_F(StubResolverTest, ACallbackMayDestroyTheResolver) {
+TEST_F(HostResolverTest, ACallbackMayDestroyTheResolver) {
   FakeDns up(loop_, answer_with({0, {ip("10.17.17.17")}}));
   ASSERT_TRUE(up.ok());
-  auto r = std::make_unique<StubResolver>(loop_, options({&up}));
+  auto r = std::make_unique<HostStack>(loop_, options({&up}));
   int calls = 0;
   auto kill = [&](const Resolution&) {
     ++calls;
@@ -453,10 +496,10 @@ TEST_F(StubResolverTest, ACallbackMayDestroyTheResolver) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST_F(StubResolverTest, ACallbackMayResolveAgain) {
+TEST_F(HostResolverTest, ACallbackMayResolveAgain) {
   FakeDns up(loop_, answer_with({0, {ip("10.18.18.18")}}));
   ASSERT_TRUE(up.ok());
-  StubResolver r(loop_, options({&up}));
+  HostStack r(loop_, options({&up}));
   std::optional<Resolution> second;
   r.resolve("a.example", [&](const Resolution&) {
     r.resolve("a.example", [&](const Resolution& res) { second = res; });
@@ -465,7 +508,7 @@ TEST_F(StubResolverTest, ACallbackMayResolveAgain) {
   EXPECT_TRUE(second->from_cache);
 }
 
-TEST_F(StubResolverTest, NoFdLeaks) {
+TEST_F(HostResolverTest, NoFdLeaks) {
   size_t before = count_fds();
   {
     FakeDns up(loop_, [](const Message& q, bool tcp) {
@@ -474,7 +517,7 @@ TEST_F(StubResolverTest, NoFdLeaks) {
     });
     FakeDns dead(loop_, silent);
     ASSERT_TRUE(up.ok() && dead.ok());
-    StubResolver r(loop_, options({&dead, &up}));
+    HostStack r(loop_, options({&dead, &up}));
     for (int i = 0; i < 5; ++i) {
       EXPECT_EQ(resolve(r, "n" + std::to_string(i) + ".example").addrs.size(), 1u);
     }
@@ -483,7 +526,7 @@ TEST_F(StubResolverTest, NoFdLeaks) {
     EXPECT_EQ(resolve(r, "bad..name").error, "invalid name");
     auto o = options({&dead});
     o.attempts = 1;
-    StubResolver lost(loop_, o);
+    HostStack lost(loop_, o);
     EXPECT_FALSE(resolve(lost, "gone.example").error.empty());
   }
   run_until([] { return false; }, 20ms);

@@ -24,6 +24,7 @@
 #include "../support/fake_dns_upstream.h"
 #include "dns/builder.h"
 #include "dns/filter.h"
+#include "dns/host_resolver.h"
 #include "dns/message.h"
 #include "dns/reply.h"
 #include "dns/server.h"
@@ -189,17 +190,22 @@ class DnsServerTest : public ::testing::Test {
     return std::make_shared<const proxy::ActivePolicy>(policy::parse_policy(text, "t.toml"));
   }
 
-  ServerOptions options() {
-    ServerOptions o;
-    o.upstream.upstreams = {up_.addr};
-    o.upstream.try_timeout = 200ms;
-    o.upstream.attempts = 1;
+  ServerOptions options() { return ServerOptions{}; }
+  UpstreamClient::Options upstream_options() {
+    UpstreamClient::Options o;
+    o.upstreams = {up_.addr};
+    o.try_timeout = 200ms;
+    o.attempts = 1;
     return o;
   }
 
-  void start(const std::string& text = kPolicy, std::optional<ServerOptions> o = std::nullopt) {
+  void start(const std::string& text = kPolicy, std::optional<ServerOptions> o = std::nullopt,
+             std::optional<UpstreamClient::Options> u = std::nullopt) {
+    server_.reset();
+    upstream_ = std::make_unique<UpstreamClient>(loop_, u ? *u : upstream_options());
     auto s = Server::start(
-        loop_, identity_, [this](const Event& e) { events_.push_back(e); }, policy(text), o ? *o : options());
+        loop_, *upstream_, identity_, [this](const Event& e) { events_.push_back(e); }, policy(text),
+        o ? *o : options());
     ASSERT_TRUE(s.ok()) << s.error().message();
     server_ = std::move(*s);
     ASSERT_NE(server_->port(), 0);
@@ -295,6 +301,7 @@ class DnsServerTest : public ::testing::Test {
   FakeDnsUpstream up_{loop_, world()};
   FakeIdentity identity_;
   std::vector<Event> events_;
+  std::unique_ptr<UpstreamClient> upstream_;  // outlives the server
   std::unique_ptr<Server> server_;
 };
 
@@ -354,17 +361,47 @@ TEST_F(DnsServerTest, AnswersAreCachedAndGivenToEachClientWithItsOwnId) {
 TEST_F(DnsServerTest, ForwardedAnswersAreToldToTheObserverFiltered) {
   start();
   std::vector<std::pair<std::string, std::vector<std::string>>> told;
-  server_->observe_answers([&](std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
-    ParseResult p = parse_message(message);
-    ASSERT_EQ(p.status, ParseStatus::Ok);
+  server_->observe_answers([&](std::string_view qname, uint16_t qtype, const AddressAnswer& answer) {
     EXPECT_EQ(qtype, kTypeA);
-    told.emplace_back(std::string(qname), addrs_of(p.message));
+    std::vector<std::string> addrs;
+    for (const IpAddr& a : answer.addrs) addrs.push_back(a.to_string());
+    told.emplace_back(std::string(qname), addrs);
   });
   ASSERT_TRUE(ask_udp(query({.name = "rebind.test"})));
   ASSERT_TRUE(ask_udp(query({.name = "rebind.test", .id = 7})));
   ASSERT_EQ(told.size(), 1u) << "the second came from the cache";
   EXPECT_EQ(told[0].first, "rebind.test");
   EXPECT_EQ(told[0].second, std::vector<std::string>{"203.0.113.10"}) << "10.0.0.5 was filtered out";
+}
+
+// Test that a name only [dns] allow admits is not told to the observer:
+// the proxy never asks about it (it admits no connection by that name).
+TEST_F(DnsServerTest, ObserverHearsOnlyOfHostRuleNames) {
+  start(std::string(kPolicy) + "[dns]\nallow = [\"other.allowed.test\"]\n");
+  std::vector<std::string> told;
+  server_->observe_answers(
+      [&](std::string_view qname, uint16_t, const AddressAnswer&) { told.emplace_back(qname); });
+  auto dns_only = ask_udp(query({.name = "other.allowed.test"}));
+  ASSERT_TRUE(dns_only);
+  EXPECT_EQ(addrs_of(parse_ok(*dns_only)), (std::vector<std::string>{"203.0.113.10"}));
+  ASSERT_TRUE(ask_udp(query({.name = "allowed.test", .id = 2})));
+  EXPECT_EQ(told, std::vector<std::string>{"allowed.test"});
+}
+
+// Test that the proxy's host lookups and the resolver's forwarding go
+// through one client: its questions and sockets serve both.
+TEST_F(DnsServerTest, HostLookupsShareTheResolversClient) {
+  start();
+  HostResolver hosts(loop_, *upstream_);
+  std::optional<Resolution> got;
+  hosts.resolve("allowed.test", [&](const Resolution& r) { got = r; });
+  auto r = ask_udp(query({.name = "a.wild.test"}));
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(run_until([&] { return got.has_value(); }));
+  EXPECT_EQ(got->addrs, (std::vector<IpAddr>{ip("203.0.113.10"), ip("2001:db8::10")}));
+  EXPECT_EQ(up_.queries(), 3) << "A+AAAA for the proxy, A for the client";
+  EXPECT_EQ(upstream_->tries(), 3u);
+  EXPECT_EQ(upstream_->in_flight(), 0u);
 }
 
 TEST_F(DnsServerTest, ConcurrentIdenticalQuestionsShareOneUpstreamQuery) {
@@ -823,10 +860,10 @@ TEST_F(DnsServerTest, FailsOverToTheNextUpstreamAndIgnoresSpoofs) {
   });
   ASSERT_TRUE(good.ok());
   up_.set_handler([](const Message&, bool) { return std::vector<Bytes>{}; });
-  ServerOptions o = options();
-  o.upstream.upstreams = {up_.addr, good.addr};
-  o.upstream.try_timeout = 100ms;
-  start(kPolicy, o);
+  UpstreamClient::Options u = upstream_options();
+  u.upstreams = {up_.addr, good.addr};
+  u.try_timeout = 100ms;
+  start(kPolicy, std::nullopt, u);
   auto r = ask_udp(query({.name = "allowed.test"}));
   ASSERT_TRUE(r);
   EXPECT_EQ(addrs_of(parse_ok(*r)), (std::vector<std::string>{"203.0.113.10"}));

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "dns/message.h"
+#include "dns/resolv_conf.h"
 
 namespace egressd::cli {
 namespace {
@@ -36,8 +37,8 @@ Result<std::vector<sockaddr_storage>> parse_upstreams(const std::string& list, c
 }  // namespace
 
 // Only an answer with addresses is taken from the DNS server's cache: for
-// a cached NXDOMAIN or an answer emptied by the rebinding filter the stub
-// asks, so the proxy's reasons (resolve-failed, rebind) stay what they were.
+// a cached NXDOMAIN or an answer emptied by the rebinding filter the host
+// resolver asks, so the proxy's reasons (resolve-failed, rebind) stay what they were.
 std::optional<proxy::ResolveResult> ProxyResolver::given(const std::string& name) const {
   if (!answers_) return std::nullopt;
   auto addrs = answers_(name);
@@ -55,12 +56,12 @@ void ProxyResolver::resolve(const std::string& name, proxy::ResolveDone done) {
     });
     return;
   }
-  stub_.resolve(name, [done = std::move(done)](const dns::Resolution& r) { done(convert(r)); });
+  hosts_.resolve(name, [done = std::move(done)](const dns::Resolution& r) { done(convert(r)); });
 }
 
 std::optional<proxy::ResolveResult> ProxyResolver::cached(const std::string& name) const {
   if (auto r = given(name)) return r;
-  auto r = stub_.cached(name);
+  auto r = hosts_.cached(name);
   if (!r) return std::nullopt;
   return convert(*r);
 }
@@ -69,12 +70,8 @@ std::vector<IpAddr> ProxyResolver::answered_within(const std::string& name, std:
   return recent_.within(dns::canonical_name(name), grace, Loop::Clock::now());
 }
 
-void ProxyResolver::remember(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
-  if (qtype != dns::kTypeA && qtype != dns::kTypeAAAA) return;
-  dns::ParseResult p = dns::parse_message(message);
-  if (p.status != dns::ParseStatus::Ok) return;
-  dns::AddressAnswer a = dns::addresses_for(p.message, qname);
-  recent_.note(dns::canonical_name(qname), a.addrs, std::chrono::seconds(a.ttl), Loop::Clock::now());
+void ProxyResolver::remember(std::string_view qname, const dns::AddressAnswer& a) {
+  recent_.note(qname, a.addrs, std::chrono::seconds(a.ttl), Loop::Clock::now());
 }
 
 Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, const policy::Policy& policy) {
@@ -88,12 +85,6 @@ Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, con
   if (!ups)
     return logic_error("no DNS upstream: " + ups.error().message() + " (pass --dns-upstream IP or set [dns] upstream)");
   return ups;
-}
-
-Result<std::unique_ptr<ProxyResolver>> make_proxy_resolver(Loop& loop, std::vector<sockaddr_storage> upstreams) {
-  dns::StubResolver::Options o;
-  o.upstreams = std::move(upstreams);
-  return std::make_unique<ProxyResolver>(loop, std::move(o));
 }
 
 }  // namespace egressd::cli

@@ -21,6 +21,7 @@
 #include "common/cgroup.h"
 #include "common/unix_addr.h"
 #include "daemon/policy_reinstall.h"
+#include "dns/resolv_conf.h"
 #include "events/format.h"
 
 namespace egressd::daemon {
@@ -104,10 +105,12 @@ Status Daemon::fence() {
   auto upstreams = cli::dns_upstreams(opt_.dns_upstream, policy_);
   if (!upstreams) return upstreams.error();
   upstreams_ = *upstreams;
-  opt_.dns.upstream.upstreams = upstreams_;
-  auto resolver = cli::make_proxy_resolver(*loop_, upstreams_);
-  if (!resolver) return resolver.error();
-  resolver_ = std::move(*resolver);
+  // egressd's one DNS client: the resolver forwards through it, the proxy
+  // looks hosts up through it (declared before both, destroyed after).
+  dns::UpstreamClient::Options uopt;
+  uopt.upstreams = upstreams_;
+  upstream_.emplace(*loop_, uopt);
+  resolver_ = std::make_unique<cli::ProxyResolver>(*loop_, *upstream_);
 
   auto lock = cli::lock_target(target_);
   if (!lock) return lock.error();
@@ -169,12 +172,12 @@ Status Daemon::start_components() {
     spdlog::warn("cannot read the routing table ({}): the resolver answers every address family",
                  routes.error().message());
   }
-  auto dns_server = dns::Server::start(*loop_, *dns_identity_, publish, in_force, opt_.dns);
+  auto dns_server = dns::Server::start(*loop_, *upstream_, *dns_identity_, publish, in_force, opt_.dns);
   if (!dns_server) return with_context("start the resolver: ", dns_server.error());
   dns_ = std::move(*dns_server);
   resolver_->answers_first([server = dns_.get()](const std::string& name) { return server->cached_addresses(name); });
-  dns_->observe_answers([r = resolver_.get()](std::string_view qname, uint16_t qtype, std::span<const uint8_t> message) {
-    r->remember(qname, qtype, message);
+  dns_->observe_answers([r = resolver_.get()](std::string_view qname, uint16_t, const dns::AddressAnswer& a) {
+    r->remember(qname, a);
   });
   EGD_TRY(set_proxy_ports(maps(), proxy_->port(), dns_->port()));
 

@@ -24,6 +24,7 @@
 #include "daemon/refence.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
+#include "dns/upstream.h"
 #include "events/hub.h"
 #include "policy/model.h"
 #include "proxy/orig_dst.h"
@@ -83,6 +84,7 @@ class Daemon {
   std::string cgroup_root_;
   FdLimit fds_;
   std::vector<sockaddr_storage> upstreams_;
+  std::optional<dns::UpstreamClient> upstream_;
   std::unique_ptr<cli::ProxyResolver> resolver_;
   std::optional<Attached> attached_;
   UniqueFd pidfile_;

@@ -35,6 +35,11 @@ void AnswerCache::key_into(std::string& k, std::string_view qname, uint16_t qtyp
 bool AnswerCache::put(const std::string& key, std::string_view qname, std::vector<uint8_t> message,
                       Clock::time_point now, uint64_t tag) {
   ParseResult p = parse_message(message);
+  return put(key, qname, std::move(message), p, now, tag);
+}
+
+bool AnswerCache::put(const std::string& key, std::string_view qname, std::vector<uint8_t> message,
+                      const ParseResult& p, Clock::time_point now, uint64_t tag) {
   if (p.status != ParseStatus::Ok) return false;
   const Message& m = p.message;
   if (m.header.tc || m.edns || (m.header.rcode != kRcodeNoError && m.header.rcode != kRcodeNxDomain)) return false;

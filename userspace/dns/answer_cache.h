@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/ip_addr.h"
+#include "dns/message.h"
 
 namespace egressd::dns {
 
@@ -50,6 +51,9 @@ class AnswerCache {
   // hit (the resolver keeps its policy decision for the question there).
   bool put(const std::string& key, std::string_view qname, std::vector<uint8_t> message, Clock::time_point now,
            uint64_t tag = 0);
+  // The same, with `message` already parsed into `parsed` (not parsed again).
+  bool put(const std::string& key, std::string_view qname, std::vector<uint8_t> message, const ParseResult& parsed,
+           Clock::time_point now, uint64_t tag = 0);
   // A copy with every TTL aged (and capped by the entry's remaining life);
   // the caller sets the id and the client's spelling of the question.
   std::optional<std::vector<uint8_t>> get(const std::string& key, Clock::time_point now);

@@ -8,10 +8,12 @@ namespace egressd::dns {
 namespace {
 
 constexpr size_t kMaxPointerTarget = 0x3fff;
+constexpr size_t kInitialBytes = 512;  // a typical answer, and the classic UDP limit
 
 }  // namespace
 
 MessageBuilder::MessageBuilder(const Header& h, bool compress) : compress_(compress) {
+  out_.reserve(kInitialBytes);  // most messages fit: no regrowth per record
   put16(out_, h.id);
   out_.push_back(static_cast<uint8_t>((h.qr ? 0x80 : 0) | (h.opcode & 0x0f) << 3 | (h.aa ? 0x04 : 0) |
                                       (h.tc ? 0x02 : 0) | (h.rd ? 0x01 : 0)));
@@ -61,6 +63,13 @@ bool MessageBuilder::put_name(std::string_view name) {
 void MessageBuilder::put_wire_name(std::span<const uint8_t> name, bool compress) {
   size_t i = 0;
   while (i < name.size() && name[i] != 0) {  // one label per turn
+    size_t n = std::min<size_t>(1 + name[i], name.size() - i);
+    if (!compress_) {  // no suffixes to note or find (a query's one name)
+      out_.insert(out_.end(), name.begin() + static_cast<std::ptrdiff_t>(i),
+                  name.begin() + static_cast<std::ptrdiff_t>(i + n));
+      i += n;
+      continue;
+    }
     size_t end = i;
     while (end < name.size() && name[end] != 0) end += 1 + name[end];
     std::string key(name.begin() + static_cast<std::ptrdiff_t>(i),
@@ -76,7 +85,6 @@ void MessageBuilder::put_wire_name(std::span<const uint8_t> name, bool compress)
     if (compress_ && out_.size() <= kMaxPointerTarget) {
       if (suffixes_.emplace(key, static_cast<uint16_t>(out_.size())).second) noted_.push_back(std::move(key));
     }
-    size_t n = std::min<size_t>(1 + name[i], name.size() - i);
     out_.insert(out_.end(), name.begin() + static_cast<std::ptrdiff_t>(i),
                 name.begin() + static_cast<std::ptrdiff_t>(i + n));
     i += n;

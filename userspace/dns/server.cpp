@@ -124,6 +124,7 @@ struct Server::Waiter {
 
 struct Server::Pending {
   std::vector<Waiter> waiters;
+  UpstreamClient::Ticket ticket = 0;
   QueryCheck check;         // the decision that forwarded it
   uint64_t generation = 0;  // of the policy it was made under: cached only if still in force
 };
@@ -152,14 +153,14 @@ struct Server::UdpOut {
   int fd = -1;
 };
 
-Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
-               ServerOptions o)
+Server::Server(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity, EventSink sink,
+               std::shared_ptr<const proxy::ActivePolicy> p, ServerOptions o)
     : loop_(loop),
       identity_(identity),
       sink_(std::move(sink)),
       policy_(std::move(p)),
       opt_(std::move(o)),
-      upstream_(loop, opt_.upstream),
+      upstream_(upstream),
       cache_(opt_.cache),
       udp_in_(std::make_unique<UdpIn>()),
       udp_out_(std::make_unique<UdpOut>()) {
@@ -178,6 +179,7 @@ Server::Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared
 
 Server::~Server() {
   alive_.reset();
+  for (auto& [key, pending] : pending_) upstream_.cancel(pending->ticket);  // the client outlives us
   for (auto& l : listeners_) loop_.remove(l->fd.get());
   for (auto& [id, c] : tcp_) {
     if (c->idle) loop_.cancel(c->idle);
@@ -185,10 +187,11 @@ Server::~Server() {
   }
 }
 
-Result<std::unique_ptr<Server>> Server::start(Loop& loop, ClientIdentity& identity, EventSink sink,
-                                              std::shared_ptr<const proxy::ActivePolicy> policy,
+Result<std::unique_ptr<Server>> Server::start(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity,
+                                              EventSink sink, std::shared_ptr<const proxy::ActivePolicy> policy,
                                               ServerOptions options) {
-  std::unique_ptr<Server> s(new Server(loop, identity, std::move(sink), std::move(policy), std::move(options)));
+  std::unique_ptr<Server> s(
+      new Server(loop, upstream, identity, std::move(sink), std::move(policy), std::move(options)));
   EGD_TRY(s->bind_all());
   return s;
 }
@@ -591,7 +594,8 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
   pending->generation = policy_generation_;
   pending->waiters.push_back(std::move(w));
   std::string key = key_;
-  if (!upstream_.ask(uq, [this, key](UpstreamReply&& r) { answered(key, std::move(r)); })) {
+  pending->ticket = upstream_.ask(uq, [this, key](UpstreamReply&& r) { answered(key, std::move(r)); });
+  if (!pending->ticket) {
     ++stats_.overloaded;
     const Waiter& only = pending->waiters.front();
     record(only, &only.q, EGD_VERDICT_DENY, EGD_REASON_DNS_UPSTREAM_FAILED, 0);
@@ -626,48 +630,53 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
   std::vector<uint8_t> message;
   uint16_t rcode = kRcodeServFail;
   if (r.answered) {
-    ParseResult p = parse_message(r.wire);
-    if (p.status == ParseStatus::Ok) {
-      rcode = p.message.header.rcode;
-      bool audit = active.policy.mode == policy::Mode::Audit;
-      FilterOptions by_policy;
-      by_policy.blocked = [&active](const IpAddr& a) { return !active.l3.reachable(a); };
-      by_policy.strip_ech = active.policy.proxy.ech == policy::EchMode::Deny;
-      // Families without a route are left out in either mode: not a
-      // policy decision, so audit mode keeps it too.
-      FamilyDrop drop = family_drop();
-      by_policy.drop_v4 = drop.v4;
-      by_policy.drop_v6 = drop.v6;
-      FilterOptions unfiltered;
-      unfiltered.drop_v4 = drop.v4;
-      unfiltered.drop_v6 = drop.v6;
-      if (rcode == kRcodeNoError || rcode == kRcodeNxDomain) {
-        // Audit mode answers unfiltered (OPT dropped all the same) and
-        // records what the filter would have removed.
-        FilterResult f = filter_answer(r.wire, p.message, audit ? unfiltered : by_policy);
-        if (f.ok) {
-          message = std::move(f.message);
-          stats_.family_dropped += f.family_dropped;
-          if (audit) f = filter_answer(r.wire, p.message, by_policy);
-          if (!f.removed.empty()) {
-            if (!audit) stats_.rebind_removed += f.removed.size();
-            const Waiter& w = pending->waiters.front();
-            record(w, &w.q, audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_REBIND, 0);
-          }
-          if (!audit) stats_.ech_stripped += f.ech_stripped;
-          // Asked under an older policy: answered, but not kept (the
-          // cache holds only decisions of the policy in force).
-          if (pending->generation == policy_generation_)
-            cache_.put(key, first.qname, message, Loop::Clock::now(), pack(pending->check, drop));
-          if (answer_observer_) answer_observer_(first.qname, first.qtype, message);
-        } else {
-          rcode = kRcodeServFail;
+    const Message& m = r.message;  // the client's parse of r.wire
+    rcode = m.header.rcode;
+    bool audit = active.policy.mode == policy::Mode::Audit;
+    FilterOptions by_policy;
+    by_policy.blocked = [&active](const IpAddr& a) { return !active.l3.reachable(a); };
+    by_policy.strip_ech = active.policy.proxy.ech == policy::EchMode::Deny;
+    // Families without a route are left out in either mode: not a
+    // policy decision, so audit mode keeps it too.
+    FamilyDrop drop = family_drop();
+    by_policy.drop_v4 = drop.v4;
+    by_policy.drop_v6 = drop.v6;
+    FilterOptions unfiltered;
+    unfiltered.drop_v4 = drop.v4;
+    unfiltered.drop_v6 = drop.v6;
+    if (rcode == kRcodeNoError || rcode == kRcodeNxDomain) {
+      // Audit mode answers unfiltered (OPT dropped all the same) and
+      // records what the filter would have removed.
+      FilterResult f = filter_answer(r.wire, m, audit ? unfiltered : by_policy);
+      if (f.ok) {
+        message = std::move(f.message);
+        stats_.family_dropped += f.family_dropped;
+        if (audit) f = filter_answer(r.wire, m, by_policy);
+        if (!f.removed.empty()) {
+          if (!audit) stats_.rebind_removed += f.removed.size();
+          const Waiter& w = pending->waiters.front();
+          record(w, &w.q, audit ? EGD_VERDICT_AUDIT : EGD_VERDICT_DENY, EGD_REASON_REBIND, 0);
         }
+        if (!audit) stats_.ech_stripped += f.ech_stripped;
+        // Asked under an older policy: answered, but not kept (the
+        // cache holds only decisions of the policy in force). The
+        // observer hears only of names the proxy can ask about.
+        bool keep = pending->generation == policy_generation_;
+        bool observe = answer_observer_ && pending->check.rule_id != 0 &&
+                       (first.qtype == kTypeA || first.qtype == kTypeAAAA);
+        if (keep || observe) {
+          ParseResult given = parse_message(message);  // the one parse of the answer as clients get it
+          if (keep) cache_.put(key, first.qname, message, given, Loop::Clock::now(), pack(pending->check, drop));
+          if (observe && given.status == ParseStatus::Ok)
+            answer_observer_(first.qname, first.qtype, addresses_for(given.message, first.qname));
+        }
+      } else {
+        rcode = kRcodeServFail;
       }
     }
   }
   if (message.empty()) ++stats_.upstream_failed;
-  ++batching_;
+  hold_udp();
   for (const Waiter& w : pending->waiters) {  // bounded by max_waiters
     if (!message.empty()) {
       size_t limit = w.tcp_id ? kMaxMessageBytes : udp_limit(w.q, opt_.udp_payload);
@@ -682,8 +691,6 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
     reply(w, bare_reply(w.q, rcode == kRcodeNoError || rcode == kRcodeNxDomain ? kRcodeServFail : rcode,
                         opt_.udp_payload));
   }
-  --batching_;
-  flush_udp();
 }
 
 void Server::reply(const Waiter& w, std::vector<uint8_t> message) {
@@ -728,6 +735,20 @@ std::vector<uint8_t>& Server::udp_slot(const Waiter& w) {
   slot.peer = w.peer;
   slot.bytes.clear();
   return slot.bytes;
+}
+
+// Upstream answers arrive one per socket: the replies to all that come in
+// one turn of the loop leave together, at its end.
+void Server::hold_udp() {
+  if (udp_held_) return;
+  udp_held_ = true;
+  ++batching_;
+  loop_.defer([this, alive = std::weak_ptr<int>(alive_)] {
+    if (alive.expired()) return;
+    udp_held_ = false;
+    --batching_;
+    flush_udp();
+  });
 }
 
 void Server::udp_commit() {

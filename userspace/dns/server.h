@@ -10,8 +10,9 @@
 //    steers it to the proxy, which refuses the name with a message) and
 //    other types an empty NOERROR; an allowed name asking ANY or a type
 //    outside policy_check.h's list: REFUSED;
-//  - an allowed name: from the cache, or asked upstream (upstream.h: fresh
-//    id and source port, failover, TC -> TCP); identical questions in
+//  - an allowed name: from the cache, or asked upstream through egressd's
+//    one DNS client (upstream.h: fresh id and source port, failover,
+//    TC -> TCP; the proxy's name checks share it); identical questions in
 //    flight share one upstream exchange. The answer is filtered (filter.h:
 //    blocked addresses and ECH removed, and the addresses of a family
 //    without a default route: families.h), cached, and given to each client
@@ -55,6 +56,7 @@
 #include "dns/answer_cache.h"
 #include "dns/client_identity.h"
 #include "dns/families.h"
+#include "dns/message.h"
 #include "dns/reply.h"
 #include "dns/stats.h"
 #include "dns/upstream.h"
@@ -66,7 +68,6 @@ namespace egressd::dns {
 
 struct ServerOptions {
   uint16_t port = 0;  // 0: any free port (the same for UDP/TCP and both families)
-  UpstreamClient::Options upstream;
   size_t max_pending = 4096;  // distinct questions waiting on upstreams
   size_t max_waiters = 64;    // clients waiting on one of them
   // TCP connections held at once, by all clients; each client's share is
@@ -103,8 +104,10 @@ class Server {
   using EventSink = std::function<void(const Event&)>;
 
   // Binds UDP and TCP on 127.0.0.1:port and [::1]:port (IPv6 optional, as
-  // for the proxy: a netns without ::1 gets IPv4 only).
-  static Result<std::unique_ptr<Server>> start(Loop& loop, ClientIdentity& identity, EventSink sink,
+  // for the proxy: a netns without ::1 gets IPv4 only). Questions go to
+  // `upstream`, which must outlive the server.
+  static Result<std::unique_ptr<Server>> start(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity,
+                                               EventSink sink,
                                                std::shared_ptr<const proxy::ActivePolicy> policy,
                                                ServerOptions options);
   ~Server();
@@ -118,9 +121,11 @@ class Server {
   // The A/AAAA addresses a client was given for `name` (canonical or not),
   // while the answer is cached; nullopt if none is.
   std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
-  // Told of every answer forwarded from an upstream, as clients get it
-  // (filtered): the question's name and type, and the message.
-  using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, std::span<const uint8_t> message)>;
+  // Told of the A/AAAA answers forwarded from an upstream for names an
+  // [[allow]] host rule names (the only ones the proxy asks about), as
+  // clients get them (filtered): the question's name and type, and the
+  // answer's addresses (from the one parse the cache's entry is made of).
+  using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, const AddressAnswer& answer)>;
   void observe_answers(AnswerObserver o) { answer_observer_ = std::move(o); }
   const ServerStats& stats() const { return stats_; }
   // The TCP connection caps in force (they follow the policy).
@@ -133,8 +138,8 @@ class Server {
   struct Pending;
   using Bucket = TokenBucket;
 
-  Server(Loop& loop, ClientIdentity& identity, EventSink sink, std::shared_ptr<const proxy::ActivePolicy> p,
-         ServerOptions o);
+  Server(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity, EventSink sink,
+         std::shared_ptr<const proxy::ActivePolicy> p, ServerOptions o);
   Status bind_all();
   void on_udp(Listener& l);
   void on_accept(Listener& l);
@@ -157,6 +162,7 @@ class Server {
   std::vector<uint8_t>& udp_slot(const Waiter& w);  // the next reply's buffer, emptied
   void udp_commit();                                 // queue what udp_slot's buffer holds
   void flush_udp();
+  void hold_udp();  // replies wait for the end of this turn of the loop
   void answered(const std::string& key, UpstreamReply&& r);
   std::vector<uint8_t> sinkhole(const QueryInfo& q);
   void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
@@ -172,7 +178,7 @@ class Server {
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<Listener>> listeners_;
   bool accept_paused_ = false;
-  UpstreamClient upstream_;
+  UpstreamClient& upstream_;
   AnswerCache cache_;
   std::unordered_map<std::string, std::unique_ptr<Pending>> pending_;  // by cache key
   uint64_t next_tcp_id_ = 1;
@@ -185,6 +191,7 @@ class Server {
   std::unique_ptr<UdpIn> udp_in_;    // recvmmsg's datagrams and their waiters
   std::unique_ptr<UdpOut> udp_out_;  // replies waiting for sendmmsg
   int batching_ = 0;
+  bool udp_held_ = false;  // hold_udp's flush is due
   std::string key_;              // the cache key of the query at hand
   uint64_t policy_generation_ = 0;  // +1 with every set_policy
   Bucket events_, malformed_;

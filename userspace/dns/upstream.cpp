@@ -11,7 +11,7 @@
 
 #include "dns/builder.h"
 #include "dns/message.h"
-#include "dns/stub_resolver.h"
+#include "dns/resolv_conf.h"
 
 namespace egressd::dns {
 namespace {
@@ -58,6 +58,7 @@ struct UpstreamClient::Exchange {
 
 UpstreamClient::UpstreamClient(Loop& loop, Options options) : loop_(loop), opt_(std::move(options)) {
   opt_.attempts = std::max(opt_.attempts, 1);
+  for (const sockaddr_storage& u : opt_.upstreams) names_.push_back(to_string(u));
   rx_.resize(kMaxMessageBytes + 1);
 }
 
@@ -66,8 +67,8 @@ UpstreamClient::~UpstreamClient() {
   for (auto& [id, x] : exchanges_) retire(*x);
 }
 
-bool UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
-  if (opt_.upstreams.empty() || exchanges_.size() >= opt_.max_in_flight) return false;
+UpstreamClient::Ticket UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
+  if (opt_.upstreams.empty() || exchanges_.size() >= opt_.max_in_flight) return 0;
   auto x = std::make_unique<Exchange>();
   x->id = next_id_++;
   x->q = question;
@@ -75,8 +76,17 @@ bool UpstreamClient::ask(const UpstreamQuestion& question, Done done) {
   x->edns = opt_.edns_udp_size > 0;
   Exchange& ref = *x;
   exchanges_.emplace(ref.id, std::move(x));
+  asking_ = true;
   start(ref);  // may finish at once (every upstream unusable): delivery is deferred
-  return true;
+  asking_ = false;
+  return ref.id;
+}
+
+void UpstreamClient::cancel(Ticket ticket) {
+  auto it = exchanges_.find(ticket);
+  if (it == exchanges_.end()) return;  // delivered already
+  retire(*it->second);
+  exchanges_.erase(it);
 }
 
 // Opens tries until one is under way or the budget is spent. Bounded by
@@ -109,8 +119,8 @@ uint16_t UpstreamClient::random_id() {
 
 bool UpstreamClient::open_try(Exchange& x, bool tcp) {
   const sockaddr_storage& server = opt_.upstreams[x.upstream];
-  std::string where = to_string(server) + (tcp ? " over TCP" : "");
-  x.reply.upstream = to_string(server);
+  x.reply.upstream = names_[x.upstream];
+  std::string where = x.reply.upstream + (tcp ? " over TCP" : "");
   if (!tcp) {  // a TCP retry asks the same question with the same id
     x.qid = random_id();
     Header h;
@@ -152,11 +162,16 @@ bool UpstreamClient::open_try(Exchange& x, bool tcp) {
   conn->owner = this;
   conn->exchange = &x;
   x.conn = std::move(conn);
-  x.timer = loop_.after(opt_.try_timeout, [this, &x, where] {
+  auto timeout = x.q.try_timeout.count() > 0 ? x.q.try_timeout : opt_.try_timeout;
+  x.timer = loop_.after(timeout, [this, &x] {
     x.timer = 0;
-    try_failed(x, where + ": timeout");
+    try_failed(x, describe(x) + ": timeout");
   });
   return true;
+}
+
+std::string UpstreamClient::describe(const Exchange& x) const {
+  return names_[x.upstream] + (x.conn && x.conn->tcp ? " over TCP" : "");
 }
 
 void UpstreamClient::retire(Exchange& x) {
@@ -194,14 +209,13 @@ static bool matches(const UpstreamQuestion& q, uint16_t qid, const Message& m) {
 
 void UpstreamClient::udp_input(Exchange& x) {
   int fd = x.conn->fd.get();
-  std::string where = to_string(opt_.upstreams[x.upstream]);
   for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
     ssize_t n = recv(fd, rx_.data(), rx_.size(), 0);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR) continue;
       // e.g. ECONNREFUSED from an ICMP port unreachable: next try at once.
-      return try_failed(x, where + ": " + errno_text("recv", errno));
+      return try_failed(x, describe(x) + ": " + errno_text("recv", errno));
     }
     std::span<const uint8_t> data(rx_.data(), static_cast<size_t>(n));
     ParseResult p = parse_message(data);
@@ -213,12 +227,12 @@ void UpstreamClient::udp_input(Exchange& x) {
       if (!open_try(x, true)) start(x);
       return;
     }
-    return on_answer(x, std::vector<uint8_t>(data.begin(), data.end()), p.message.header.rcode);
+    return on_answer(x, data, std::move(p.message));
   }
 }
 
 void UpstreamClient::tcp_io(Exchange& x, Conn& conn, uint32_t events) {
-  std::string where = to_string(opt_.upstreams[x.upstream]) + " over TCP";
+  std::string where = names_[x.upstream] + " over TCP";
   int fd = conn.fd.get();
   if (!conn.connected) {
     int err = 0;
@@ -262,12 +276,15 @@ void UpstreamClient::tcp_io(Exchange& x, Conn& conn, uint32_t events) {
     // answer ends the try instead of being waited out.
     if (p.status != ParseStatus::Ok) return try_failed(x, where + ": bad answer: " + p.error);
     if (!matches(x.q, x.qid, p.message)) return try_failed(x, where + ": answer to another question");
-    return on_answer(x, std::vector<uint8_t>(data.begin(), data.end()), p.message.header.rcode);
+    return on_answer(x, data, std::move(p.message));
   }
 }
 
-void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t rcode) {
-  std::string where = to_string(opt_.upstreams[x.upstream]);
+// `message` is `wire` parsed; both are kept (a SERVFAIL too, in case no
+// other upstream does better).
+void UpstreamClient::on_answer(Exchange& x, std::span<const uint8_t> wire, Message&& message) {
+  const std::string& where = names_[x.upstream];
+  uint16_t rcode = message.header.rcode;
   if (rcode == kRcodeFormErr && x.edns) {
     // An upstream that predates EDNS0: ask it again without (once).
     x.edns = false;
@@ -276,7 +293,8 @@ void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t 
     return start(x);
   }
   x.reply.answered = true;
-  x.reply.wire = std::move(wire);
+  x.reply.wire.assign(wire.begin(), wire.end());
+  x.reply.message = std::move(message);
   x.reply.upstream = where;
   if (rcode != kRcodeNoError && rcode != kRcodeNxDomain) {
     // Kept in case no other upstream does better.
@@ -288,14 +306,22 @@ void UpstreamClient::on_answer(Exchange& x, std::vector<uint8_t> wire, uint16_t 
   finish(x);
 }
 
+// From the loop's I/O and timers the answer is delivered at once, so the
+// resolver's replies to a batch of answers leave together (one sendmmsg);
+// inside ask() it is deferred, and the exchange stays listed until then, so
+// a cancel in between still stops it.
 void UpstreamClient::finish(Exchange& x) {
   retire(x);
-  auto it = exchanges_.find(x.id);
-  std::shared_ptr<Exchange> owned(std::move(it->second));
-  exchanges_.erase(it);
-  loop_.defer([alive = std::weak_ptr<int>(alive_), owned] {
-    if (alive.expired()) return;
-    owned->done(std::move(owned->reply));
+  auto deliver = [this](uint64_t id) {
+    auto it = exchanges_.find(id);
+    if (it == exchanges_.end()) return;  // cancelled
+    std::unique_ptr<Exchange> owned = std::move(it->second);
+    exchanges_.erase(it);
+    owned->done(std::move(owned->reply));  // may cancel others, or ask again
+  };
+  if (!asking_) return deliver(x.id);
+  loop_.defer([deliver, alive = std::weak_ptr<int>(alive_), id = x.id] {
+    if (!alive.expired()) deliver(id);
   });
 }
 
