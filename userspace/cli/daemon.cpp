@@ -29,7 +29,7 @@
 #include "dns/client_identity.h"
 #include "dns/server.h"
 #include "dns/stub_resolver.h"
-#include "proxy/orig_dst.h"
+#include "bpf/steered_table.h"
 #include "proxy/proxy.h"
 #include "cli/args.h"
 #include "cli/detached_record.h"
@@ -145,8 +145,8 @@ struct FnWatcher final : Loop::Watcher {
   void on_io(uint32_t events) override { fn(events); }
 };
 
-std::shared_ptr<const proxy::ActivePolicy> active(const policy::Policy& p) {
-  return std::make_shared<const proxy::ActivePolicy>(p);
+std::shared_ptr<const decide::ActivePolicy> active(const policy::Policy& p) {
+  return std::make_shared<const decide::ActivePolicy>(p);
 }
 
 uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) {
@@ -264,7 +264,7 @@ int cmd_attach(const std::vector<std::string>& argv) {
 
   // The proxy the hooks steer web ports to. Until it is registered in
   // egd_proxy, steered connects are refused (fail closed).
-  proxy::BpfOrigDstTable orig_table(maps.orig_by_port.get());
+  BpfSteeredTable orig_table(maps.orig_by_port.get());
   auto in_force = active(*p);  // one compiled policy for the proxy and the resolver
   auto proxy = proxy::Proxy::start(*loop, orig_table, **resolver, publish, in_force, popt);
   if (!proxy) return fail("attach", "start the proxy: " + proxy.error().message());

@@ -1,12 +1,12 @@
-#include "proxy/l3_check.h"
+#include "decide/l3_check.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "addr_class.h"
-#include "proxy/host_rules.h"
+#include "decide/host_rules.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 namespace {
 
 IpAddr masked(const IpAddr& a, uint8_t len) {
@@ -80,7 +80,7 @@ L3Check::L3Check(const policy::Policy& policy) : policy_(policy) {
 }
 
 L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
-  if (deny_.find(a)) return {false, EGD_REASON_DENY_CIDR};
+  if (const size_t* i = deny_.find(a)) return {false, EGD_REASON_DENY_CIDR, policy_.deny_cidrs[*i].id};
   // Folded allow rules: any containing rule that admits the port (the
   // kernel folds less specific rules into the most specific entry).
   for (const auto& [len, set] : allow_.by_len) {
@@ -89,7 +89,7 @@ L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
     if (it == set.end()) continue;
     const policy::AllowCidr& r = policy_.allow_cidrs[it->second];
     if ((r.proto_mask & policy::kProtoTcp) && (r.ports.empty() || port_in(r.ports, port)))
-      return {true, EGD_REASON_ALLOW_CIDR};
+      return {true, EGD_REASON_ALLOW_CIDR, r.id};
   }
   __u32 cat = category_of(a);
   if (cat != EGD_CAT_PUBLIC) {
@@ -137,4 +137,4 @@ bool L3Check::reachable(const IpAddr& addr) const {
   return reachable_as(addr);
 }
 
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

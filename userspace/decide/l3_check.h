@@ -1,5 +1,6 @@
 // l3_check.h: the kernel's address verdict, for addresses the proxy is
-// about to dial or that a name resolved to (DNS rebinding). Same order as
+// about to dial, that a name resolved to (DNS rebinding), or that
+// `egressd explain` is asked about. Same order as
 // bpf/decide.bpf.h and the same classification code (bpf/addr_class.h);
 // the CIDR lists are indexed per prefix length so a 100k-entry policy costs
 // at most 33 (129) hash lookups per address.
@@ -14,11 +15,12 @@
 #include "egressd_abi.h"
 #include "policy/model.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 
 struct L3Verdict {
   bool allowed = false;
   uint16_t reason = EGD_REASON_NONE;  // egd_reason
+  uint32_t rule_id = 0;               // the [[allow_cidr]] / [[deny_cidr]] that decided, else 0
 };
 
 class L3Check {
@@ -47,4 +49,4 @@ class L3Check {
   Index deny_, allow_;
 };
 
-}  // namespace egressd::proxy
+}  // namespace egressd::decide
