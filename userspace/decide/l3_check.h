@@ -26,8 +26,15 @@ struct L3Verdict {
 class L3Check {
  public:
   explicit L3Check(const policy::Policy& policy);
-  // TCP to `addr`:`port` as the connect hooks would judge it, embedded IPv4
-  // forms included (v4-mapped: as IPv4; translated: as both).
+  // `proto` (policy::kProtoTcp, kProtoUdp, 0 for any other) to
+  // `addr`:`port` as the sock_addr hooks judge it with egd_decide: an
+  // address that embeds an IPv4 one is judged as that IPv4 (translated
+  // forms must then also pass as IPv6), then the port rules (TCP web and
+  // host-rule ports, UDP 53). tests/unit/decide_diff_test.cpp holds the two
+  // to the same answers.
+  L3Verdict decide(const IpAddr& addr, uint16_t port, uint8_t proto) const;
+  // TCP to `addr`:`port`, a port the hooks steered to the proxy: decide()
+  // without the port rules (a public address is WEB_PORT).
   L3Verdict tcp(const IpAddr& addr, uint16_t port) const;
   // Whether the kernel lets anything (some port, TCP or UDP) reach `addr`:
   // false when a deny_cidr or a denied category blocks it and no
@@ -42,11 +49,15 @@ class L3Check {
     std::vector<std::pair<uint8_t, std::unordered_map<IpAddr, size_t>>> by_len;
     const size_t* find(const IpAddr& a) const;  // most specific first
   };
-  L3Verdict judge(const IpAddr& addr, uint16_t port) const;  // no embedded forms
+  // egd_decide for one address (no embedded forms); `steered`: the port
+  // rules passed already.
+  L3Verdict judge(const IpAddr& addr, uint16_t port, uint8_t proto, bool steered) const;
+  L3Verdict embedded(const IpAddr& addr, uint16_t port, uint8_t proto, bool steered) const;
   bool reachable_as(const IpAddr& addr) const;               // no embedded forms
 
   const policy::Policy& policy_;
   Index deny_, allow_;
+  std::vector<bool> tcp_ports_;  // 65536 bits: kWebPorts and host-rule ports
 };
 
 }  // namespace egressd::decide
