@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "decide/l3_check.h"
+#include "events/event.h"
 #include "policy/cidr.h"
 #include "kernel_decide/kernel_decide.h"
 #include "policy/compiler.h"
@@ -165,6 +166,10 @@ bool folded(const policy::Policy& p, const egd_test_verdict& k, const L3Verdict&
   return kernel.family == user.family && kernel.prefix > user.prefix && policy::cidr_contains(user, kernel);
 }
 
+const char* proto_name(uint8_t proto) {
+  return proto == EGD_PROTO_TCP ? "tcp" : proto == EGD_PROTO_UDP ? "udp" : "other";
+}
+
 TEST(DecideDiff, KernelAndUserspaceAgree) {
   auto addrs = addresses();
   size_t cases = 0, mismatches = 0;
@@ -184,12 +189,10 @@ TEST(DecideDiff, KernelAndUserspaceAgree) {
         bool same = (k.verdict == EGD_VERDICT_ALLOW) == u.allowed && k.reason == u.reason &&
                     (k.rule_id == u.rule_id || folded(p, k, u));
         if (!same && ++mismatches <= 20)
-          ADD_FAILURE() << "policy #" << pi << ", " << a.to_string() << " " << (port.proto == EGD_PROTO_TCP ? "tcp"
-                                                                                   : port.proto == EGD_PROTO_UDP ? "udp"
-                                                                                                                 : "other")
-                        << "/" << port.port << ": kernel " << (k.verdict == EGD_VERDICT_ALLOW ? "allow" : "deny") << " "
-                        << k.reason << " rule " << k.rule_id << ", userspace " << (u.allowed ? "allow" : "deny") << " "
-                        << u.reason << " rule " << u.rule_id;
+          ADD_FAILURE() << "policy #" << pi << ", " << a.to_string() << " " << proto_name(port.proto) << "/"
+                        << port.port << ": kernel " << (k.verdict == EGD_VERDICT_ALLOW ? "allow" : "deny") << " "
+                        << reason_name(k.reason) << " rule " << k.rule_id << ", userspace "
+                        << (u.allowed ? "allow" : "deny") << " " << reason_name(u.reason) << " rule " << u.rule_id;
       }
     }
   }

@@ -77,7 +77,8 @@ TEST(DnsPolicyCheck, DeniedNamesGetTheDeniedAnswerWhateverTheType) {
   policy::Policy refused = parse(std::string(kPolicy) + "denied = \"refused\"\n");
   EXPECT_EQ(decide::check_query(refused, "evil.test", kTypeA, kClassIN).rcode, kRcodeRefused);
   // PTR for an address nobody allowed is just a name nobody allowed.
-  EXPECT_EQ(decide::check_query(p, "5.0.0.10.in-addr.arpa", kTypePTR, kClassIN).reason, EGD_REASON_DNS_NAME_NOT_ALLOWED);
+  EXPECT_EQ(decide::check_query(p, "5.0.0.10.in-addr.arpa", kTypePTR, kClassIN).reason,
+            EGD_REASON_DNS_NAME_NOT_ALLOWED);
 }
 
 TEST(DnsPolicyCheck, AllowedNamesAskOnlyAllowedTypes) {

@@ -31,7 +31,9 @@ class BpfClientIdentity final : public ClientIdentity {
  public:
   BpfClientIdentity(int orig_by_cookie_fd, int orig_by_port_fd)
       : by_cookie_(orig_by_cookie_fd), by_port_(orig_by_port_fd) {}
-  std::optional<decide::SteeredFlow> tcp(int fd, const sockaddr_storage& peer) override { return by_port_.take(fd, peer); }
+  std::optional<decide::SteeredFlow> tcp(int fd, const sockaddr_storage& peer) override {
+    return by_port_.take(fd, peer);
+  }
   std::optional<decide::SteeredFlow> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override;
 
  private:

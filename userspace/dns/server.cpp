@@ -91,7 +91,7 @@ struct Server::TcpClient final : Loop::Watcher {
   Listener* listener = nullptr;
   sockaddr_storage peer{};
   std::shared_ptr<const decide::SteeredFlow> who;  // taken at accept
-  ShareClient share;                          // whose share it counts in
+  ShareClient share;                               // whose share it counts in
   std::vector<uint8_t> in, out;
   size_t out_sent = 0;
   size_t in_flight = 0;  // queries read, not yet answered
@@ -118,8 +118,8 @@ struct Server::Waiter {
 
 struct Server::Pending {
   std::vector<Waiter> waiters;
-  decide::QueryCheck check;         // the decision that forwarded it
-  uint64_t generation = 0;  // of the policy it was made under: cached only if still in force
+  decide::QueryCheck check;  // the decision that forwarded it
+  uint64_t generation = 0;   // of the policy it was made under: cached only if still in force
 };
 
 // One recvmmsg's worth of datagrams, each with the waiter it becomes.
@@ -331,8 +331,8 @@ ShareCaps Server::tcp_share_caps() const {
   return share_caps(opt_.max_tcp_clients, c.per_process, c.per_uid);
 }
 
-void Server::refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const decide::SteeredFlow> who,
-                           const ShareClient& client, ShareCap cap) {
+void Server::refuse_excess(Listener& l, const sockaddr_storage& peer,
+                           std::shared_ptr<const decide::SteeredFlow> who, const ShareClient& client, ShareCap cap) {
   ++stats_.tcp_refused;
   auto now = Loop::Clock::now();
   excess_log_.say(opt_.warn, now, [&] {

@@ -9,7 +9,7 @@
 //    denied = "sinkhole", A/AAAA get the sinkhole address (the fence
 //    steers it to the proxy, which refuses the name with a message) and
 //    other types an empty NOERROR; an allowed name asking ANY or a type
-//    outside policy_check.h's list: REFUSED;
+//    outside decide/dns_check.h's list: REFUSED;
 //  - an allowed name: from the cache, or asked upstream (upstream.h: fresh
 //    id and source port, failover, TC -> TCP); identical questions in
 //    flight share one upstream exchange. The answer is filtered (filter.h:

@@ -54,8 +54,8 @@ uint16_t bound_port(int fd) {
 
 }  // namespace
 
-Proxy::Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const decide::ActivePolicy> p,
-             ProxyOptions o)
+Proxy::Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
+             std::shared_ptr<const decide::ActivePolicy> p, ProxyOptions o)
     : loop_(loop),
       orig_(orig),
       resolver_(resolver),
@@ -71,8 +71,9 @@ Proxy::~Proxy() {
   for (auto& l : listeners_) loop_.remove(l->fd.get());
 }
 
-Result<std::unique_ptr<Proxy>> Proxy::start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
-                                            std::shared_ptr<const decide::ActivePolicy> policy, ProxyOptions options) {
+Result<std::unique_ptr<Proxy>> Proxy::start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver,
+                                            EventSink sink, std::shared_ptr<const decide::ActivePolicy> policy,
+                                            ProxyOptions options) {
   std::unique_ptr<Proxy> p(new Proxy(loop, orig, resolver, std::move(sink), std::move(policy), options));
   // One port for both families: the hooks know one. With port 0 the IPv4
   // bind picks it; if that port is taken on ::1, try again (bounded).

@@ -90,8 +90,9 @@ class Proxy {
 
   // Binds 127.0.0.1:port and [::1]:port (IPv6 is optional: a netns without
   // ::1 gets IPv4 only, and steered IPv6 connects are refused there).
-  static Result<std::unique_ptr<Proxy>> start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
-                                              std::shared_ptr<const decide::ActivePolicy> policy, ProxyOptions options);
+  static Result<std::unique_ptr<Proxy>> start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver,
+                                              EventSink sink, std::shared_ptr<const decide::ActivePolicy> policy,
+                                              ProxyOptions options);
   ~Proxy();
 
   uint16_t port() const { return port_; }
@@ -109,8 +110,8 @@ class Proxy {
     UniqueFd fd;
     void on_io(uint32_t events) override;
   };
-  Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const decide::ActivePolicy> p,
-        ProxyOptions o);
+  Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
+        std::shared_ptr<const decide::ActivePolicy> p, ProxyOptions o);
   void accept_from(Listener& l);
   void pause_listeners(int err);  // out of descriptors or memory: accept again in 100 ms
   void refuse_excess(const decide::SteeredFlow& orig, const ShareClient& client, ShareCap cap);

@@ -54,7 +54,8 @@ bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
   return false;
 }
 
-Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig, std::shared_ptr<const decide::ActivePolicy> policy)
+Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig,
+                 std::shared_ptr<const decide::ActivePolicy> policy)
     : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)), dialer_(proxy.loop_) {
   client_.s = upstream_.s = this;
   client_.client = true;

@@ -35,7 +35,8 @@ bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs);
 
 class Session {
  public:
-  Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig, std::shared_ptr<const decide::ActivePolicy> policy);
+  Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig,
+          std::shared_ptr<const decide::ActivePolicy> policy);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
