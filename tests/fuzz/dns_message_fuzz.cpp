@@ -151,7 +151,7 @@ void check_message(std::span<const uint8_t> in) {
   check_rebuild(m, in);
 }
 
-void decide::check_query(std::span<const uint8_t> in) {
+void check_query(std::span<const uint8_t> in) {
   if (in.size() > 300) return;
   std::string_view name(reinterpret_cast<const char*>(in.data()), in.size());
   std::vector<uint8_t> q = build_query(0x1234, name, kTypeA);
@@ -212,7 +212,7 @@ void check_fast_query(std::span<const uint8_t> in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> in(data, size);
   check_message(in);
-  decide::check_query(in);
+  check_query(in);
   check_fast_query(in);
   return 0;
 }
