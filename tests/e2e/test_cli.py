@@ -1,7 +1,7 @@
 """CLI behaviour around the fence: cgroup spellings, refusing to fence itself,
 reload from the recorded file, on SIGHUP and on the reload signal, re-attach
-after kill -9, host-rule ports, the text tail (and who may follow it), and the
-shipped policies."""
+after kill -9, host-rule ports, the text tail (and who may follow it), the
+shipped policies, and `explain`."""
 import os
 import signal
 import time
@@ -277,6 +277,57 @@ class Privileges(unittest.TestCase):
         r = subprocess.run([EGRESSD, "attach", "--cgroup", "/"], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r)
         self.assertIn("root cgroup", r.stderr)
+
+
+class Explain(unittest.TestCase):
+    """`egressd explain` answers from the daemon's decision code (decide/):
+    host rules with their reasons, and IP literals as the fence judges them.
+    Nothing is sent: it only reads the policy."""
+
+    POLICY = """version = 1
+[[allow]]
+host = "registry.test"
+methods = ["GET"]
+paths = ["/pkg"]
+
+[[allow]]
+host = "api.test"
+
+[[deny_cidr]]
+cidr = "10.1.2.0/24"
+
+[[allow_cidr]]
+cidr = "10.0.0.0/8"
+ports = [443]
+proto = "tcp"
+"""
+
+    def explain(self, url, *extra):
+        import subprocess
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".toml") as f:
+            f.write(self.POLICY)
+            f.flush()
+            r = subprocess.run([EGRESSD, "explain", "--policy", f.name, *extra, url],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r)
+        return r.stdout.strip()
+
+    def test_host_rules_name_their_reason(self):
+        self.assertTrue(self.explain("https://api.test/").startswith("allow https://api.test/: allowed by [[allow]] #2"))
+        self.assertIn("reason host-not-allowed: ", self.explain("https://evil.test/"))
+        self.assertIn("reason inspection-needs-http: ", self.explain("https://registry.test/pkg"))
+        self.assertIn("reason method-not-allowed: ", self.explain("http://registry.test/pkg", "--method", "POST"))
+        self.assertIn("reason path-not-allowed: ", self.explain("http://registry.test/admin"))
+        self.assertIn("reason port-not-allowed: ", self.explain("https://api.test:8443/"))
+
+    def test_ip_literals_judged_as_the_fence_does(self):
+        self.assertIn("admitted by [[allow_cidr]] #1 (10.0.0.0/8)", self.explain("https://10.0.0.5/"))
+        # v4-mapped: the hooks judge the IPv4 inside.
+        self.assertIn("admitted by [[allow_cidr]] #1", self.explain("https://[::ffff:10.0.0.5]/"))
+        self.assertTrue(self.explain("https://10.1.2.3/").startswith("deny "))  # the deny rule comes first
+        self.assertTrue(self.explain("http://10.0.0.5/").startswith("deny "))   # port 80 is not in the rule
+        self.assertTrue(self.explain("https://203.0.113.10/").startswith("deny "))
 
 
 class CgroupNames(unittest.TestCase):

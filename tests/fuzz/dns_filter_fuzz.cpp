@@ -17,12 +17,12 @@
 #include <span>
 #include <vector>
 
+#include "decide/l3_check.h"
 #include "dns/answer_cache.h"
 #include "dns/filter.h"
 #include "dns/message.h"
 #include "dns/reply.h"
 #include "policy/model.h"
-#include "proxy/l3_check.h"
 
 namespace {
 
@@ -46,7 +46,7 @@ size_t records(const Message& m) { return m.answers.size() + m.authority.size() 
 
 // The SvcParams of an HTTPS/SVCB record that filter_answer wrote (the
 // target name is uncompressed there).
-void check_svcb(std::span<const uint8_t> msg, const Record& r, const proxy::L3Check& l3) {
+void check_svcb(std::span<const uint8_t> msg, const Record& r, const decide::L3Check& l3) {
   size_t at = r.rdata_offset + 2;
   while (at < r.end && msg[at] != 0) at += 1 + msg[at];
   at += 1;
@@ -73,7 +73,7 @@ void run(std::span<const uint8_t> in) {
   ParseResult p = parse_message(in);
   if (p.status != ParseStatus::Ok) return;
   const Message& m = p.message;
-  static const proxy::L3Check l3(default_policy());
+  static const decide::L3Check l3(default_policy());
   FilterOptions o;
   o.blocked = [](const IpAddr& a) { return !l3.reachable(a); };
   o.strip_ech = true;

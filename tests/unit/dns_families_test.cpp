@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "common/routes.h"
+#include "decide/dns_check.h"
 #include "dns/builder.h"
 #include "dns/families.h"
 #include "dns/filter.h"
-#include "dns/policy_check.h"
 #include "dns/reply.h"
 #include "policy/toml_loader.h"
 
@@ -170,39 +170,39 @@ TEST(DnsFilter, LeavesOutTheFamilyWithoutARouteAndKeepsTheRest) {
 // ---- SRV names -----------------------------------------------------------------------------
 
 TEST(DnsSrv, ServiceAndProtocolLabelsAreStripped) {
-  EXPECT_EQ(srv_base_name("_http._tcp.deb.example.org"), "deb.example.org");
-  EXPECT_EQ(srv_base_name("_xmpp-client._tcp.example.com"), "example.com");
-  EXPECT_FALSE(srv_base_name("_http.deb.example.org"));
-  EXPECT_FALSE(srv_base_name("deb.example.org"));
-  EXPECT_FALSE(srv_base_name("_http._tcp"));
-  EXPECT_FALSE(srv_base_name("_http._tcp."));
-  EXPECT_FALSE(srv_base_name("_._tcp.example.org"));
-  EXPECT_FALSE(srv_base_name("_http.tcp.example.org"));
-  EXPECT_FALSE(srv_base_name(""));
+  EXPECT_EQ(decide::srv_base_name("_http._tcp.deb.example.org"), "deb.example.org");
+  EXPECT_EQ(decide::srv_base_name("_xmpp-client._tcp.example.com"), "example.com");
+  EXPECT_FALSE(decide::srv_base_name("_http.deb.example.org"));
+  EXPECT_FALSE(decide::srv_base_name("deb.example.org"));
+  EXPECT_FALSE(decide::srv_base_name("_http._tcp"));
+  EXPECT_FALSE(decide::srv_base_name("_http._tcp."));
+  EXPECT_FALSE(decide::srv_base_name("_._tcp.example.org"));
+  EXPECT_FALSE(decide::srv_base_name("_http.tcp.example.org"));
+  EXPECT_FALSE(decide::srv_base_name(""));
 }
 
 TEST(DnsSrv, SrvOfAnAllowedNameIsJudgedAsTheName) {
   policy::Policy p = policy::parse_policy("version = 1\n[[allow]]\nhost = \"deb.example.org\"\n[[allow]]\n"
                                           "host = \"*.pkg.example.com\"\n",
                                           "t.toml");
-  QueryCheck c = check_query(p, "_http._tcp.deb.example.org", kTypeSRV, kClassIN);
+  decide::QueryCheck c = decide::check_query(p, "_http._tcp.deb.example.org", kTypeSRV, kClassIN);
   EXPECT_TRUE(c.forward);
   EXPECT_EQ(c.reason, EGD_REASON_DNS_NAME_ALLOWED);
   EXPECT_EQ(c.rule_id, 1u);
-  EXPECT_TRUE(check_query(p, "_https._tcp.a.pkg.example.com", kTypeSRV, kClassIN).forward);
-  EXPECT_EQ(check_query(p, "_https._tcp.a.pkg.example.com", kTypeSRV, kClassIN).rule_id, 2u);
+  EXPECT_TRUE(decide::check_query(p, "_https._tcp.a.pkg.example.com", kTypeSRV, kClassIN).forward);
+  EXPECT_EQ(decide::check_query(p, "_https._tcp.a.pkg.example.com", kTypeSRV, kClassIN).rule_id, 2u);
   // Only SRV; only the name it is about; only two service labels.
-  EXPECT_FALSE(check_query(p, "_http._tcp.deb.example.org", kTypeA, kClassIN).forward);
-  EXPECT_FALSE(check_query(p, "_http._tcp.deb.example.org", kTypeTXT, kClassIN).forward);
-  EXPECT_FALSE(check_query(p, "_http._tcp.evil.example.org", kTypeSRV, kClassIN).forward);
-  EXPECT_FALSE(check_query(p, "_a._b._http._tcp.deb.example.org", kTypeSRV, kClassIN).forward);
-  EXPECT_FALSE(check_query(p, "x._http._tcp.deb.example.org", kTypeSRV, kClassIN).forward);
-  EXPECT_FALSE(check_query(p, "_http._tcp.deb.example.org", kTypeSRV, 3).forward);
+  EXPECT_FALSE(decide::check_query(p, "_http._tcp.deb.example.org", kTypeA, kClassIN).forward);
+  EXPECT_FALSE(decide::check_query(p, "_http._tcp.deb.example.org", kTypeTXT, kClassIN).forward);
+  EXPECT_FALSE(decide::check_query(p, "_http._tcp.evil.example.org", kTypeSRV, kClassIN).forward);
+  EXPECT_FALSE(decide::check_query(p, "_a._b._http._tcp.deb.example.org", kTypeSRV, kClassIN).forward);
+  EXPECT_FALSE(decide::check_query(p, "x._http._tcp.deb.example.org", kTypeSRV, kClassIN).forward);
+  EXPECT_FALSE(decide::check_query(p, "_http._tcp.deb.example.org", kTypeSRV, 3).forward);
 }
 
 TEST(DnsPolicyCheck, SinkholeAnswersLocallyWithNoError) {
   policy::Policy p = policy::parse_policy("version = 1\n[dns]\ndenied = \"sinkhole\"\n", "t.toml");
-  QueryCheck c = check_query(p, "evil.test", kTypeA, kClassIN);
+  decide::QueryCheck c = decide::check_query(p, "evil.test", kTypeA, kClassIN);
   EXPECT_FALSE(c.forward);
   EXPECT_EQ(c.reason, EGD_REASON_DNS_NAME_NOT_ALLOWED);
   EXPECT_EQ(c.rcode, kRcodeNoError);

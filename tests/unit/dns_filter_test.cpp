@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "decide/l3_check.h"
 #include "dns/builder.h"
 #include "dns/filter.h"
 #include "dns/message.h"
 #include "dns/wire_name.h"
 #include "policy/toml_loader.h"
-#include "proxy/l3_check.h"
 
 namespace egressd::dns {
 namespace {
@@ -24,7 +24,7 @@ IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 
 struct Fixture {
   policy::Policy policy = policy::parse_policy("version = 1\n", "t.toml");
-  proxy::L3Check l3{policy};
+  decide::L3Check l3{policy};
   FilterOptions options(bool strip_ech = true) {
     FilterOptions o;
     o.blocked = [this](const IpAddr& a) { return !l3.reachable(a); };

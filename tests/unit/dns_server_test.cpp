@@ -130,9 +130,9 @@ class FakeIdentity final : public ClientIdentity {
  public:
   // TCP clients are pid 4242, uid 1000, unless `next_tcp` names the next
   // ones ({tgid, uid}; tgid 0: no identity recorded).
-  std::optional<proxy::OrigDst> tcp(int, const sockaddr_storage&) override {
+  std::optional<decide::SteeredFlow> tcp(int, const sockaddr_storage&) override {
     ++tcp_calls;
-    proxy::OrigDst o = who("dig-tcp");
+    decide::SteeredFlow o = who("dig-tcp");
     if (!next_tcp.empty()) {
       auto [tgid, uid] = next_tcp.front();
       next_tcp.erase(next_tcp.begin());
@@ -143,7 +143,7 @@ class FakeIdentity final : public ClientIdentity {
     return o;
   }
   std::vector<std::pair<uint32_t, uint32_t>> next_tcp;
-  std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override {
+  std::optional<decide::SteeredFlow> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override {
     ++udp_calls;
     EXPECT_EQ(peer.ss_family, local.ss_family);
     if (!udp_known) return std::nullopt;  // the sender's socket is gone, or was never steered
@@ -153,8 +153,8 @@ class FakeIdentity final : public ClientIdentity {
   bool udp_known = true;
 
  private:
-  static proxy::OrigDst who(const char* comm) {
-    proxy::OrigDst o;
+  static decide::SteeredFlow who(const char* comm) {
+    decide::SteeredFlow o;
     o.identified = true;
     o.family = AF_INET;
     o.given = o.target = ip("198.51.100.53");
@@ -186,8 +186,8 @@ class DnsServerTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(up_.ok()); }
 
-  std::shared_ptr<const proxy::ActivePolicy> policy(const std::string& text) {
-    return std::make_shared<const proxy::ActivePolicy>(policy::parse_policy(text, "t.toml"));
+  std::shared_ptr<const decide::ActivePolicy> policy(const std::string& text) {
+    return std::make_shared<const decide::ActivePolicy>(policy::parse_policy(text, "t.toml"));
   }
 
   ServerOptions options() { return ServerOptions{}; }
@@ -562,7 +562,7 @@ TEST_F(DnsServerTest, TunnellingBurstUnderADeniedZoneSendsNothingUpstream) {
   }
   EXPECT_TRUE(waiting.empty());
   EXPECT_EQ(up_.queries(), 0);
-  EXPECT_EQ(server_->stats().decisions[EGD_VERDICT_DENY * EGD_REASON__COUNT + EGD_REASON_DNS_NAME_NOT_ALLOWED], 500u);
+  EXPECT_EQ(server_->decisions()[EGD_VERDICT_DENY * EGD_REASON__COUNT + EGD_REASON_DNS_NAME_NOT_ALLOWED], 500u);
 }
 
 // ---- rebinding -----------------------------------------------------------------------------
@@ -715,7 +715,7 @@ TEST_F(DnsServerTest, AProcessOverItsTcpShareIsRefusedOthersServed) {
   EXPECT_EQ(e->hook, EGD_HOOK_DNS);
   EXPECT_EQ(e->protocol, IPPROTO_TCP);
   EXPECT_EQ(e->verdict, EGD_VERDICT_DENY);
-  EXPECT_EQ(server_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
+  EXPECT_EQ(server_->decisions()[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
   ASSERT_EQ(warned.size(), 1u);
   EXPECT_NE(warned[0].find("pid 4242 (dig-tcp, uid 1000)"), std::string::npos) << warned[0];
   EXPECT_NE(warned[0].find("the per-process cap"), std::string::npos) << warned[0];

@@ -1,11 +1,11 @@
-// Test the proxy's host-rule decision: names, wildcards, ports, and the
+// Test the host-rule decision (the proxy's and explain's): names, wildcards, ports, and the
 // method/path limits that only plain HTTP can satisfy.
 #include <gtest/gtest.h>
 
+#include "decide/host_rules.h"
 #include "policy/toml_loader.h"
-#include "proxy/host_rules.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 namespace {
 
 policy::Policy policy_of(const std::string& rules) { return policy::parse_policy("version = 1\n" + rules, "t.toml"); }
@@ -31,17 +31,18 @@ TEST(HostMatches, WildcardCoversNamesBelowNotTheNameItself) {
 TEST(DecideL7, NoRuleMeansDeny) {
   auto d = https(policy_of(""), "api.anthropic.com");
   EXPECT_FALSE(d.allowed);
-  EXPECT_EQ(d.reason, "host-not-allowed");
+  EXPECT_EQ(d.reason, EGD_REASON_HOST_NOT_ALLOWED);
   EXPECT_EQ(d.rule, nullptr);
 }
 
 TEST(DecideL7, DefaultPortsAreWebPorts) {
   auto p = policy_of("[[allow]]\nhost = \"api.anthropic.com\"\n");
   EXPECT_TRUE(https(p, "api.anthropic.com").allowed);
+  EXPECT_EQ(https(p, "api.anthropic.com").reason, EGD_REASON_HOST_RULE);
   EXPECT_TRUE(decide_l7(p, {"api.anthropic.com", 80, false, "GET", "/"}).allowed);
   auto d = https(p, "api.anthropic.com", 8443);
   EXPECT_FALSE(d.allowed);
-  EXPECT_EQ(d.reason, "port-not-allowed");
+  EXPECT_EQ(d.reason, EGD_REASON_PORT_NOT_ALLOWED);
   ASSERT_NE(d.rule, nullptr);
   EXPECT_EQ(d.rule->id, 1u);
 }
@@ -50,18 +51,18 @@ TEST(DecideL7, MethodAndPathLimitsNeedPlainHttp) {
   auto p = policy_of("[[allow]]\nhost = \"registry.example.com\"\nmethods = [\"GET\"]\npaths = [\"/pkg/\", \"/v*/meta\"]\n");
   EXPECT_TRUE(http(p, "registry.example.com", "GET", "/pkg/left-pad").allowed);
   EXPECT_TRUE(http(p, "registry.example.com", "GET", "/v2/x/meta").allowed);
-  EXPECT_EQ(http(p, "registry.example.com", "POST", "/pkg/x").reason, "method-not-allowed");
-  EXPECT_EQ(http(p, "registry.example.com", "GET", "/admin").reason, "path-not-allowed");
+  EXPECT_EQ(http(p, "registry.example.com", "POST", "/pkg/x").reason, EGD_REASON_METHOD_NOT_ALLOWED);
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/admin").reason, EGD_REASON_PATH_NOT_ALLOWED);
   // Traversal and encoded separators never pass a prefix rule.
-  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/../admin").reason, "path-not-allowed");
-  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/%2e%2e/admin").reason, "path-not-allowed");
-  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/..%2Fadmin").reason, "path-not-allowed");
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/../admin").reason, EGD_REASON_PATH_NOT_ALLOWED);
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/%2e%2e/admin").reason, EGD_REASON_PATH_NOT_ALLOWED);
+  EXPECT_EQ(http(p, "registry.example.com", "GET", "/pkg/..%2Fadmin").reason, EGD_REASON_PATH_NOT_ALLOWED);
   // HTTPS shows no method or path: such a rule cannot admit it.
   auto d = https(p, "registry.example.com");
   EXPECT_FALSE(d.allowed);
-  EXPECT_EQ(d.reason, "inspection-needs-http");
+  EXPECT_EQ(d.reason, EGD_REASON_NEEDS_HTTP);
   // Nor can it admit a request an override header or upgrade would change.
-  EXPECT_EQ(decide_l7(p, {"registry.example.com", 80, false, "GET", "/pkg/x", true}).reason, "inspection-needs-http");
+  EXPECT_EQ(decide_l7(p, {"registry.example.com", 80, false, "GET", "/pkg/x", true}).reason, EGD_REASON_NEEDS_HTTP);
 }
 
 // Test that a path prefix covers whole segments only.
@@ -98,4 +99,4 @@ TEST(PathIsPlain, DotSegmentsAndEncodedSeparators) {
 }
 
 }  // namespace
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

@@ -29,12 +29,12 @@ namespace {
 
 // Every accepted connection gets the same original destination; the
 // client is `orig`'s, or the next of `clients` ({tgid, uid}, in accept order).
-class FixedOrig final : public OrigDstTable {
+class FixedOrig final : public decide::SteeredTable {
  public:
-  std::optional<OrigDst> take(int, const sockaddr_storage&) override {
+  std::optional<decide::SteeredFlow> take(int, const sockaddr_storage&) override {
     std::lock_guard<std::mutex> g(mu);
     if (!present) return std::nullopt;
-    OrigDst o = orig;
+    decide::SteeredFlow o = orig;
     if (!clients.empty()) {
       o.pid = o.tgid = clients.front().first;
       o.uid = clients.front().second;
@@ -44,7 +44,7 @@ class FixedOrig final : public OrigDstTable {
   }
   std::mutex mu;
   bool present = true;
-  OrigDst orig;
+  decide::SteeredFlow orig;
   std::deque<std::pair<uint32_t, uint32_t>> clients;
 };
 
@@ -334,7 +334,7 @@ class ProxySession : public ::testing::Test {
       std::lock_guard<std::mutex> g(mu_);
       events_.push_back(e);
       cv_.notify_all();
-    }, std::make_shared<const ActivePolicy>(policy), opt);
+    }, std::make_shared<const decide::ActivePolicy>(policy), opt);
     ASSERT_TRUE(p.ok()) << p.error().message();
     proxy_ = std::move(p.value());
     th_ = std::thread([this] {
@@ -590,7 +590,7 @@ TEST_F(ProxySession, AProcessOverItsShareIsRefusedOthersServed) {
   EXPECT_TRUE(served);
   close(b);
   stop_loop();
-  EXPECT_GE(proxy_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
+  EXPECT_GE(proxy_->decisions()[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 1u);
   EXPECT_EQ(proxy_->share_caps().per_process, 2u);
   std::lock_guard<std::mutex> g(warn_mu);
   ASSERT_FALSE(warned.empty());
@@ -618,7 +618,7 @@ TEST_F(ProxySession, RefusalEventsAreRateLimitedAndTheTotalHolds) {
   }
   for (int c : held) close(c);
   stop_loop();
-  EXPECT_EQ(proxy_->stats().decisions[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 6u);
+  EXPECT_EQ(proxy_->decisions()[size_t{EGD_VERDICT_DENY} * EGD_REASON__COUNT + EGD_REASON_TOO_MANY_CONNECTIONS], 6u);
   EXPECT_EQ(proxy_->stats().events_suppressed, 3u);
   std::lock_guard<std::mutex> g(mu_);
   size_t n = 0;

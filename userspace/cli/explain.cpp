@@ -1,8 +1,5 @@
 // explain.cpp: `egressd explain --policy FILE URL`: the decision the proxy
 // would make for URL, and the rule behind it, without touching the network.
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -11,9 +8,11 @@
 #include "cli/commands.h"
 #include "cli/policy_source.h"
 #include "cli/target.h"
-#include "policy/cidr.h"
+#include "common/ip_addr.h"
+#include "decide/host_rules.h"
+#include "decide/l3_check.h"
+#include "events/event.h"
 #include "proxy/client_hello.h"
-#include "proxy/host_rules.h"
 
 namespace egressd::cli {
 namespace {
@@ -91,21 +90,6 @@ std::optional<Url> parse_url(const std::string& text, std::string& why) {
   return u;
 }
 
-// An IP literal is no name: only an [[allow_cidr]] can admit it, and only
-// if no [[deny_cidr]] covers it (deny rules come first). The built-in
-// categories are the kernel's business; `explain` speaks for the proxy.
-std::optional<const policy::AllowCidr*> ip_rule(const policy::Policy& p, const std::string& ip, uint16_t port) {
-  auto addr = policy::parse_cidr(ip);
-  if (!addr.cidr) return std::nullopt;
-  for (const policy::DenyCidr& r : p.deny_cidrs)
-    if (policy::cidr_contains(r.cidr, *addr.cidr)) return nullptr;
-  for (const policy::AllowCidr& r : p.allow_cidrs) {
-    if (!(r.proto_mask & policy::kProtoTcp) || !policy::cidr_contains(r.cidr, *addr.cidr)) continue;
-    if (r.ports.empty() || proxy::port_in(r.ports, port)) return &r;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 int cmd_explain(const std::vector<std::string>& argv) {
@@ -118,20 +102,28 @@ int cmd_explain(const std::vector<std::string>& argv) {
   if (!url) return fail("explain", args.positional()[0] + ": " + why);
 
   if (auto canon = proxy::canonical_host(url->host, true); canon && canon->is_ip) {
-    auto rule = ip_rule(*p, url->host, url->port);
-    if (rule && *rule) {
+    // An IP literal is no name: only an [[allow_cidr]] can admit it (the
+    // kernel then lets it through, uninspected), and only as the fence
+    // judges the address (deny rules first, embedded IPv4 forms).
+    auto addr = IpAddr::parse(url->host);
+    decide::L3Verdict l3 = addr ? decide::L3Check(*p).tcp(*addr, url->port) : decide::L3Verdict{};
+    if (l3.allowed && l3.reason == EGD_REASON_ALLOW_CIDR) {
+      const policy::AllowCidr& rule = p->allow_cidrs.at(l3.rule_id - 1);
       std::printf("allow %s: IP literal admitted by [[allow_cidr]] #%u (%s) at L4, no inspection\n",
-                  args.positional()[0].c_str(), (*rule)->id, (*rule)->cidr.text.c_str());
+                  args.positional()[0].c_str(), rule.id, rule.cidr.text.c_str());
       return 0;
     }
     std::printf("deny %s: reason %s: an IP literal names no host; only [[allow_cidr]] can admit it\n",
                 args.positional()[0].c_str(), url->tls ? "no-sni" : "host-not-allowed");
     return 0;
   }
-  proxy::L7Request req{url->host, url->port, url->tls, args.get("method", "GET"), url->path};
-  proxy::L7Decision d = proxy::decide_l7(*p, req);
-  std::printf("%s %s: %s%s%s\n", d.allowed ? "allow" : "deny", args.positional()[0].c_str(),
-              d.allowed ? "" : "reason ", d.allowed ? "" : (d.reason + ": ").c_str(), d.detail.c_str());
+  decide::L7Request req{url->host, url->port, url->tls, args.get("method", "GET"), url->path};
+  decide::L7Decision d = decide::decide_l7(*p, req);
+  if (d.allowed)
+    std::printf("allow %s: %s\n", args.positional()[0].c_str(), d.detail.c_str());
+  else
+    std::printf("deny %s: reason %s: %s\n", args.positional()[0].c_str(), std::string(reason_name(d.reason)).c_str(),
+                d.detail.c_str());
   return 0;
 }
 

@@ -26,9 +26,9 @@ Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& p
   s.ring_drops = (*counters)[EGD_STAT_RING_DROPS];
 
   const proxy::ProxyStats& p = proxy.stats();
-  s.proxy = p.decisions;
+  s.proxy = proxy.decisions();
   const dns::ServerStats& d = dns.stats();
-  s.dns = d.decisions;
+  s.dns = dns.decisions();
   DaemonCounters& c = s.daemon;
   c.subscriber_lines_dropped = hub.dropped_lines();
   c.subscribers = hub.subscribers();

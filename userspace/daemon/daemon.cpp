@@ -150,9 +150,9 @@ Status Daemon::start_components() {
 
   // The proxy the hooks steer web ports to. Until it is registered in
   // egd_proxy, steered connects are refused (fail closed).
-  orig_table_ = std::make_unique<proxy::BpfOrigDstTable>(maps().orig_by_port.get());
+  orig_table_ = std::make_unique<BpfSteeredTable>(maps().orig_by_port.get());
   // One compiled policy for the proxy and the resolver.
-  auto in_force = std::make_shared<const proxy::ActivePolicy>(policy_);
+  auto in_force = std::make_shared<const decide::ActivePolicy>(policy_);
   auto proxy = proxy::Proxy::start(*loop_, *orig_table_, *resolver_, publish, in_force, opt_.proxy);
   if (!proxy) return with_context("start the proxy: ", proxy.error());
   proxy_ = std::move(*proxy);
@@ -277,7 +277,7 @@ void Daemon::reinstall(Trigger trigger) {
 }
 
 void Daemon::swap_policy(const policy::Policy& next) {
-  auto in_force = std::make_shared<const proxy::ActivePolicy>(next);
+  auto in_force = std::make_shared<const decide::ActivePolicy>(next);
   proxy_->set_policy(in_force);
   dns_->set_policy(in_force);
   // [dns] upstream is read at attach only.

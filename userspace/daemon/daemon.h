@@ -27,7 +27,7 @@
 #include "dns/upstream.h"
 #include "events/hub.h"
 #include "policy/model.h"
-#include "proxy/orig_dst.h"
+#include "bpf/steered_table.h"
 #include "proxy/proxy.h"
 
 namespace egressd::daemon {
@@ -89,7 +89,7 @@ class Daemon {
   std::optional<Attached> attached_;
   UniqueFd pidfile_;
   std::unique_ptr<Hub> hub_;
-  std::unique_ptr<proxy::BpfOrigDstTable> orig_table_;
+  std::unique_ptr<BpfSteeredTable> orig_table_;
   std::unique_ptr<proxy::Proxy> proxy_;
   std::unique_ptr<dns::BpfClientIdentity> dns_identity_;
   std::unique_ptr<NetlinkRoutes> routes_;

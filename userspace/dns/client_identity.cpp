@@ -8,7 +8,7 @@
 
 namespace egressd::dns {
 
-std::optional<proxy::OrigDst> BpfClientIdentity::udp(const sockaddr_storage& peer, const sockaddr_storage& local) {
+std::optional<decide::SteeredFlow> BpfClientIdentity::udp(const sockaddr_storage& peer, const sockaddr_storage& local) {
   auto cookie = diag_.udp_cookie(peer, local);
   if (!cookie) return std::nullopt;  // the client closed its socket already, or was never steered
   egd_orig o{};
@@ -16,7 +16,7 @@ std::optional<proxy::OrigDst> BpfClientIdentity::udp(const sockaddr_storage& pee
   // Looked up, not taken: the record answers recvmsg for as long as the
   // socket lives, and sock_release deletes it.
   if (bpf_map_lookup_elem(by_cookie_, &key, &o) != 0) return std::nullopt;
-  return proxy::orig_from_record(o);
+  return decide::steered_from_record(o);
 }
 
 }  // namespace egressd::dns

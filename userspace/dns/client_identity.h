@@ -8,8 +8,8 @@
 
 #include <optional>
 
+#include "bpf/steered_table.h"
 #include "dns/sock_diag.h"
-#include "proxy/orig_dst.h"
 
 namespace egressd::dns {
 
@@ -18,10 +18,10 @@ class ClientIdentity {
   virtual ~ClientIdentity() = default;
   // A TCP client, at accept(): its record is taken (removed), so every
   // accept, not only events, calls this.
-  virtual std::optional<proxy::OrigDst> tcp(int fd, const sockaddr_storage& peer) = 0;
+  virtual std::optional<decide::SteeredFlow> tcp(int fd, const sockaddr_storage& peer) = 0;
   // A UDP client at `peer` that sent to our socket at `local`. Costs a
   // netlink round trip: the server asks only when it records an event.
-  virtual std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) = 0;
+  virtual std::optional<decide::SteeredFlow> udp(const sockaddr_storage& peer, const sockaddr_storage& local) = 0;
 };
 
 // The BPF maps: TCP from egd_orig_by_port (the sockops program re-keys it
@@ -31,12 +31,14 @@ class BpfClientIdentity final : public ClientIdentity {
  public:
   BpfClientIdentity(int orig_by_cookie_fd, int orig_by_port_fd)
       : by_cookie_(orig_by_cookie_fd), by_port_(orig_by_port_fd) {}
-  std::optional<proxy::OrigDst> tcp(int fd, const sockaddr_storage& peer) override { return by_port_.take(fd, peer); }
-  std::optional<proxy::OrigDst> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override;
+  std::optional<decide::SteeredFlow> tcp(int fd, const sockaddr_storage& peer) override {
+    return by_port_.take(fd, peer);
+  }
+  std::optional<decide::SteeredFlow> udp(const sockaddr_storage& peer, const sockaddr_storage& local) override;
 
  private:
   int by_cookie_;
-  proxy::BpfOrigDstTable by_port_;
+  BpfSteeredTable by_port_;
   SockDiag diag_;
 };
 

@@ -26,15 +26,6 @@
 
 namespace egressd::dns {
 
-inline constexpr uint16_t kTypePTR = 12;
-inline constexpr uint16_t kTypeMX = 15;
-inline constexpr uint16_t kTypeTXT = 16;
-inline constexpr uint16_t kTypeSRV = 33;
-inline constexpr uint16_t kTypeDNAME = 39;
-inline constexpr uint16_t kTypeSVCB = 64;
-inline constexpr uint16_t kTypeHTTPS = 65;
-inline constexpr uint16_t kTypeTSIG = 250;
-
 inline constexpr uint16_t kSvcKeyMandatory = 0;
 inline constexpr uint16_t kSvcKeyIpv4Hint = 4;
 inline constexpr uint16_t kSvcKeyEch = 5;

@@ -222,49 +222,6 @@ std::string rcode_name(uint16_t rcode) {
   return "RCODE" + std::to_string(rcode);
 }
 
-std::string class_name(uint16_t klass) {
-  switch (klass) {
-    case 1: return "IN";
-    case 3: return "CH";
-    case 4: return "HS";
-    case 254: return "NONE";
-    case 255: return "ANY";
-    default: return "CLASS" + std::to_string(klass);
-  }
-}
-
-std::string type_name(uint16_t type) {
-  switch (type) {
-    case 1: return "A";
-    case 2: return "NS";
-    case 5: return "CNAME";
-    case 6: return "SOA";
-    case 12: return "PTR";
-    case 13: return "HINFO";
-    case 15: return "MX";
-    case 16: return "TXT";
-    case 28: return "AAAA";
-    case 33: return "SRV";
-    case 35: return "NAPTR";
-    case 39: return "DNAME";
-    case 41: return "OPT";
-    case 43: return "DS";
-    case 46: return "RRSIG";
-    case 47: return "NSEC";
-    case 48: return "DNSKEY";
-    case 50: return "NSEC3";
-    case 64: return "SVCB";
-    case 65: return "HTTPS";
-    case 99: return "SPF";
-    case 251: return "IXFR";
-    case 252: return "AXFR";
-    case 255: return "ANY";
-    case 256: return "URI";
-    case 257: return "CAA";
-    default: return "TYPE" + std::to_string(type);
-  }
-}
-
 const char* to_string(ParseStatus status) {
   switch (status) {
     case ParseStatus::Ok: return "ok";

@@ -13,37 +13,18 @@
 #include <string_view>
 #include <vector>
 
+#include "common/dns_types.h"
 #include "common/ip_addr.h"
 
 namespace egressd::dns {
 
-inline constexpr uint16_t kTypeA = 1;
-inline constexpr uint16_t kTypeNS = 2;
-inline constexpr uint16_t kTypeCNAME = 5;
-inline constexpr uint16_t kTypeSOA = 6;
-inline constexpr uint16_t kTypeAAAA = 28;
-inline constexpr uint16_t kTypeOPT = 41;
-inline constexpr uint16_t kClassIN = 1;
-
-inline constexpr uint16_t kRcodeNoError = 0;
-inline constexpr uint16_t kRcodeFormErr = 1;
-inline constexpr uint16_t kRcodeServFail = 2;
-inline constexpr uint16_t kRcodeNxDomain = 3;
-inline constexpr uint16_t kRcodeNotImp = 4;
-inline constexpr uint16_t kRcodeRefused = 5;
-
 inline constexpr size_t kHeaderBytes = 12;
 inline constexpr size_t kMaxNameWireBytes = 255;  // RFC 1035 2.3.4, length octets included
-inline constexpr size_t kMaxLabelBytes = 63;
 inline constexpr size_t kMaxMessageBytes = 65535;  // what a TCP length prefix can say
 inline constexpr size_t kMaxCnameHops = 8;
 
 // "NOERROR", "NXDOMAIN", ... or the number.
 std::string rcode_name(uint16_t rcode);
-// "A", "HTTPS", ... or "TYPE65280" (RFC 3597), for events and logs.
-std::string type_name(uint16_t type);
-// "IN", "CH", "HS", "NONE", "ANY", else "CLASSn" (RFC 3597).
-std::string class_name(uint16_t klass);
 
 enum class ParseStatus {
   Ok,

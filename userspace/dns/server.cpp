@@ -10,8 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "decide/dns_check.h"
 #include "dns/filter.h"
-#include "dns/policy_check.h"
 
 namespace egressd::dns {
 namespace {
@@ -51,12 +51,12 @@ socklen_t addr_len(const sockaddr_storage& ss) {
 
 // A question's policy decision, kept with its cached answer, and the
 // families left out of the answer (the route state it was filtered under).
-uint64_t pack(const QueryCheck& c, FamilyDrop drop) {
+uint64_t pack(const decide::QueryCheck& c, FamilyDrop drop) {
   return uint64_t{c.verdict} | uint64_t{c.reason} << 8 | uint64_t{c.rule_id} << 24 | uint64_t{drop.bits()} << 56;
 }
 uint8_t drop_bits(uint64_t tag) { return static_cast<uint8_t>(tag >> 56); }
-QueryCheck unpack(uint64_t tag) {
-  QueryCheck c;
+decide::QueryCheck unpack(uint64_t tag) {
+  decide::QueryCheck c;
   c.forward = true;  // only forwarded questions are cached
   c.verdict = static_cast<uint8_t>(tag);
   c.reason = static_cast<uint16_t>(tag >> 8);
@@ -65,14 +65,8 @@ QueryCheck unpack(uint64_t tag) {
   return c;
 }
 
-ShareClient share_client(const proxy::OrigDst* who) {
+ShareClient share_client(const decide::SteeredFlow* who) {
   return who ? ShareClient{who->tgid, who->uid, true} : ShareClient{};
-}
-
-uint64_t unix_now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
 }
 
 }  // namespace
@@ -96,8 +90,8 @@ struct Server::TcpClient final : Loop::Watcher {
   UniqueFd fd;
   Listener* listener = nullptr;
   sockaddr_storage peer{};
-  std::shared_ptr<const proxy::OrigDst> who;  // taken at accept
-  ShareClient share;                          // whose share it counts in
+  std::shared_ptr<const decide::SteeredFlow> who;  // taken at accept
+  ShareClient share;                               // whose share it counts in
   std::vector<uint8_t> in, out;
   size_t out_sent = 0;
   size_t in_flight = 0;  // queries read, not yet answered
@@ -118,15 +112,15 @@ struct Server::Waiter {
   Listener* listener = nullptr;
   sockaddr_storage peer{};
   uint64_t tcp_id = 0;  // 0: UDP
-  std::shared_ptr<const proxy::OrigDst> who;
+  std::shared_ptr<const decide::SteeredFlow> who;
   QueryInfo q;
 };
 
 struct Server::Pending {
   std::vector<Waiter> waiters;
   UpstreamClient::Ticket ticket = 0;
-  QueryCheck check;         // the decision that forwarded it
-  uint64_t generation = 0;  // of the policy it was made under: cached only if still in force
+  decide::QueryCheck check;  // the decision that forwarded it
+  uint64_t generation = 0;   // of the policy it was made under: cached only if still in force
 };
 
 // One recvmmsg's worth of datagrams, each with the waiter it becomes.
@@ -154,10 +148,10 @@ struct Server::UdpOut {
 };
 
 Server::Server(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity, EventSink sink,
-               std::shared_ptr<const proxy::ActivePolicy> p, ServerOptions o)
+               std::shared_ptr<const decide::ActivePolicy> p, ServerOptions o)
     : loop_(loop),
       identity_(identity),
-      sink_(std::move(sink)),
+      recorder_(EGD_HOOK_DNS, std::move(sink)),
       policy_(std::move(p)),
       opt_(std::move(o)),
       upstream_(upstream),
@@ -188,7 +182,7 @@ Server::~Server() {
 }
 
 Result<std::unique_ptr<Server>> Server::start(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity,
-                                              EventSink sink, std::shared_ptr<const proxy::ActivePolicy> policy,
+                                              EventSink sink, std::shared_ptr<const decide::ActivePolicy> policy,
                                               ServerOptions options) {
   std::unique_ptr<Server> s(
       new Server(loop, upstream, identity, std::move(sink), std::move(policy), std::move(options)));
@@ -243,7 +237,7 @@ Status Server::bind_all() {
   return last;
 }
 
-void Server::set_policy(std::shared_ptr<const proxy::ActivePolicy> p) {
+void Server::set_policy(std::shared_ptr<const decide::ActivePolicy> p) {
   policy_ = std::move(p);
   ++policy_generation_;
   cache_.clear();
@@ -307,8 +301,8 @@ void Server::on_accept(Listener& l) {
       return;
     }
     auto taken = identity_.tcp(fd.get(), peer);  // taken even if refused below: the map must not fill
-    std::shared_ptr<const proxy::OrigDst> who;
-    if (taken) who = std::make_shared<const proxy::OrigDst>(std::move(*taken));
+    std::shared_ptr<const decide::SteeredFlow> who;
+    if (taken) who = std::make_shared<const decide::SteeredFlow>(std::move(*taken));
     // A fair share each, so one client cannot starve the rest.
     ShareClient client = share_client(who.get());
     if (ShareCap cap = tcp_shares_.admit(client, tcp_share_caps()); cap != ShareCap::None) {
@@ -340,8 +334,8 @@ ShareCaps Server::tcp_share_caps() const {
   return share_caps(opt_.max_tcp_clients, c.per_process, c.per_uid);
 }
 
-void Server::refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const proxy::OrigDst> who,
-                           const ShareClient& client, ShareCap cap) {
+void Server::refuse_excess(Listener& l, const sockaddr_storage& peer,
+                           std::shared_ptr<const decide::SteeredFlow> who, const ShareClient& client, ShareCap cap) {
   ++stats_.tcp_refused;
   auto now = Loop::Clock::now();
   excess_log_.say(opt_.warn, now, [&] {
@@ -529,7 +523,7 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
     w.q = std::move(*info);
   }
   const QueryInfo& q = w.q;
-  const proxy::ActivePolicy& active = *policy_;
+  const decide::ActivePolicy& active = *policy_;
 
   if (q.opcode != 0) {  // NOTIFY, UPDATE, ...: never forwarded
     record(w, &q, EGD_VERDICT_DENY, EGD_REASON_DNS_TYPE_NOT_ALLOWED, 0);
@@ -546,21 +540,21 @@ void Server::query(Waiter& w, std::span<const uint8_t> wire, Loop::Clock::time_p
   if (!w.tcp_id) {
     std::vector<uint8_t>& out = udp_slot(w);
     if (cache_.get_into(key_, now, out, &tag) && drop_bits(tag) == routes) {
-      QueryCheck c = unpack(tag);
+      decide::QueryCheck c = unpack(tag);
       record(w, &q, c.verdict, c.reason, c.rule_id);
       ++stats_.cache_hits;
       if (answer_reply_in_place(q, out, opt_.udp_payload, udp_limit(q, opt_.udp_payload))) udp_commit();
       return;
     }
   } else if (std::vector<uint8_t> hit; cache_.get_into(key_, now, hit, &tag) && drop_bits(tag) == routes) {
-    QueryCheck c = unpack(tag);
+    decide::QueryCheck c = unpack(tag);
     record(w, &q, c.verdict, c.reason, c.rule_id);
     ++stats_.cache_hits;
     if (!answer_reply_in_place(q, hit, opt_.udp_payload, kMaxMessageBytes)) hit.clear();
     return reply(w, std::move(hit));
   }
 
-  QueryCheck check = check_query(active.policy, q.qname, q.qtype, q.qclass);
+  decide::QueryCheck check = decide::check_query(active.policy, q.qname, q.qtype, q.qclass);
   record(w, &q, check.verdict, check.reason, check.rule_id);
   if (!check.forward) {
     bool name = check.reason == EGD_REASON_DNS_NAME_NOT_ALLOWED;
@@ -624,7 +618,7 @@ void Server::answered(const std::string& key, UpstreamReply&& r) {
   std::unique_ptr<Pending> pending = std::move(it->second);
   pending_.erase(it);
   if (pending->waiters.empty()) return;
-  const proxy::ActivePolicy& active = *policy_;
+  const decide::ActivePolicy& active = *policy_;
   const QueryInfo& first = pending->waiters.front().q;
 
   std::vector<uint8_t> message;
@@ -780,17 +774,13 @@ void Server::flush_udp() {
 
 // ---- events ---------------------------------------------------------------------
 
-std::optional<proxy::OrigDst> Server::who(const Waiter& w) {
-  if (w.tcp_id) return w.who ? std::optional<proxy::OrigDst>(*w.who) : std::nullopt;
+std::optional<decide::SteeredFlow> Server::who(const Waiter& w) {
+  if (w.tcp_id) return w.who ? std::optional<decide::SteeredFlow>(*w.who) : std::nullopt;
   return identity_.udp(w.peer, w.listener->local);
 }
 
 void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id) {
-  size_t v = verdict < EGD_VERDICT__COUNT ? verdict : size_t{EGD_VERDICT_DENY};
-  size_t r = reason < EGD_REASON__COUNT ? reason : size_t{EGD_REASON_INTERNAL};
-  ++stats_.decisions[v * EGD_REASON__COUNT + r];
-  if (!sink_) return;
-  if (verdict == EGD_VERDICT_ALLOW && policy_->policy.events != policy::EventsMode::All) return;
+  if (!recorder_.count(verdict, reason, policy_->policy.events)) return;
   bool malformed = reason == EGD_REASON_DNS_MALFORMED;
   Bucket& bucket = malformed ? malformed_ : events_;
   if (!bucket.take(malformed ? opt_.malformed_per_second : opt_.events_per_second,
@@ -798,35 +788,16 @@ void Server::record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16
     ++stats_.events_suppressed;
     return;
   }
-  Event e;
-  e.unix_ns = unix_now_ns();
-  e.hook = EGD_HOOK_DNS;
-  e.protocol = w.tcp_id ? IPPROTO_TCP : IPPROTO_UDP;
-  e.sock_type = w.tcp_id ? SOCK_STREAM : SOCK_DGRAM;
-  e.verdict = verdict;
-  e.reason = reason;
-  e.rule_id = rule_id;
-  e.family = w.peer.ss_family;
-  if (auto o = who(w)) {
-    e.cgroup_id = o->cgroup_id;
-    e.sock_cookie = o->sock_cookie;
-    e.sender_known = o->identified;
-    e.pid = o->pid;
-    e.tgid = o->tgid;
-    e.uid = o->uid;
-    e.comm = o->comm;
-    e.family = o->family;
-    e.daddr = o->given.to_string();
-    e.dport = o->port;
-    if (o->family == AF_INET6 && !(o->target == o->given)) e.judged = o->target.to_string();
-  }
+  auto o = who(w);
+  Event e = recorder_.event(verdict, reason, rule_id, o ? &*o : nullptr, w.tcp_id ? IPPROTO_TCP : IPPROTO_UDP);
+  if (!o) e.family = w.peer.ss_family;
   e.l7 = "dns";
   if (q) {
     e.host = q->qname;
     e.qtype = q->qtype;
     e.qclass = q->qclass;
   }
-  sink_(e);
+  recorder_.emit(e);
 }
 
 }  // namespace egressd::dns

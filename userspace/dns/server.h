@@ -9,7 +9,7 @@
 //    denied = "sinkhole", A/AAAA get the sinkhole address (the fence
 //    steers it to the proxy, which refuses the name with a message) and
 //    other types an empty NOERROR; an allowed name asking ANY or a type
-//    outside policy_check.h's list: REFUSED;
+//    outside decide/dns_check.h's list: REFUSED;
 //  - an allowed name: from the cache, or asked upstream through egressd's
 //    one DNS client (upstream.h: fresh id and source port, failover,
 //    TC -> TCP; the proxy's name checks share it); identical questions in
@@ -50,9 +50,11 @@
 #include "common/ip_addr.h"
 #include "common/loop.h"
 #include "common/result.h"
-#include "common/token_bucket.h"
 #include "common/routes.h"
+#include "common/token_bucket.h"
 #include "common/unique_fd.h"
+#include "decide/active_policy.h"
+#include "decide/recorder.h"
 #include "dns/answer_cache.h"
 #include "dns/client_identity.h"
 #include "dns/families.h"
@@ -62,7 +64,6 @@
 #include "dns/upstream.h"
 #include "egressd_abi.h"
 #include "events/event.h"
-#include "proxy/proxy.h"
 
 namespace egressd::dns {
 
@@ -95,8 +96,6 @@ struct ServerOptions {
 struct ServerStats {
   EGD_DNS_STATS(EGD_COUNTER_FIELD, )
   uint64_t queries = 0;  // not exported: every message, valid or not
-  std::array<uint64_t, size_t{EGD_VERDICT__COUNT} * size_t{EGD_REASON__COUNT}>
-      decisions{};  // verdict * REASON__COUNT + reason
 };
 
 class Server {
@@ -108,7 +107,7 @@ class Server {
   // `upstream`, which must outlive the server.
   static Result<std::unique_ptr<Server>> start(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity,
                                                EventSink sink,
-                                               std::shared_ptr<const proxy::ActivePolicy> policy,
+                                               std::shared_ptr<const decide::ActivePolicy> policy,
                                                ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -117,7 +116,7 @@ class Server {
   uint16_t port() const { return port_; }
   // A new policy; the cache is emptied (its answers were filtered by the
   // old one). Exchanges in flight finish under the new one.
-  void set_policy(std::shared_ptr<const proxy::ActivePolicy> p);
+  void set_policy(std::shared_ptr<const decide::ActivePolicy> p);
   // The A/AAAA addresses a client was given for `name` (canonical or not),
   // while the answer is cached; nullopt if none is.
   std::optional<std::vector<IpAddr>> cached_addresses(std::string_view name) const;
@@ -128,6 +127,7 @@ class Server {
   using AnswerObserver = std::function<void(std::string_view qname, uint16_t qtype, const AddressAnswer& answer)>;
   void observe_answers(AnswerObserver o) { answer_observer_ = std::move(o); }
   const ServerStats& stats() const { return stats_; }
+  const decide::DecisionCounts& decisions() const { return recorder_.decisions(); }
   // The TCP connection caps in force (they follow the policy).
   ShareCaps tcp_share_caps() const;
 
@@ -139,12 +139,12 @@ class Server {
   using Bucket = TokenBucket;
 
   Server(Loop& loop, UpstreamClient& upstream, ClientIdentity& identity, EventSink sink,
-         std::shared_ptr<const proxy::ActivePolicy> p, ServerOptions o);
+         std::shared_ptr<const decide::ActivePolicy> p, ServerOptions o);
   Status bind_all();
   void on_udp(Listener& l);
   void on_accept(Listener& l);
   void pause_accepting(int err);  // out of descriptors or memory: accept again in 100 ms
-  void refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const proxy::OrigDst> who,
+  void refuse_excess(Listener& l, const sockaddr_storage& peer, std::shared_ptr<const decide::SteeredFlow> who,
                      const ShareClient& client, ShareCap cap);
   void tcp_io(TcpClient& c, uint32_t events);
   void tcp_read(TcpClient& c);
@@ -166,14 +166,14 @@ class Server {
   void answered(const std::string& key, UpstreamReply&& r);
   std::vector<uint8_t> sinkhole(const QueryInfo& q);
   void record(const Waiter& w, const QueryInfo* q, uint8_t verdict, uint16_t reason, uint32_t rule_id);
-  std::optional<proxy::OrigDst> who(const Waiter& w);
+  std::optional<decide::SteeredFlow> who(const Waiter& w);
   FamilyDrop family_drop() const;  // under the policy and routes in force
   void explain_refusals();         // the EDE texts, for the policy in force
 
   Loop& loop_;
   ClientIdentity& identity_;
-  EventSink sink_;
-  std::shared_ptr<const proxy::ActivePolicy> policy_;
+  decide::Recorder recorder_;  // decisions per verdict and reason, events
+  std::shared_ptr<const decide::ActivePolicy> policy_;
   ServerOptions opt_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -5,7 +5,7 @@
 
 #include <cstdio>
 
-#include "dns/message.h"
+#include "common/dns_types.h"
 
 namespace egressd {
 namespace {

@@ -15,9 +15,6 @@
 namespace egressd::policy {
 namespace {
 
-constexpr uint16_t kWebPorts[] = {80, 443};
-constexpr uint16_t kDnsPort = 53;
-
 // ---- prefixes as hash keys ------------------------------------------------
 
 struct PrefixKey {

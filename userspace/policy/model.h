@@ -37,6 +37,11 @@ struct PortRange {
 inline constexpr uint8_t kProtoTcp = 0x1;  // == EGD_PROTO_TCP
 inline constexpr uint8_t kProtoUdp = 0x2;  // == EGD_PROTO_UDP
 
+// Open at L4 whatever the policy says: TCP to the web ports (and the ports
+// host rules name; the proxy judges them) and UDP to DNS.
+inline constexpr uint16_t kWebPorts[] = {80, 443};
+inline constexpr uint16_t kDnsPort = 53;
+
 struct AllowCidr {
   uint32_t id = 0;                   // 1-based position among [[allow_cidr]]
   Cidr cidr;

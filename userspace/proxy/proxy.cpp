@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kScratchBytes = 128 * 1024;
 constexpr int kAcceptsPerEvent = 64;
 
-ShareClient share_client(const OrigDst& o) { return ShareClient{o.tgid, o.uid, true}; }
+ShareClient share_client(const decide::SteeredFlow& o) { return ShareClient{o.tgid, o.uid, true}; }
 
 Result<UniqueFd> listen_on(int family, uint16_t port) {
   UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -54,12 +54,12 @@ uint16_t bound_port(int fd) {
 
 }  // namespace
 
-Proxy::Proxy(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const ActivePolicy> p,
-             ProxyOptions o)
+Proxy::Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
+             std::shared_ptr<const decide::ActivePolicy> p, ProxyOptions o)
     : loop_(loop),
       orig_(orig),
       resolver_(resolver),
-      sink_(std::move(sink)),
+      recorder_(EGD_HOOK_PROXY, std::move(sink)),
       policy_(std::move(p)),
       opt_(o),
       scratch_(kScratchBytes) {}
@@ -71,8 +71,9 @@ Proxy::~Proxy() {
   for (auto& l : listeners_) loop_.remove(l->fd.get());
 }
 
-Result<std::unique_ptr<Proxy>> Proxy::start(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink,
-                                            std::shared_ptr<const ActivePolicy> policy, ProxyOptions options) {
+Result<std::unique_ptr<Proxy>> Proxy::start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver,
+                                            EventSink sink, std::shared_ptr<const decide::ActivePolicy> policy,
+                                            ProxyOptions options) {
   std::unique_ptr<Proxy> p(new Proxy(loop, orig, resolver, std::move(sink), std::move(policy), options));
   // One port for both families: the hooks know one. With port 0 the IPv4
   // bind picks it; if that port is taken on ::1, try again (bounded).
@@ -115,7 +116,7 @@ void Proxy::accept_from(Listener& l) {
     auto orig = orig_.take(fd.get(), peer);
     if (!orig) {
       // Dialed directly, not steered: nobody to judge it against.
-      OrigDst unknown;
+      decide::SteeredFlow unknown;
       Session probe(*this, 0, UniqueFd(), unknown, policy_);
       record(probe, EGD_VERDICT_DENY, EGD_REASON_NO_RECORD, "", "", "", "", 0);
       continue;  // closes it
@@ -141,7 +142,7 @@ ShareCaps Proxy::share_caps() const {
   return egressd::share_caps(opt_.max_sessions, c.per_process, c.per_uid);
 }
 
-void Proxy::refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap) {
+void Proxy::refuse_excess(const decide::SteeredFlow& orig, const ShareClient& client, ShareCap cap) {
   auto now = Loop::Clock::now();
   excess_log_.say(opt_.warn, now, [&] {
     return share_refusal_line("proxy", client, orig.comm, cap, share_caps(), shares_);
@@ -178,41 +179,16 @@ void Proxy::finished(uint64_t id) {
 void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7,
                    const std::string& host, const std::string& method, const std::string& path, uint32_t rule_id,
                    const DialResult* dial) {
-  ++stats_.decisions[(verdict < EGD_VERDICT__COUNT ? verdict : EGD_VERDICT_DENY) * EGD_REASON__COUNT +
-                     (reason < EGD_REASON__COUNT ? reason : EGD_REASON_INTERNAL)];
-  // Allows are events with events = "all"; a fallback always is: an address
-  // of an allowed name is dead.
-  if (verdict == EGD_VERDICT_ALLOW && reason != EGD_REASON_UPSTREAM_FALLBACK &&
-      policy_->policy.events != policy::EventsMode::All)
-    return;
+  auto v = static_cast<uint8_t>(verdict);
+  auto r = static_cast<uint16_t>(reason);
+  if (!recorder_.count(v, r, policy_->policy.events)) return;
   // A flood of refusals costs neither the loop nor the log.
   if (reason == EGD_REASON_TOO_MANY_CONNECTIONS &&
       !excess_events_.take(opt_.excess_events_per_second, opt_.excess_event_burst, Loop::Clock::now())) {
     ++stats_.events_suppressed;
     return;
   }
-  const OrigDst& o = s.orig();
-  Event e;
-  e.unix_ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-  e.cgroup_id = o.cgroup_id;
-  e.sock_cookie = o.sock_cookie;
-  e.sender_known = o.identified;
-  e.pid = o.pid;
-  e.tgid = o.tgid;
-  e.uid = o.uid;
-  e.rule_id = rule_id;
-  e.comm = o.comm;
-  e.family = o.family;
-  e.protocol = IPPROTO_TCP;
-  e.sock_type = SOCK_STREAM;
-  e.hook = EGD_HOOK_PROXY;
-  e.verdict = static_cast<uint8_t>(verdict);
-  e.reason = static_cast<uint16_t>(reason);
-  e.dport = o.port;
-  e.daddr = o.given.to_string();
-  if (o.family == AF_INET6 && !(o.target == o.given)) e.judged = o.target.to_string();
+  Event e = recorder_.event(v, r, rule_id, &s.orig(), IPPROTO_TCP);
   e.l7 = l7;
   e.host = host;
   e.method = method;
@@ -222,7 +198,7 @@ void Proxy::record(const Session& s, unsigned verdict, unsigned reason, const st
     e.dials = dial->dials;
     if (dial->served.family) e.upstream = dial->served.to_string();  // empty when none served
   }
-  if (sink_) sink_(e);
+  recorder_.emit(e);
 }
 
 }  // namespace egressd::proxy

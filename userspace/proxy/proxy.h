@@ -22,11 +22,12 @@
 #include "common/result.h"
 #include "common/token_bucket.h"
 #include "common/unique_fd.h"
+#include "decide/active_policy.h"
+#include "decide/recorder.h"
+#include "decide/steered_flow.h"
 #include "egressd_abi.h"
 #include "events/event.h"
 #include "policy/model.h"
-#include "proxy/l3_check.h"
-#include "proxy/orig_dst.h"
 #include "proxy/stats.h"
 
 namespace egressd::proxy {
@@ -75,16 +76,6 @@ struct ProxyOptions {
 struct ProxyStats {
   EGD_PROXY_STATS(EGD_COUNTER_FIELD, )
   uint64_t head_bytes_parsed = 0;  // not exported: request-head bytes handed to the HTTP parser, re-parses included
-  std::array<uint64_t, EGD_VERDICT__COUNT * EGD_REASON__COUNT> decisions{};  // verdict * REASON__COUNT + reason
-};
-
-// The policy a session decides with; swapped whole on reload (sessions keep
-// the one they started with).
-struct ActivePolicy {
-  explicit ActivePolicy(policy::Policy p) : policy(std::move(p)), l3(policy) {}
-  ActivePolicy(const ActivePolicy&) = delete;
-  policy::Policy policy;
-  L3Check l3;
 };
 
 class Session;
@@ -96,13 +87,15 @@ class Proxy {
 
   // Binds 127.0.0.1:port and [::1]:port (IPv6 is optional: a netns without
   // ::1 gets IPv4 only, and steered IPv6 connects are refused there).
-  static Result<std::unique_ptr<Proxy>> start(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink,
-                                              std::shared_ptr<const ActivePolicy> policy, ProxyOptions options);
+  static Result<std::unique_ptr<Proxy>> start(Loop& loop, decide::SteeredTable& orig, Resolver& resolver,
+                                              EventSink sink, std::shared_ptr<const decide::ActivePolicy> policy,
+                                              ProxyOptions options);
   ~Proxy();
 
   uint16_t port() const { return port_; }
-  void set_policy(std::shared_ptr<const ActivePolicy> p) { policy_ = std::move(p); }
+  void set_policy(std::shared_ptr<const decide::ActivePolicy> p) { policy_ = std::move(p); }
   const ProxyStats& stats() const { return stats_; }
+  const decide::DecisionCounts& decisions() const { return recorder_.decisions(); }
   // The connection caps in force (they follow the policy).
   ShareCaps share_caps() const;
   const ConnectionShares& shares() const { return shares_; }
@@ -114,21 +107,21 @@ class Proxy {
     UniqueFd fd;
     void on_io(uint32_t events) override;
   };
-  Proxy(Loop& loop, OrigDstTable& orig, Resolver& resolver, EventSink sink, std::shared_ptr<const ActivePolicy> p,
-        ProxyOptions o);
+  Proxy(Loop& loop, decide::SteeredTable& orig, Resolver& resolver, EventSink sink,
+        std::shared_ptr<const decide::ActivePolicy> p, ProxyOptions o);
   void accept_from(Listener& l);
   void pause_listeners(int err);  // out of descriptors or memory: accept again in 100 ms
-  void refuse_excess(const OrigDst& orig, const ShareClient& client, ShareCap cap);
+  void refuse_excess(const decide::SteeredFlow& orig, const ShareClient& client, ShareCap cap);
   void finished(uint64_t id);  // a session is done; freed after the loop batch
   void record(const Session& s, unsigned verdict, unsigned reason, const std::string& l7, const std::string& host,
               const std::string& method, const std::string& path, uint32_t rule_id,
               const DialResult* dial = nullptr);
 
   Loop& loop_;
-  OrigDstTable& orig_;
+  decide::SteeredTable& orig_;
   Resolver& resolver_;
-  EventSink sink_;
-  std::shared_ptr<const ActivePolicy> policy_;
+  decide::Recorder recorder_;  // decisions per verdict and reason, events
+  std::shared_ptr<const decide::ActivePolicy> policy_;
   ProxyOptions opt_;
   uint16_t port_ = 0;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -11,8 +11,8 @@
 #include <string_view>
 
 #include "addr_class.h"
+#include "decide/host_rules.h"
 #include "proxy/client_hello.h"
-#include "proxy/host_rules.h"
 #include "proxy/responses.h"
 
 namespace egressd::proxy {
@@ -24,15 +24,6 @@ constexpr auto kRefuseDrain = std::chrono::milliseconds(1000);
 // An origin that accepts an upgrade answers "HTTP/1.1 101" and one SP (or
 // CR: some omit the reason phrase and its SP).
 constexpr std::string_view kSwitching = "HTTP/1.1 101";
-
-unsigned l7_reason(const std::string& r) {
-  if (r == "host-not-allowed") return EGD_REASON_HOST_NOT_ALLOWED;
-  if (r == "port-not-allowed") return EGD_REASON_PORT_NOT_ALLOWED;
-  if (r == "method-not-allowed") return EGD_REASON_METHOD_NOT_ALLOWED;
-  if (r == "path-not-allowed") return EGD_REASON_PATH_NOT_ALLOWED;
-  if (r == "inspection-needs-http") return EGD_REASON_NEEDS_HTTP;
-  return EGD_REASON_HOST_NOT_ALLOWED;
-}
 
 void set_nodelay(int fd) {
   int one = 1;
@@ -63,7 +54,8 @@ bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs) {
   return false;
 }
 
-Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, OrigDst orig, std::shared_ptr<const ActivePolicy> policy)
+Session::Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig,
+                 std::shared_ptr<const decide::ActivePolicy> policy)
     : proxy_(proxy), id_(id), orig_(std::move(orig)), policy_(std::move(policy)), dialer_(proxy.loop_) {
   client_.s = upstream_.s = this;
   client_.client = true;
@@ -235,13 +227,13 @@ void Session::judge_tls(const ClientHelloInfo& hello) {
       connect_upstream();
     return;
   }
-  L7Request req;
+  decide::L7Request req;
   req.host = host_;
   req.port = orig_.port;
   req.tls = true;
-  L7Decision d = decide_l7(pol, req);
+  decide::L7Decision d = decide::decide_l7(pol, req);
   if (!d.allowed) {
-    if (deny(l7_reason(d.reason), d.detail)) connect_upstream();
+    if (deny(d.reason, d.detail)) connect_upstream();
     return;
   }
   phase_ = Phase::Resolve;
@@ -270,15 +262,15 @@ bool Session::judge_request(const HttpHead& head, bool first) {
   };
   if (host.empty() || head.host_is_ip)
     return refuse(EGD_REASON_HOST_NOT_ALLOWED, host.empty() ? "the request names no host" : "the Host is an IP literal");
-  L7Request req;
+  decide::L7Request req;
   req.host = host;
   req.port = orig_.port;
   req.tls = false;
   req.method = head.method;
   req.path = head.path;
   req.rewrites = head.has_override || !head.upgrade.empty();
-  L7Decision d = decide_l7(pol, req);
-  if (!d.allowed) return refuse(l7_reason(d.reason), d.detail);
+  decide::L7Decision d = decide::decide_l7(pol, req);
+  if (!d.allowed) return refuse(d.reason, d.detail);
   uint32_t rule = d.rule ? d.rule->id : 0;
   if (first) {
     phase_ = Phase::Resolve;
@@ -394,7 +386,7 @@ bool Session::answered_recently(const std::string& host) const {
 
 void Session::on_resolved(const ResolveResult& r) {
   if (phase_ != Phase::Resolve) return;
-  const L3Check& l3 = policy_->l3;
+  const decide::L3Check& l3 = policy_->l3;
   // An address the name had a little while ago still counts (it moved
   // since); the address check below judges it all the same.
   bool matched = among_addresses(orig_.target, r.addrs) || answered_recently(host_);
@@ -402,7 +394,7 @@ void Session::on_resolved(const ResolveResult& r) {
     if (deny(EGD_REASON_RESOLVE_FAILED, host_ + " did not resolve: " + r.error)) connect_upstream();
     return;
   }
-  L3Verdict here = l3.tcp(orig_.target, orig_.port);
+  decide::L3Verdict here = l3.tcp(orig_.target, orig_.port);
   if (!here.allowed) {
     if (deny(EGD_REASON_REBIND, orig_.target.to_string() + " is a blocked address")) connect_upstream();
     return;

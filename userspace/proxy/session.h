@@ -17,9 +17,9 @@
 
 #include "common/loop.h"
 #include "common/unique_fd.h"
+#include "decide/steered_flow.h"
 #include "proxy/dialer.h"
 #include "proxy/http_head.h"
-#include "proxy/orig_dst.h"
 #include "proxy/proxy.h"
 
 namespace egressd::proxy {
@@ -35,13 +35,14 @@ bool among_addresses(const IpAddr& orig, const std::vector<IpAddr>& addrs);
 
 class Session {
  public:
-  Session(Proxy& proxy, uint64_t id, UniqueFd client, OrigDst orig, std::shared_ptr<const ActivePolicy> policy);
+  Session(Proxy& proxy, uint64_t id, UniqueFd client, decide::SteeredFlow orig,
+          std::shared_ptr<const decide::ActivePolicy> policy);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void start();
-  const OrigDst& orig() const { return orig_; }
+  const decide::SteeredFlow& orig() const { return orig_; }
   void on_resolved(const ResolveResult& r);
 
  private:
@@ -101,8 +102,8 @@ class Session {
   Proxy& proxy_;
   uint64_t id_;
   End client_, upstream_;
-  OrigDst orig_;
-  std::shared_ptr<const ActivePolicy> policy_;
+  decide::SteeredFlow orig_;
+  std::shared_ptr<const decide::ActivePolicy> policy_;
   Phase phase_ = Phase::Inspect;
   Loop::TimerId timer_ = 0;
   Loop::Clock::time_point last_io_;

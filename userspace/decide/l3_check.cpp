@@ -1,12 +1,12 @@
-#include "proxy/l3_check.h"
+#include "decide/l3_check.h"
 
 #include <algorithm>
 #include <cstring>
 
 #include "addr_class.h"
-#include "proxy/host_rules.h"
+#include "decide/host_rules.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 namespace {
 
 IpAddr masked(const IpAddr& a, uint8_t len) {
@@ -77,10 +77,15 @@ const size_t* L3Check::Index::find(const IpAddr& a) const {
 L3Check::L3Check(const policy::Policy& policy) : policy_(policy) {
   build(deny_.by_len, policy.deny_cidrs);
   build(allow_.by_len, policy.allow_cidrs);
+  tcp_ports_.assign(65536, false);
+  for (uint16_t port : policy::kWebPorts) tcp_ports_[port] = true;
+  for (const policy::HostRule& h : policy.hosts)
+    for (const policy::PortRange& r : h.ports)
+      for (uint32_t port = r.lo; port <= r.hi; ++port) tcp_ports_[port] = true;
 }
 
-L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
-  if (deny_.find(a)) return {false, EGD_REASON_DENY_CIDR};
+L3Verdict L3Check::judge(const IpAddr& a, uint16_t port, uint8_t proto, bool steered) const {
+  if (const size_t* i = deny_.find(a)) return {false, EGD_REASON_DENY_CIDR, policy_.deny_cidrs[*i].id};
   // Folded allow rules: any containing rule that admits the port (the
   // kernel folds less specific rules into the most specific entry).
   for (const auto& [len, set] : allow_.by_len) {
@@ -88,8 +93,8 @@ L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
     auto it = set.find(masked(a, len));
     if (it == set.end()) continue;
     const policy::AllowCidr& r = policy_.allow_cidrs[it->second];
-    if ((r.proto_mask & policy::kProtoTcp) && (r.ports.empty() || port_in(r.ports, port)))
-      return {true, EGD_REASON_ALLOW_CIDR};
+    if ((r.proto_mask & proto) && (r.ports.empty() || port_in(r.ports, port)))
+      return {true, EGD_REASON_ALLOW_CIDR, r.id};
   }
   __u32 cat = category_of(a);
   if (cat != EGD_CAT_PUBLIC) {
@@ -97,21 +102,34 @@ L3Verdict L3Check::judge(const IpAddr& a, uint16_t port) const {
     if (act == policy::Action::Deny || cat == EGD_CAT_LOOPBACK)
       return {act == policy::Action::Allow, static_cast<uint16_t>(egd_category_reason(cat))};
   }
-  return {true, EGD_REASON_WEB_PORT};  // the proxy only dials ports the hooks steered
+  if (steered || (proto == policy::kProtoTcp && tcp_ports_[port])) return {true, EGD_REASON_WEB_PORT};
+  if (proto == policy::kProtoUdp && port == policy::kDnsPort) return {true, EGD_REASON_DNS_PORT};
+  return {false, proto ? uint16_t{EGD_REASON_PORT} : uint16_t{EGD_REASON_PROTO}};
 }
 
-L3Verdict L3Check::tcp(const IpAddr& addr, uint16_t port) const {
+L3Verdict L3Check::embedded(const IpAddr& addr, uint16_t port, uint8_t proto, bool steered) const {
   if (addr.family == AF_INET6) {
     __u32 w[4], v4 = 0;
     std::memcpy(w, addr.bytes.data(), 16);
     int embed = egd_embedded_v4(w, &v4);
     if (embed != EGD_EMBED_NONE) {
-      L3Verdict as4 = judge(IpAddr::v4(&v4), port);
+      // The IPv4 verdict names the real target; a translated form leaves
+      // as IPv6, so it must also pass as IPv6 (its denial wins).
+      L3Verdict as4 = judge(IpAddr::v4(&v4), port, proto, steered);
       if (embed == EGD_EMBED_MAPPED || !as4.allowed) return as4;
-      return judge(addr, port);
+      L3Verdict as6 = judge(addr, port, proto, steered);
+      return as6.allowed ? as4 : as6;
     }
   }
-  return judge(addr, port);
+  return judge(addr, port, proto, steered);
+}
+
+L3Verdict L3Check::decide(const IpAddr& addr, uint16_t port, uint8_t proto) const {
+  return embedded(addr, port, proto, /*steered=*/false);
+}
+
+L3Verdict L3Check::tcp(const IpAddr& addr, uint16_t port) const {
+  return embedded(addr, port, policy::kProtoTcp, /*steered=*/true);
 }
 
 bool L3Check::reachable_as(const IpAddr& a) const {
@@ -137,4 +155,4 @@ bool L3Check::reachable(const IpAddr& addr) const {
   return reachable_as(addr);
 }
 
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

@@ -1,6 +1,7 @@
 // host_rules.h: the L7 decision the proxy makes for one request: does an
 // [[allow]] rule admit this host (SNI or Host), port and, for plain HTTP,
-// method and path? Pure; `egressd explain` and the proxy share it.
+// method and path? Pure; `egressd explain`, the proxy and the resolver
+// (host_matches) share it.
 #pragma once
 
 #include <cstdint>
@@ -9,9 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "egressd_abi.h"
 #include "policy/model.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 
 struct L7Request {
   std::string host;                   // canonical: lower-case, no trailing dot
@@ -24,8 +26,8 @@ struct L7Request {
 
 struct L7Decision {
   bool allowed = false;
-  std::string reason;                 // "allowed", "host-not-allowed", "port-not-allowed",
-                                      // "inspection-needs-http", "method-not-allowed", "path-not-allowed"
+  uint16_t reason = EGD_REASON_HOST_NOT_ALLOWED;  // HOST_RULE when allowed, else HOST_NOT_ALLOWED,
+                                                 // PORT_NOT_ALLOWED, NEEDS_HTTP, METHOD_NOT_ALLOWED, PATH_NOT_ALLOWED
   const policy::HostRule* rule = nullptr;  // the rule that allowed, or the closest that did not
   std::string detail;                 // one sentence for logs and `explain`
 };
@@ -49,4 +51,4 @@ bool path_is_plain(std::string_view path);
 // segments: "/public" admits "/public" and "/public/x", not "/publicx".
 L7Decision decide_l7(const policy::Policy& policy, const L7Request& req);
 
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

@@ -1,11 +1,11 @@
-#include "proxy/host_rules.h"
+#include "decide/host_rules.h"
 
 #include <fnmatch.h>
 
 #include <algorithm>
 #include <cctype>
 
-namespace egressd::proxy {
+namespace egressd::decide {
 namespace {
 
 bool port_admitted(const policy::HostRule& r, uint16_t port) {
@@ -64,10 +64,9 @@ bool path_is_plain(std::string_view path) {
 
 L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
   L7Decision d;
-  d.reason = "host-not-allowed";
   d.detail = "no [[allow]] rule names " + req.host;
   int closeness = 0;  // how far the best failing rule got: port 1, inspection/method 2, path 3
-  auto note = [&](int level, const policy::HostRule& r, const char* reason, std::string detail) {
+  auto note = [&](int level, const policy::HostRule& r, uint16_t reason, std::string detail) {
     if (level <= closeness) return;
     closeness = level;
     d.rule = &r;
@@ -77,31 +76,31 @@ L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
   for (const policy::HostRule& r : policy.hosts) {
     if (!host_matches(r.host, req.host)) continue;
     if (!port_admitted(r, req.port)) {
-      note(1, r, "port-not-allowed", rule_name(r) + " does not list port " + std::to_string(req.port));
+      note(1, r, EGD_REASON_PORT_NOT_ALLOWED, rule_name(r) + " does not list port " + std::to_string(req.port));
       continue;
     }
     bool inspects = !r.methods.empty() || !r.paths.empty();
     if (inspects && (req.tls || req.rewrites)) {
-      note(2, r, "inspection-needs-http",
+      note(2, r, EGD_REASON_NEEDS_HTTP,
            rule_name(r) + " limits methods/paths, which " +
                (req.tls ? std::string("HTTPS does not show; add a rule without them for HTTPS")
                         : std::string("an upgrade or override header would change")));
       continue;
     }
     if (!r.methods.empty() && std::find(r.methods.begin(), r.methods.end(), req.method) == r.methods.end()) {
-      note(2, r, "method-not-allowed", rule_name(r) + " does not list method " + req.method);
+      note(2, r, EGD_REASON_METHOD_NOT_ALLOWED, rule_name(r) + " does not list method " + req.method);
       continue;
     }
     if (!r.paths.empty()) {
       bool ok = path_is_plain(req.path) &&
                 std::any_of(r.paths.begin(), r.paths.end(), [&](const std::string& p) { return path_admitted(p, req.path); });
       if (!ok) {
-        note(3, r, "path-not-allowed", rule_name(r) + " does not admit path " + req.path);
+        note(3, r, EGD_REASON_PATH_NOT_ALLOWED, rule_name(r) + " does not admit path " + req.path);
         continue;
       }
     }
     d.allowed = true;
-    d.reason = "allowed";
+    d.reason = EGD_REASON_HOST_RULE;
     d.rule = &r;
     d.detail = "allowed by " + rule_name(r);
     return d;
@@ -109,4 +108,4 @@ L7Decision decide_l7(const policy::Policy& policy, const L7Request& req) {
   return d;
 }
 
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

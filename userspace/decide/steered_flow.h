@@ -1,6 +1,8 @@
-// orig_dst.h: where a steered connection was going, and who opened it.
-// The connect hooks record it; the proxy takes it once per accepted
-// connection (race-free: the record exists before the SYN is sent).
+// steered_flow.h: who opened a steered flow and where it was going. The
+// connect and sendmsg hooks record it per client socket (egd_orig in
+// bpf/egressd_abi.h); the proxy takes it once per accepted connection
+// (race-free: the record exists before the SYN is sent), the resolver per
+// TCP client or, for UDP, when it records an event. One type for both.
 #pragma once
 
 #include <sys/socket.h>
@@ -12,9 +14,9 @@
 #include "common/ip_addr.h"
 #include "egressd_abi.h"
 
-namespace egressd::proxy {
+namespace egressd::decide {
 
-struct OrigDst {
+struct SteeredFlow {
   IpAddr given;        // as the client passed it to connect() (v4-mapped kept)
   IpAddr target;       // what the proxy dials: `given` without the v4-mapped wrapping
   uint16_t port = 0;
@@ -27,26 +29,17 @@ struct OrigDst {
 };
 
 // The record the hooks wrote, as a value.
-OrigDst orig_from_record(const egd_orig& o);
+SteeredFlow steered_from_record(const egd_orig& o);
 
-// Injected into the proxy so tests can stand in for the BPF map.
-class OrigDstTable {
+// The records of steered TCP connections (bpf/steered_table.h reads the
+// BPF map); injected so tests can stand in for the map.
+class SteeredTable {
  public:
-  virtual ~OrigDstTable() = default;
+  virtual ~SteeredTable() = default;
   // The record of the client at `peer` (accept()'s address) of the accepted
   // socket `fd`, removed from the table; nullopt if there is none (the
   // listener was dialed directly).
-  virtual std::optional<OrigDst> take(int fd, const sockaddr_storage& peer) = 0;
+  virtual std::optional<SteeredFlow> take(int fd, const sockaddr_storage& peer) = 0;
 };
 
-// egd_orig_by_port, keyed by the client's address and network namespace.
-class BpfOrigDstTable final : public OrigDstTable {
- public:
-  explicit BpfOrigDstTable(int map_fd) : map_fd_(map_fd) {}
-  std::optional<OrigDst> take(int fd, const sockaddr_storage& peer) override;
-
- private:
-  int map_fd_;
-};
-
-}  // namespace egressd::proxy
+}  // namespace egressd::decide

@@ -1,4 +1,4 @@
-#include "proxy/orig_dst.h"
+#include "bpf/steered_table.h"
 
 #include <bpf/bpf.h>
 #include <netinet/in.h>
@@ -11,25 +11,9 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-namespace egressd::proxy {
+namespace egressd {
 
-OrigDst orig_from_record(const egd_orig& o) {
-  OrigDst d;
-  d.family = o.family;
-  d.given = o.family == AF_INET ? IpAddr::v4(o.daddr) : IpAddr::v6(o.daddr);
-  d.target = d.given.unmapped();
-  d.port = o.dport;
-  d.identified = true;
-  d.pid = o.pid;
-  d.tgid = o.tgid;
-  d.uid = o.uid;
-  d.cgroup_id = o.cgroup_id;
-  d.sock_cookie = o.sock_cookie;
-  d.comm.assign(o.comm, strnlen(o.comm, sizeof(o.comm)));
-  return d;
-}
-
-std::optional<OrigDst> BpfOrigDstTable::take(int fd, const sockaddr_storage& peer) {
+std::optional<decide::SteeredFlow> BpfSteeredTable::take(int fd, const sockaddr_storage& peer) {
   egd_port_key k{};  // zeroed: padding is part of the hash key
   socklen_t len = sizeof(k.netns_cookie);
   if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &k.netns_cookie, &len) != 0) return std::nullopt;
@@ -52,7 +36,7 @@ std::optional<OrigDst> BpfOrigDstTable::take(int fd, const sockaddr_storage& pee
     if (bpf_map_lookup_elem(map_fd_, &k, &o) != 0) return std::nullopt;
     bpf_map_delete_elem(map_fd_, &k);
   }
-  return orig_from_record(o);
+  return decide::steered_from_record(o);
 }
 
-}  // namespace egressd::proxy
+}  // namespace egressd

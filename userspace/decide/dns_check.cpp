@@ -1,30 +1,24 @@
-#include "dns/policy_check.h"
+#include "decide/dns_check.h"
 
-#include "dns/filter.h"
-#include "dns/message.h"
-#include "proxy/host_rules.h"
+#include "common/dns_types.h"
+#include "decide/host_rules.h"
 
-namespace egressd::dns {
-namespace {
-
-constexpr uint16_t kTypeCAA = 257;
-
-}  // namespace
+namespace egressd::decide {
 
 bool type_allowed(uint16_t qtype) {
   switch (qtype) {
-    case kTypeA:
-    case kTypeNS:
-    case kTypeCNAME:
-    case kTypeSOA:
-    case kTypePTR:
-    case kTypeMX:
-    case kTypeTXT:
-    case kTypeAAAA:
-    case kTypeSRV:
-    case kTypeSVCB:
-    case kTypeHTTPS:
-    case kTypeCAA: return true;
+    case dns::kTypeA:
+    case dns::kTypeNS:
+    case dns::kTypeCNAME:
+    case dns::kTypeSOA:
+    case dns::kTypePTR:
+    case dns::kTypeMX:
+    case dns::kTypeTXT:
+    case dns::kTypeAAAA:
+    case dns::kTypeSRV:
+    case dns::kTypeSVCB:
+    case dns::kTypeHTTPS:
+    case dns::kTypeCAA: return true;
     default: return false;
   }
 }
@@ -39,7 +33,7 @@ bool plain_name(std::string_view qname) {
       continue;
     }
     bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok || ++label > kMaxLabelBytes) return false;
+    if (!ok || ++label > dns::kMaxLabelBytes) return false;
   }
   return label > 0;
 }
@@ -47,13 +41,13 @@ bool plain_name(std::string_view qname) {
 bool name_allowed(const policy::Policy& policy, std::string_view qname, uint32_t* rule_id) {
   if (!plain_name(qname)) return false;
   for (const policy::HostRule& r : policy.hosts) {  // first rule naming it, as `explain` would say
-    if (proxy::host_matches(r.host, qname)) {
+    if (host_matches(r.host, qname)) {
       if (rule_id) *rule_id = r.id;
       return true;
     }
   }
   for (const std::string& pattern : policy.dns.allow) {
-    if (proxy::host_matches(pattern, qname)) {
+    if (host_matches(pattern, qname)) {
       if (rule_id) *rule_id = 0;
       return true;
     }
@@ -74,23 +68,23 @@ std::optional<std::string_view> srv_base_name(std::string_view qname) {
 QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uint16_t qtype, uint16_t qclass) {
   QueryCheck c;
   bool allowed = name_allowed(policy, qname, &c.rule_id);
-  if (!allowed && qtype == kTypeSRV && qclass == kClassIN) {
+  if (!allowed && qtype == dns::kTypeSRV && qclass == dns::kClassIN) {
     auto base = srv_base_name(qname);
     allowed = base && plain_name(qname) && name_allowed(policy, *base, &c.rule_id);
   }
   if (!allowed) {
     c.reason = EGD_REASON_DNS_NAME_NOT_ALLOWED;
-    c.rcode = policy.dns.denied == policy::DnsDenied::Refused    ? kRcodeRefused
-              : policy.dns.denied == policy::DnsDenied::Sinkhole ? kRcodeNoError
-                                                                 : kRcodeNxDomain;
-  } else if (qclass != kClassIN || !type_allowed(qtype)) {
+    c.rcode = policy.dns.denied == policy::DnsDenied::Refused    ? dns::kRcodeRefused
+              : policy.dns.denied == policy::DnsDenied::Sinkhole ? dns::kRcodeNoError
+                                                                 : dns::kRcodeNxDomain;
+  } else if (qclass != dns::kClassIN || !type_allowed(qtype)) {
     c.reason = EGD_REASON_DNS_TYPE_NOT_ALLOWED;
-    c.rcode = kRcodeRefused;
+    c.rcode = dns::kRcodeRefused;
   } else {
     c.forward = true;
     c.verdict = EGD_VERDICT_ALLOW;
     c.reason = EGD_REASON_DNS_NAME_ALLOWED;
-    c.rcode = kRcodeNoError;
+    c.rcode = dns::kRcodeNoError;
     return c;
   }
   if (policy.mode == policy::Mode::Audit) {
@@ -100,4 +94,4 @@ QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uin
   return c;
 }
 
-}  // namespace egressd::dns
+}  // namespace egressd::decide

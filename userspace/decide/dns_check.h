@@ -1,4 +1,4 @@
-// policy_check.h: which queries the resolver forwards. A name is resolvable
+// dns_check.h: which queries the resolver forwards. A name is resolvable
 // if an [[allow]] host rule names it (any port: the agent needs the
 // address before the proxy sees the port) or [dns] allow does; any other
 // name is answered locally and never leaves the machine, whatever its type.
@@ -13,7 +13,7 @@
 #include "egressd_abi.h"
 #include "policy/model.h"
 
-namespace egressd::dns {
+namespace egressd::decide {
 
 struct QueryCheck {
   bool forward = false;                               // ask the upstreams (also every query in audit mode)
@@ -50,4 +50,4 @@ std::optional<std::string_view> srv_base_name(std::string_view qname);
 // kAllowedTypes or a class other than IN gets REFUSED.
 QueryCheck check_query(const policy::Policy& policy, std::string_view qname, uint16_t qtype, uint16_t qclass);
 
-}  // namespace egressd::dns
+}  // namespace egressd::decide
