@@ -2,9 +2,9 @@
 // written, and a damaged one is refused rather than half-read (pure).
 #include <gtest/gtest.h>
 
-#include "cli/detached_record.h"
+#include "attachment/detached_record.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 namespace {
 
 TEST(DetachedRecord, RoundTrip) {
@@ -35,4 +35,4 @@ TEST(DetachedRecord, DamagedIsRefused) {
 }
 
 }  // namespace
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -15,8 +15,10 @@ LAYERS = [
     ["events"],             # Event values, formats, the hub
     ["decide"],             # the userspace twin of bpf/decide.bpf.h, the recorder
     ["bpf"],                # loading, pins, maps (the steered-flow table)
+    ["attachment"],         # an attachment's state on disk: cgroup, lock, pidfile, recorded policy, stale pins
     ["proxy", "dns"],       # the transparent proxy and the resolver: peers
-    ["cli"],                # commands and the daemon's wiring
+    ["daemon"],             # the Daemon `attach` runs: wiring, ring, re-fencer, metrics
+    ["cli"],                # the verbs
 ]
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"', re.M)

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "cli/metrics_format.h"
+#include "daemon/metrics_format.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 struct Sample {
@@ -236,4 +236,4 @@ TEST(MetricsFormat, LabelEscape) {
 }
 
 }  // namespace
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -15,7 +15,7 @@
 #include <cstring>
 #include <string>
 
-#include "cli/metrics_format.h"
+#include "daemon/metrics_format.h"
 #include "daemon/metrics_server.h"
 #include "common/loop.h"
 

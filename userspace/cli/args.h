@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
+#include "systemd/unit_cgroup.h"
+
 namespace egressd::cli {
 
 struct UsageError : std::runtime_error {
@@ -29,5 +32,9 @@ class Args {
   std::map<std::string, std::string> values_;
   std::vector<std::string> positional_;
 };
+
+// --cgroup and --user of a verb. --user takes a user name or a numeric uid;
+// it needs --cgroup (a slice name). Throws UsageError for a missing --cgroup.
+Result<systemd::CgroupRequest> cgroup_request(const Args& args);
 
 }  // namespace egressd::cli

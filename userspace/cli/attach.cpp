@@ -6,10 +6,12 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "daemon/daemon.h"
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
 namespace {
 
 uint64_t parse_ms(const Args& args, const std::string& name, uint64_t fallback) {

@@ -21,12 +21,12 @@
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
-#include "cli/detached_record.h"
+#include "attachment/detached_record.h"
 #include "cli/fence_removal.h"
-#include "cli/policy_source.h"
-#include "cli/stale_pins.h"
+#include "attachment/policy_source.h"
+#include "attachment/stale_pins.h"
 #include "cli/status_report.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/dir_entries.h"
@@ -35,6 +35,13 @@
 #include "policy/compiler.h"
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
+
+int fail(const char* verb, const std::string& message) {
+  std::fprintf(stderr, "egressd %s: %s\n", verb, message.c_str());
+  return 1;
+}
 namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }

@@ -16,4 +16,7 @@ int cmd_check(const std::vector<std::string>& args);
 int cmd_explain(const std::vector<std::string>& args);
 int cmd_run(const std::vector<std::string>& args);
 
+// Prints "egressd VERB: message" and returns 1.
+int fail(const char* verb, const std::string& message);
+
 }  // namespace egressd::cli

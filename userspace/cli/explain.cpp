@@ -6,8 +6,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/policy_source.h"
-#include "cli/target.h"
+#include "attachment/policy_source.h"
+#include "attachment/target.h"
 #include "common/ip_addr.h"
 #include "decide/host_rules.h"
 #include "decide/l3_check.h"
@@ -15,6 +15,8 @@
 #include "proxy/client_hello.h"
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
 namespace {
 
 struct Url {

@@ -8,6 +8,8 @@
 
 namespace egressd::cli {
 
+using namespace attachment;  // the attachment every verb works on
+
 Status remove_fence(const Target& t, int daemon_timeout_ms) {
   auto lock = lock_target(t);
   if (!lock) return lock.error();

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string>
 
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/result.h"
 
 namespace egressd::cli {
@@ -13,7 +13,7 @@ namespace egressd::cli {
 // Under the target's lock: detaches every link, removes the pins, asks the
 // daemon serving `t` to exit (waiting up to daemon_timeout_ms, then
 // SIGKILL) and removes its socket and pidfile. An error if `t` is not fenced.
-Status remove_fence(const Target& t, int daemon_timeout_ms = 5000);
+Status remove_fence(const attachment::Target& t, int daemon_timeout_ms = 5000);
 
 // What `detach` says when the cgroup at `path` outlives its fence: the
 // `procs` processes in it and, for a systemd slice, every session started in

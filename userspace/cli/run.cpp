@@ -24,12 +24,12 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/fence_removal.h"
-#include "cli/policy_source.h"
+#include "attachment/policy_source.h"
 #include "cli/run_cgroup.h"
 #include "cli/run_daemon.h"
 #include "cli/run_rules.h"
 #include "cli/run_user.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/clock.h"
@@ -38,6 +38,8 @@
 extern char** environ;
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
 namespace {
 
 // How long `egressd attach` may take to load the programs and say READY=1

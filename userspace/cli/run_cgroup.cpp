@@ -14,11 +14,13 @@
 #include "bpf/pins.h"
 #include "cli/fence_removal.h"
 #include "cli/run_rules.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/cgroup.h"
 #include "common/dir_entries.h"
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
 namespace {
 
 std::string read_text(const std::string& path) {

@@ -10,12 +10,14 @@
 
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
-#include "cli/detached_record.h"
-#include "cli/target.h"
+#include "attachment/detached_record.h"
+#include "attachment/target.h"
 #include "common/cgroup.h"
 #include "events/event.h"
 
 namespace egressd::cli {
+
+using namespace attachment;  // the attachment every verb works on
 namespace {
 
 std::string cstr(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }

@@ -33,7 +33,7 @@ struct AttachmentStatus {
   bool dns_steered = false;           // a resolver was registered once: DNS never passes unsteered
   std::array<uint64_t, EGD_STAT__COUNT> counters{};  // verdict * EGD_REASON__COUNT + reason, ring drops
   // Non-zero: `detach` removed the fence while the cgroup lived on (its
-  // record, cli/detached_record.h); there are no pins, so only cgroup,
+  // record, attachment/detached_record.h); there are no pins, so only cgroup,
   // cgroup_id, policy (the one it had), fence and processes are known.
   uint64_t detached_unix_ns = 0;
   size_t processes = 0;  // in the detached cgroup and below it

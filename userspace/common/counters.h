@@ -5,7 +5,7 @@
 //     X(P##field, "metric_name", "fixed label" or "", counter|gauge, "help") ...
 //
 // its stats struct takes its fields from the list (EGD_COUNTER_FIELD), and
-// the exporter its rows (cli/metrics_format.h, where P prefixes the field
+// the exporter its rows (daemon/metrics_format.h, where P prefixes the field
 // with the component's name): adding a counter is one line. Rows that share
 // a metric name form one family, told apart by their fixed label; they must
 // be adjacent and the first row's help is the family's.

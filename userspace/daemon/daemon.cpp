@@ -7,16 +7,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <variant>
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "cli/detached_record.h"
-#include "cli/metrics_gather.h"
-#include "cli/policy_source.h"
-#include "cli/stale_pins.h"
+#include "attachment/detached_record.h"
+#include "daemon/metrics_gather.h"
+#include "attachment/policy_source.h"
+#include "attachment/stale_pins.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/unix_addr.h"
@@ -27,7 +28,7 @@
 namespace egressd::daemon {
 namespace {
 
-using cli::Pinned;
+using attachment::Pinned;
 
 constexpr std::chrono::seconds kHousekeepingInterval{10};
 
@@ -64,11 +65,11 @@ Result<std::unique_ptr<Daemon>> Daemon::start(DaemonOptions options) {
 
 Status Daemon::fence() {
   EGD_TRY(check_bpf_privileges());
-  auto p = cli::load_policy(opt_.policy_path);
+  auto p = attachment::load_policy(opt_.policy_path);
   if (!p) return p.error();
   policy_ = std::move(*p);
   if (!opt_.cgroup) return opt_.cgroup.error();
-  auto target = cli::resolve_target(*opt_.cgroup, /*create=*/true);
+  auto target = attachment::resolve_target(*opt_.cgroup, /*create=*/true);
   if (!target) return target.error();
   target_ = std::move(*target);
 
@@ -102,7 +103,7 @@ Status Daemon::fence() {
   // One list for the proxy's checks and the resolver: --dns-upstream >
   // [dns] upstream > /etc/resolv.conf. egressd is outside the fence, so an
   // upstream on loopback (systemd-resolved's 127.0.0.53) is never steered.
-  auto upstreams = cli::dns_upstreams(opt_.dns_upstream, policy_);
+  auto upstreams = dns_upstreams(opt_.dns_upstream, policy_);
   if (!upstreams) return upstreams.error();
   upstreams_ = *upstreams;
   // egressd's one DNS client: the resolver forwards through it, the proxy
@@ -110,18 +111,18 @@ Status Daemon::fence() {
   dns::UpstreamClient::Options uopt;
   uopt.upstreams = upstreams_;
   upstream_.emplace(*loop_, uopt);
-  resolver_ = std::make_unique<cli::ProxyResolver>(*loop_, *upstream_);
+  resolver_ = std::make_unique<ProxyResolver>(*loop_, *upstream_);
 
-  auto lock = cli::lock_target(target_);
+  auto lock = attachment::lock_target(target_);
   if (!lock) return lock.error();
   auto attached = attach_cgroup(target_.path, target_.id, policy_);
   if (!attached) return attached.error();
   attached_.emplace(std::move(*attached));
-  cli::remove_detached_record(target_.id);  // fenced again: status no longer reports it detached
+  attachment::remove_detached_record(target_.id);  // fenced again: status no longer reports it detached
   // One consumer per ring: the daemon of a previous attach hands over,
   // and we take the pidfile before anyone else can look.
-  if (!cli::stop_daemon(target_, 5000)) spdlog::warn("previous daemon did not exit");
-  auto pidfile = cli::claim_pidfile(target_);
+  if (!attachment::stop_daemon(target_, 5000)) spdlog::warn("previous daemon did not exit");
+  auto pidfile = attachment::claim_pidfile(target_);
   if (!pidfile)
     return logic_error(pidfile.error().message() + " (the new policy is in force; this daemon exits)");
   pidfile_ = std::move(*pidfile);
@@ -132,9 +133,9 @@ Status Daemon::start_components() {
   if (!attached_->install.warning.empty()) spdlog::warn("after the policy swap: {}", attached_->install.warning);
   // Pins left for this path by a cgroup that is gone (recreated while no
   // daemon ran) fence nothing; this attachment replaces them.
-  for (const Pinned& old : cli::pinned_attachments()) {
-    if (old.path != target_.path || old.id == target_.id || !cli::pinned_cgroup_gone(old)) continue;
-    if (auto s = cli::remove_stale(old); !s)
+  for (const Pinned& old : attachment::pinned_attachments()) {
+    if (old.path != target_.path || old.id == target_.id || !attachment::pinned_cgroup_gone(old)) continue;
+    if (auto s = attachment::remove_stale(old); !s)
       spdlog::warn("stale pins of removed cgroup id {}: {}", old.id, s.error().message());
     else
       spdlog::info("removed the stale pins of cgroup id {} (an earlier {}, removed)", old.id, target_.path);
@@ -184,7 +185,7 @@ Status Daemon::start_components() {
   // Prometheus: bound only now, after a previous daemon (which may hold the
   // same address) has stopped.
   if (opt_.metrics) {
-    auto m = MetricsServer::start(*loop_, opt_.metrics->at, cli::metrics_source(maps(), *proxy_, *dns_, *hub_),
+    auto m = MetricsServer::start(*loop_, opt_.metrics->at, metrics_source(maps(), *proxy_, *dns_, *hub_),
                                        opt_.metrics->options);
     if (!m) return with_context("metrics: ", m.error());
     metrics_ = std::move(*m);
@@ -243,7 +244,7 @@ void Daemon::reinstall(Trigger trigger) {
   if (sighup) {
     // Serialised with `egressd reload`, but never waiting: a daemon blocked
     // here would not see the SIGTERM of an attach or detach holding the lock.
-    auto l = cli::lock_target(target_, /*wait=*/false);
+    auto l = attachment::lock_target(target_, /*wait=*/false);
     if (!l) {
       spdlog::error("reload skipped: {} (another attach/reload/detach is in progress)", l.error().message());
       return;
@@ -332,7 +333,8 @@ int Daemon::run() {
   sd_notify("READY=1\nSTATUS=enforcing on " + target_.path + "\nMAINPID=" + std::to_string(getpid()));
   while (running_) {
     if (auto s = loop_->run_once(-1); !s) {
-      exit_code_ = cli::fail("attach", s.error().message());
+      std::fprintf(stderr, "egressd attach: %s\n", s.error().message().c_str());
+      exit_code_ = 1;
       break;
     }
   }

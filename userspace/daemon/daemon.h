@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "bpf/loader.h"
-#include "cli/proxy_resolver.h"
-#include "cli/target.h"
+#include "daemon/proxy_resolver.h"
+#include "attachment/target.h"
 #include "common/loop.h"
 #include "common/result.h"
 #include "common/routes.h"
@@ -36,7 +36,7 @@ namespace egressd::daemon {
 // in start()'s order, after the privilege and policy checks.
 struct DaemonOptions {
   Result<systemd::CgroupRequest> cgroup = logic_error("no --cgroup");
-  std::string policy_path;   // "" or cli::kBuiltinPolicy: the built-in default
+  std::string policy_path;   // "" or attachment::kBuiltinPolicy: the built-in default
   std::string dns_upstream;  // --dns-upstream; "" when not given
   proxy::ProxyOptions proxy;
   dns::ServerOptions dns;
@@ -80,12 +80,12 @@ class Daemon {
   // Members in start-up order: destroyed in reverse, the loop last.
   std::optional<Loop> loop_;
   policy::Policy policy_;  // the one attach installed
-  cli::Target target_;
+  attachment::Target target_;
   std::string cgroup_root_;
   FdLimit fds_;
   std::vector<sockaddr_storage> upstreams_;
   std::optional<dns::UpstreamClient> upstream_;
-  std::unique_ptr<cli::ProxyResolver> resolver_;
+  std::unique_ptr<ProxyResolver> resolver_;
   std::optional<Attached> attached_;
   UniqueFd pidfile_;
   std::unique_ptr<Hub> hub_;

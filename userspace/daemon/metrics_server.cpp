@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "cli/metrics_format.h"
+#include "daemon/metrics_format.h"
 #include "common/unix_addr.h"
 
 namespace egressd::daemon {
@@ -205,7 +205,7 @@ std::string metrics_http_reply(HttpParse state, const HttpRequest& req, bool loo
   if (path != "/metrics") return response(404, "Not Found", "egressd serves GET /metrics\n", head);
   auto text = body();
   if (!text) return response(500, "Internal Server Error", text.error().message() + "\n", head);
-  return response(200, "OK", *text, head, cli::kMetricsContentType);
+  return response(200, "OK", *text, head, kMetricsContentType);
 }
 
 // ---- the server -----------------------------------------------------------------

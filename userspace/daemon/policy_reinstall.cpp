@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "cli/policy_source.h"
+#include "attachment/policy_source.h"
 
 namespace egressd::daemon {
 
@@ -16,7 +16,7 @@ std::variant<Reinstalled, ReinstallError> reinstall_policy(const MapFds& maps, c
     meta = *m;
     if (file.empty()) file.assign(meta->policy_path, strnlen(meta->policy_path, sizeof(meta->policy_path)));
   }
-  auto p = cli::load_policy(file);
+  auto p = attachment::load_policy(file);
   if (!p) return ReinstallError{ReinstallStep::Load, p.error(), file};
   Reinstalled out{file, std::move(*p), std::nullopt};
   if (when == Install::Always || out.policy.hash != meta->policy_hash) {

@@ -25,14 +25,14 @@
 #include <vector>
 
 #include "bpf/policy_maps.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/cgroup_watch.h"
 #include "common/loop.h"
 #include "events/hub.h"
 
 namespace egressd::daemon {
 
-using cli::Target;
+using attachment::Target;
 
 class Refencer final : public Loop::Watcher {
  public:

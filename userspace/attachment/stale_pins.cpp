@@ -1,4 +1,4 @@
-#include "cli/stale_pins.h"
+#include "attachment/stale_pins.h"
 
 #include <unistd.h>
 
@@ -7,10 +7,10 @@
 #include "bpf/loader.h"
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
-#include "cli/target.h"
+#include "attachment/target.h"
 #include "common/cgroup.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 
 std::vector<Pinned> pinned_attachments() {
   std::vector<Pinned> out;
@@ -37,4 +37,4 @@ Status remove_stale(const Pinned& p) {
   return {};
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "bpf/policy_maps.h"
-#include "cli/metrics_format.h"
+#include "daemon/metrics_format.h"
 #include "common/result.h"
 
 namespace egressd {
@@ -20,7 +20,7 @@ class Server;
 }
 }  // namespace egressd
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& proxy, const dns::Server& dns,
                                        const Hub& hub);
@@ -30,4 +30,4 @@ Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& p
 std::function<Result<std::string>()> metrics_source(const MapFds& maps, const proxy::Proxy& proxy,
                                                     const dns::Server& dns, const Hub& hub);
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

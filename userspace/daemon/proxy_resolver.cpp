@@ -1,11 +1,11 @@
-#include "cli/proxy_resolver.h"
+#include "daemon/proxy_resolver.h"
 
 #include <cstring>
 
 #include "dns/message.h"
 #include "dns/resolv_conf.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 proxy::ResolveResult convert(const dns::Resolution& r) {
@@ -87,4 +87,4 @@ Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, con
   return ups;
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

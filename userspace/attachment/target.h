@@ -10,19 +10,13 @@
 #include "common/unique_fd.h"
 #include "systemd/unit_cgroup.h"
 
-namespace egressd::cli {
-
-class Args;
+namespace egressd::attachment {
 
 struct Target {
   std::string path;  // absolute cgroup2 directory
   uint64_t id = 0;
   PinLayout pins;
 };
-
-// --cgroup and --user of a verb. --user takes a user name or a numeric uid;
-// it needs --cgroup (a slice name). Throws UsageError for a missing --cgroup.
-Result<systemd::CgroupRequest> cgroup_request(const Args& args);
 
 // create (attach): make the cgroup if it does not exist, unless it is a
 // running unit's (systemd's own); otherwise the cgroup must exist. Unit
@@ -33,9 +27,6 @@ Result<Target> resolve_target(const std::string& cgroup, bool create);
 // Exclusive lock on the cgroup directory, held while the fd lives. With
 // wait=false, fails with EWOULDBLOCK instead of waiting.
 Result<UniqueFd> lock_target(const Target& t, bool wait = true);
-
-// Prints "egressd VERB: message" and returns 1.
-int fail(const char* verb, const std::string& message);
 
 // The daemon of an attachment holds an exclusive flock on its pidfile for
 // its whole life: the lock, not a pid that may have been recycled, says
@@ -54,4 +45,4 @@ bool signal_daemon(const Target& t, int sig);
 // `timeout_ms` for it. Returns false if it is still alive.
 bool stop_daemon(const Target& t, int timeout_ms);
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -1,4 +1,4 @@
-#include "cli/metrics_gather.h"
+#include "daemon/metrics_gather.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include "events/hub.h"
 #include "proxy/proxy.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 Result<MetricsSnapshot> gather_metrics(const MapFds& maps, const proxy::Proxy& proxy, const dns::Server& dns,
                                        const Hub& hub) {
@@ -50,4 +50,4 @@ std::function<Result<std::string>()> metrics_source(const MapFds& maps, const pr
   };
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -1,4 +1,4 @@
-#include "cli/target.h"
+#include "attachment/target.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -15,33 +15,10 @@
 #include <memory>
 #include <vector>
 
-#include "cli/args.h"
 #include "common/cgroup.h"
 #include "systemd/naming_resolver.h"
 
-namespace egressd::cli {
-
-Result<systemd::CgroupRequest> cgroup_request(const Args& args) {
-  systemd::CgroupRequest req;
-  if (args.has("user") && !args.has("cgroup")) throw UsageError("--user needs --cgroup SLICE (such as claude.slice)");
-  req.cgroup = args.require("cgroup");
-  if (!args.has("user")) return req;
-  std::string user = args.get("user");
-  if (!user.empty() && user.find_first_not_of("0123456789") == std::string::npos) {
-    errno = 0;
-    unsigned long uid = std::strtoul(user.c_str(), nullptr, 10);
-    if (errno != 0 || uid >= 0xffffffffUL) return logic_error("--user: uid out of range: " + user);
-    req.uid = static_cast<unsigned>(uid);
-    return req;
-  }
-  passwd pw{}, *found = nullptr;
-  std::vector<char> buf(16384);
-  int rc = getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found);
-  if (rc != 0) return sys_error("--user: look up user " + user, rc);
-  if (!found) return logic_error("--user: no user named " + user);
-  req.uid = found->pw_uid;
-  return req;
-}
+namespace egressd::attachment {
 
 Result<Target> resolve_target(const systemd::CgroupRequest& req, bool create) {
   auto root = cgroup2_mount();
@@ -78,11 +55,6 @@ Result<UniqueFd> lock_target(const Target& t, bool wait) {
   if (!fd.valid()) return sys_error("open " + t.path);
   if (flock(fd.get(), wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) return sys_error("lock " + t.path);
   return fd;
-}
-
-int fail(const char* verb, const std::string& message) {
-  std::fprintf(stderr, "egressd %s: %s\n", verb, message.c_str());
-  return 1;
 }
 
 Result<UniqueFd> claim_pidfile(const Target& t) {
@@ -137,4 +109,4 @@ bool stop_daemon(const Target& t, int timeout_ms) {
   return rc > 0;
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -1,4 +1,4 @@
-#include "cli/metrics_format.h"
+#include "daemon/metrics_format.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -6,7 +6,7 @@
 
 #include "events/event.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 namespace {
 
 std::string help_escape(std::string_view v) {
@@ -138,4 +138,4 @@ std::string format_metrics(const MetricsSnapshot& s) {
   return w.take();
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

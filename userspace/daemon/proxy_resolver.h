@@ -26,7 +26,7 @@
 #include "proxy/proxy.h"
 #include "proxy/recent_answers.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 class ProxyResolver final : public proxy::Resolver {
  public:
@@ -59,4 +59,4 @@ class ProxyResolver final : public proxy::Resolver {
 // policy's [dns] upstream, else /etc/resolv.conf's nameservers.
 Result<std::vector<sockaddr_storage>> dns_upstreams(const std::string& flag, const policy::Policy& policy);
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

@@ -17,7 +17,7 @@
 #include "egressd_abi.h"
 #include "proxy/stats.h"
 
-namespace egressd::cli {
+namespace egressd::daemon {
 
 // The event hub's two numbers, read from its accessors.
 #define EGD_HUB_METRICS(X, P)                                                          \
@@ -61,4 +61,4 @@ std::string prometheus_label_escape(std::string_view v);
 
 inline constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-}  // namespace egressd::cli
+}  // namespace egressd::daemon

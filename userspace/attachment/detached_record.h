@@ -13,7 +13,7 @@
 
 #include "common/result.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 
 struct DetachedRecord {
   std::string path;  // the cgroup directory
@@ -40,4 +40,4 @@ void prune_detached_records();
 // Whether the cgroup the record names is still at its path with its id.
 bool detached_cgroup_present(const DetachedRecord& r);
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -1,6 +1,6 @@
 // detached_record.cpp: reading and writing `detach`'s record of a cgroup left
 // unfenced.
-#include "cli/detached_record.h"
+#include "attachment/detached_record.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,7 +14,7 @@
 #include "bpf/pins.h"
 #include "common/cgroup.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 namespace {
 
 bool parse_u64(const std::string& s, uint64_t& out) {
@@ -107,4 +107,4 @@ void prune_detached_records() {
   }
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -1,4 +1,4 @@
-#include "cli/policy_source.h"
+#include "attachment/policy_source.h"
 
 #include <cstdlib>
 
@@ -7,7 +7,7 @@
 #include "policy/compiler.h"
 #include "policy/toml_loader.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 
 Result<policy::Policy> load_policy(const std::string& path) {
   bool builtin = path.empty() || path == kBuiltinPolicy;
@@ -31,4 +31,4 @@ Result<policy::Policy> load_policy(const std::string& path) {
   }
 }
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

@@ -9,7 +9,7 @@
 
 #include "common/result.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 
 struct Pinned {
   uint64_t id;
@@ -26,4 +26,4 @@ bool pinned_cgroup_gone(const Pinned& p);
 // cgroup meanwhile), then removes the pins and run files.
 Status remove_stale(const Pinned& p);
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment

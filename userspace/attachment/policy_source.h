@@ -6,7 +6,7 @@
 #include "common/result.h"
 #include "policy/model.h"
 
-namespace egressd::cli {
+namespace egressd::attachment {
 
 // The name recorded for the built-in default (no --policy given).
 inline constexpr const char* kBuiltinPolicy = "<built-in default>";
@@ -16,4 +16,4 @@ inline constexpr const char* kBuiltinPolicy = "<built-in default>";
 // "FILE:LINE:COL: key: message".
 Result<policy::Policy> load_policy(const std::string& path);
 
-}  // namespace egressd::cli
+}  // namespace egressd::attachment
