@@ -327,7 +327,7 @@ proto = "tcp"
         self.assertIn("admitted by [[allow_cidr]] #1", self.explain("https://[::ffff:10.0.0.5]/"))
         self.assertTrue(self.explain("https://10.1.2.3/").startswith("deny "))  # the deny rule comes first
         self.assertTrue(self.explain("http://10.0.0.5/").startswith("deny "))   # port 80 is not in the rule
-        self.assertTrue(self.explain("https://203.0.113.10/").startswith("deny "))
+        self.assertTrue(self.explain("https://203.0.113.10/").startswith("deny https://203.0.113.10/: reason no-sni: "))
 
 
 class CgroupNames(unittest.TestCase):

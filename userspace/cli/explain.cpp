@@ -115,8 +115,9 @@ int cmd_explain(const std::vector<std::string>& argv) {
                   args.positional()[0].c_str(), rule.id, rule.cidr.text.c_str());
       return 0;
     }
+    std::string reason(reason_name(url->tls ? EGD_REASON_NO_SNI : EGD_REASON_HOST_NOT_ALLOWED));
     std::printf("deny %s: reason %s: an IP literal names no host; only [[allow_cidr]] can admit it\n",
-                args.positional()[0].c_str(), url->tls ? "no-sni" : "host-not-allowed");
+                args.positional()[0].c_str(), reason.c_str());
     return 0;
   }
   decide::L7Request req{url->host, url->port, url->tls, args.get("method", "GET"), url->path};

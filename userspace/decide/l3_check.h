@@ -1,8 +1,7 @@
 // l3_check.h: the kernel's address verdict, for addresses the proxy is
 // about to dial, that a name resolved to (DNS rebinding), or that
-// `egressd explain` is asked about. Same order as
-// bpf/decide.bpf.h and the same classification code (bpf/addr_class.h);
-// the CIDR lists are indexed per prefix length so a 100k-entry policy costs
+// `egressd explain` is asked about. Same order as bpf/decide.bpf.h and the
+// same classification code (bpf/addr_class.h); the CIDR lists are indexed per prefix length so a 100k-entry policy costs
 // at most 33 (129) hash lookups per address.
 #pragma once
 
@@ -52,8 +51,9 @@ class L3Check {
   // egd_decide for one address (no embedded forms); `steered`: the port
   // rules passed already.
   L3Verdict judge(const IpAddr& addr, uint16_t port, uint8_t proto, bool steered) const;
+  // judge() over the embedded IPv4 forms, as the hooks compose it.
   L3Verdict embedded(const IpAddr& addr, uint16_t port, uint8_t proto, bool steered) const;
-  bool reachable_as(const IpAddr& addr) const;               // no embedded forms
+  bool reachable_as(const IpAddr& addr) const;  // no embedded forms
 
   const policy::Policy& policy_;
   Index deny_, allow_;
