@@ -142,6 +142,23 @@ TEST_F(WatchTree, ClimbsWhenTheParentGoesAndComesBackDown) {
   EXPECT_TRUE(w->drain());
 }
 
+// The re-fencer may make the parent again itself (the whole chain) and aim
+// before it has read the removal: the path is the same, the directory is
+// not. A watch left on the removed one would never report again.
+TEST_F(WatchTree, FollowsAParentMadeAgainBeforeTheRemovalWasRead) {
+  auto w = CgroupWatch::create(target(), root_);
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  ASSERT_EQ(rmdir((root_ + "/a/b").c_str()), 0);
+  ASSERT_EQ(mkdir((root_ + "/a/b").c_str(), 0755), 0);
+  ASSERT_TRUE(w->aim().ok());
+  EXPECT_EQ(w->watched(), root_ + "/a/b");
+  w->drain();  // the old directory's removal, whatever it says now
+  ASSERT_EQ(mkdir(target().c_str(), 0755), 0);
+  EXPECT_TRUE(w->drain()) << "the watch stayed on the removed directory";
+  ASSERT_EQ(rmdir(target().c_str()), 0);
+  EXPECT_TRUE(w->drain());
+}
+
 TEST_F(WatchTree, RefusesATargetOutsideStopAt) {
   EXPECT_FALSE(CgroupWatch::create("/elsewhere/x", root_).ok());
   EXPECT_FALSE(CgroupWatch::create(root_, root_).ok());

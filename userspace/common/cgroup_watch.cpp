@@ -72,13 +72,17 @@ Status CgroupWatch::aim() {
   for (int attempt = 0; attempt < 64; ++attempt) {
     std::string dir = parent_dir(target_);
     while (dir.size() > stop_at_.size() && !is_dir(dir)) dir = parent_dir(dir);
-    if (dir == watched_ && wd_ >= 0) return {};
-    if (wd_ >= 0) inotify_rm_watch(fd_.get(), wd_);  // its IN_IGNORED is skipped by drain()
-    wd_ = inotify_add_watch(fd_.get(), dir.c_str(), kMask);
-    if (wd_ < 0) {
+    // Added even when the path is the one watched: the directory there may
+    // be a new one (removed and made again before its removal was read). The
+    // same directory gives back the same descriptor; a new one a new
+    // descriptor, and the old watch goes.
+    int wd = inotify_add_watch(fd_.get(), dir.c_str(), kMask);
+    if (wd < 0) {
       if (errno == ENOENT || errno == ENOTDIR) continue;
       return sys_error("watch " + dir);
     }
+    if (wd_ >= 0 && wd_ != wd) inotify_rm_watch(fd_.get(), wd_);  // its IN_IGNORED is skipped by drain()
+    wd_ = wd;
     watched_ = dir;
     next_ = next_component(dir, target_);
     // The next level made between the check above and the watch: its
