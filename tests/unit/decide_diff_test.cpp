@@ -16,8 +16,8 @@
 
 #include "decide/l3_check.h"
 #include "events/event.h"
-#include "policy/cidr.h"
 #include "kernel_decide/kernel_decide.h"
+#include "policy/cidr.h"
 #include "policy/compiler.h"
 #include "policy/toml_loader.h"
 

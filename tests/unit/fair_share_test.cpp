@@ -4,9 +4,9 @@
 // the proxy's total from the file limit (daemon/fd_limit.h).
 #include <gtest/gtest.h>
 
-#include "daemon/fd_limit.h"
 #include "common/fair_share.h"
 #include "common/token_bucket.h"
+#include "daemon/fd_limit.h"
 
 namespace egressd {
 namespace {

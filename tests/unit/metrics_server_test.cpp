@@ -15,9 +15,9 @@
 #include <cstring>
 #include <string>
 
+#include "common/loop.h"
 #include "daemon/metrics_format.h"
 #include "daemon/metrics_server.h"
-#include "common/loop.h"
 
 namespace egressd::daemon {
 namespace {

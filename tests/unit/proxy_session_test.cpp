@@ -19,10 +19,10 @@
 #include <random>
 #include <thread>
 
+#include "../support/client_hello_builder.h"
 #include "common/loop.h"
 #include "policy/toml_loader.h"
 #include "proxy/proxy.h"
-#include "../support/client_hello_builder.h"
 
 namespace egressd::proxy {
 namespace {

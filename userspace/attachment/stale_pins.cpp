@@ -4,10 +4,10 @@
 
 #include <cstring>
 
+#include "attachment/target.h"
 #include "bpf/loader.h"
 #include "bpf/pins.h"
 #include "bpf/policy_maps.h"
-#include "attachment/target.h"
 #include "common/cgroup.h"
 
 namespace egressd::attachment {

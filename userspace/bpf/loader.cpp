@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bpf/kernel_probe.h"
+#include "common/clock.h"
 #include "common/unique_fd.h"
 #include "egressd.skel.h"
 
@@ -78,10 +79,6 @@ Status load_skeleton(egressd_bpf* s) {
   int err = egressd_bpf__load(s);
   if (err == 0) return {};
   return load_error(object_elf(), -err);
-}
-
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
 // Pinned maps of a previous attach are reused, so the policy, counters and

@@ -10,16 +10,13 @@
 #include <vector>
 
 #include "bpf/pins.h"
+#include "common/clock.h"
 #include "policy/compiler.h"
 
 namespace egressd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
 
 template <class K, class V>
 Status write_entries(int fd, const std::vector<std::pair<K, V>>& entries, const char* what) {
@@ -83,12 +80,6 @@ Result<uint32_t> active_gen(const MapFds& maps) {
 }
 
 }  // namespace
-
-uint64_t unix_now_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 Result<MapFds> open_pinned_maps(const PinLayout& pins) {
   MapFds m;

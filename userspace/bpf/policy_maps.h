@@ -57,6 +57,4 @@ Status write_meta(const MapFds& maps, const egd_meta& meta);
 using Counters = std::array<uint64_t, EGD_STAT__COUNT>;
 Result<Counters> read_counters(const MapFds& maps);
 
-uint64_t unix_now_ns();
-
 }  // namespace egressd

@@ -4,9 +4,9 @@
 #include <cstdlib>
 #include <optional>
 
+#include "attachment/target.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "attachment/target.h"
 #include "daemon/daemon.h"
 
 namespace egressd::cli {

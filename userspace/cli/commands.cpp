@@ -17,18 +17,19 @@
 #include <iostream>
 #include <variant>
 
+#include "attachment/detached_record.h"
+#include "attachment/policy_source.h"
+#include "attachment/stale_pins.h"
+#include "attachment/target.h"
 #include "bpf/fence.h"
 #include "bpf/loader.h"
 #include "bpf/policy_maps.h"
 #include "cli/args.h"
-#include "attachment/detached_record.h"
 #include "cli/fence_removal.h"
-#include "attachment/policy_source.h"
-#include "attachment/stale_pins.h"
 #include "cli/status_report.h"
-#include "attachment/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
+#include "common/clock.h"
 #include "common/dir_entries.h"
 #include "daemon/policy_reinstall.h"
 #include "events/subscribe.h"

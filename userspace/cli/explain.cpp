@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <optional>
 
-#include "cli/args.h"
-#include "cli/commands.h"
 #include "attachment/policy_source.h"
 #include "attachment/target.h"
+#include "cli/args.h"
+#include "cli/commands.h"
 #include "common/ip_addr.h"
 #include "decide/host_rules.h"
 #include "decide/l3_check.h"

@@ -21,15 +21,15 @@
 #include <cstring>
 #include <optional>
 
+#include "attachment/policy_source.h"
+#include "attachment/target.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/fence_removal.h"
-#include "attachment/policy_source.h"
 #include "cli/run_cgroup.h"
 #include "cli/run_daemon.h"
 #include "cli/run_rules.h"
 #include "cli/run_user.h"
-#include "attachment/target.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/clock.h"

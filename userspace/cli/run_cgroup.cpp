@@ -11,10 +11,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "attachment/target.h"
 #include "bpf/pins.h"
 #include "cli/fence_removal.h"
 #include "cli/run_rules.h"
-#include "attachment/target.h"
 #include "common/cgroup.h"
 #include "common/dir_entries.h"
 

@@ -8,10 +8,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "bpf/loader.h"
-#include "bpf/policy_maps.h"
 #include "attachment/detached_record.h"
 #include "attachment/target.h"
+#include "bpf/loader.h"
+#include "bpf/policy_maps.h"
 #include "common/cgroup.h"
 #include "events/event.h"
 

@@ -15,12 +15,12 @@
 #include <spdlog/spdlog.h>
 
 #include "attachment/detached_record.h"
-#include "daemon/metrics_gather.h"
 #include "attachment/policy_source.h"
 #include "attachment/stale_pins.h"
 #include "common/caps.h"
 #include "common/cgroup.h"
 #include "common/unix_addr.h"
+#include "daemon/metrics_gather.h"
 #include "daemon/policy_reinstall.h"
 #include "dns/resolv_conf.h"
 #include "events/format.h"

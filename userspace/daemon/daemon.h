@@ -12,22 +12,22 @@
 #include <string>
 #include <vector>
 
-#include "bpf/loader.h"
-#include "daemon/proxy_resolver.h"
 #include "attachment/target.h"
+#include "bpf/loader.h"
+#include "bpf/steered_table.h"
 #include "common/loop.h"
 #include "common/result.h"
 #include "common/routes.h"
 #include "daemon/event_ring.h"
 #include "daemon/fd_limit.h"
 #include "daemon/metrics_server.h"
+#include "daemon/proxy_resolver.h"
 #include "daemon/refence.h"
 #include "dns/client_identity.h"
 #include "dns/server.h"
 #include "dns/upstream.h"
 #include "events/hub.h"
 #include "policy/model.h"
-#include "bpf/steered_table.h"
 #include "proxy/proxy.h"
 
 namespace egressd::daemon {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "bpf/policy_maps.h"
-#include "daemon/metrics_format.h"
 #include "common/result.h"
+#include "daemon/metrics_format.h"
 
 namespace egressd {
 class Hub;

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <vector>
 
-#include "daemon/metrics_format.h"
 #include "common/unix_addr.h"
+#include "daemon/metrics_format.h"
 
 namespace egressd::daemon {
 namespace {

@@ -14,6 +14,7 @@
 #include "bpf/fence.h"
 #include "bpf/loader.h"
 #include "common/cgroup.h"
+#include "common/clock.h"
 #include "events/format.h"
 
 namespace egressd::daemon {

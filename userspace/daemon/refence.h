@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "bpf/policy_maps.h"
 #include "attachment/target.h"
+#include "bpf/policy_maps.h"
 #include "common/cgroup_watch.h"
 #include "common/loop.h"
 #include "events/hub.h"

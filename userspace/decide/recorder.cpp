@@ -2,7 +2,7 @@
 
 #include <netinet/in.h>
 
-#include <chrono>
+#include "common/clock.h"
 
 namespace egressd::decide {
 
@@ -17,9 +17,7 @@ bool Recorder::count(uint8_t verdict, uint16_t reason, policy::EventsMode events
 Event Recorder::event(uint8_t verdict, uint16_t reason, uint32_t rule_id, const SteeredFlow* who,
                       int protocol) const {
   Event e;
-  e.unix_ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  e.unix_ns = unix_now_ns();
   e.hook = hook_;
   e.protocol = static_cast<uint16_t>(protocol);
   e.sock_type = protocol == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
