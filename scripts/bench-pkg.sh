@@ -180,15 +180,8 @@ http {
     }
 }
 EOF
-{
-  echo "# egressd policy of scripts/bench-pkg.sh"
-  echo "version = 1"
-  echo "[network]"
-  echo 'loopback = "allow"'
-  echo 'private = "deny"'
-  echo 'link_local = "deny"'
-  for h in $ALLOW_HOSTS; do printf '\n[[allow]]\nhost = "%s"\n' "$h"; done
-} >"$WORK/egressd.toml"
+# shellcheck disable=SC2086 # ALLOW_HOSTS: a list of words
+bench_web_policy scripts/bench-pkg.sh $ALLOW_HOSTS >"$WORK/egressd.toml"
 "$EGRESSD" check "$WORK/egressd.toml" >"$WORK/logs/egressd-check.log" 2>&1 || bench_die "egressd check of the policy"
 
 # --- namespaces, cgroups, daemons ---------------------------------------------------------

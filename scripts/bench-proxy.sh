@@ -192,15 +192,8 @@ render() { # template -> output
 }
 render "$HELP/proxy-origin-nginx.conf" "$WORK/origin-nginx.conf"
 render "$HELP/proxy-haproxy.cfg" "$WORK/haproxy.cfg"
-{
-  echo "# egressd policy of scripts/bench-proxy.sh"
-  echo "version = 1"
-  echo "[network]"
-  echo 'loopback = "allow"'
-  echo 'private = "deny"'
-  echo 'link_local = "deny"'
-  for h in $ALLOW_HOSTS; do printf '\n[[allow]]\nhost = "%s"\n' "$h"; done
-} >"$WORK/egressd.toml"
+# shellcheck disable=SC2086 # ALLOW_HOSTS: a list of words
+bench_web_policy scripts/bench-proxy.sh $ALLOW_HOSTS >"$WORK/egressd.toml"
 HOSTS="127.0.0.1 localhost
 $ORIGIN_IP a.test b.test c.test lat-direct.test
 ${LAT_IP[haproxy]} lat-haproxy.test

@@ -86,6 +86,19 @@ bench_netns_files() {
   chmod 644 "/etc/netns/$1"/*
 }
 
+# bench_web_policy SCRIPT HOST...: the egressd policy of a web benchmark on stdout: loopback
+# allowed (the bench's own servers), private and link-local denied, one [[allow]] per host.
+bench_web_policy() {
+  echo "# egressd policy of $1"
+  shift
+  echo "version = 1"
+  echo "[network]"
+  echo 'loopback = "allow"'
+  echo 'private = "deny"'
+  echo 'link_local = "deny"'
+  for h in "$@"; do printf '\n[[allow]]\nhost = "%s"\n' "$h"; done
+}
+
 # bench_del_netns NS...: kills what is left in each namespace (started by the caller), then
 # deletes it and its /etc/netns files.
 bench_del_netns() {
